@@ -1,0 +1,87 @@
+"""Checksummed downloads into a cache folder (optional: nothing in the tests or demo needs a network)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+
+
+class ChecksumError(ValueError):
+    """A downloaded or cached file does not have the expected sha256."""
+
+
+def download(
+    urls: str | Sequence[str],
+    dest: str | os.PathLike[str],
+    sha256: str | None,
+    *,
+    timeout: float = 30.0,
+    overwrite: bool = False,
+) -> Path:
+    """Fetch the first URL of ``urls`` that answers with the expected content and save it to ``dest``.
+
+    The file is streamed into a temporary file beside ``dest`` and renamed into place only after its
+    sha256 matches, so a failed or tampered download never leaves a file behind. An existing ``dest``
+    with the right checksum is reused; one with another checksum is never overwritten unless
+    ``overwrite=True``.
+
+    Args:
+        urls: one URL or mirrors tried in order (``http``, ``https`` or ``file``).
+        dest: target path.
+        sha256: expected hex digest; ``None`` accepts any content (not recommended).
+        timeout: seconds per connection attempt.
+        overwrite: replace an existing ``dest`` whose checksum differs.
+
+    Returns:
+        ``dest`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        ChecksumError: every mirror answered with other content.
+        OSError: no mirror could be reached.
+    """
+    dest = Path(dest)
+    mirrors = [urls] if isinstance(urls, str) else list(urls)
+    if not mirrors:
+        raise ValueError("urls must name at least one URL")
+    for u in mirrors:
+        if not isinstance(u, str) or u.split(":", 1)[0] not in ("http", "https", "file"):
+            raise ValueError(f"urls must be http(s) or file URLs, got {u!r}")
+    if dest.exists():
+        if sha256 is None or _sha256(dest) == sha256:
+            return dest
+        if not overwrite:
+            raise ChecksumError(f"{dest} exists with another sha256 than {sha256}; pass overwrite=True to replace it")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    errors: list[str] = []
+    for url in mirrors:
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+        try:
+            h = hashlib.sha256()
+            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310
+                while block := resp.read(1 << 20):
+                    h.update(block)
+                    out.write(block)
+            if sha256 is not None and h.hexdigest() != sha256:
+                errors.append(f"{url}: sha256 {h.hexdigest()} != expected {sha256}")
+                continue
+            os.replace(tmp, dest)
+            return dest
+        except OSError as err:
+            errors.append(f"{url}: {err}")
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+    if any("sha256" in e for e in errors):
+        raise ChecksumError("download refused, checksum mismatch:\n  " + "\n  ".join(errors))
+    raise OSError("download failed from every mirror:\n  " + "\n  ".join(errors))
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()

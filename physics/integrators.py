@@ -1,0 +1,93 @@
+"""Fixed-step explicit integrators (Euler, classical RK4) and a dispatcher to torchdiffeq.
+
+All integrators follow torchdiffeq's convention: the vector field is ``f(t, y) -> dy/dt`` with
+``y`` of any shape (batch first by our convention), and trajectories are returned time-first,
+shape ``(len(t), *y0.shape)``, so that ``odeint(..., method="dopri5")`` is a drop-in switch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from hybridzoo.physics.validation import check_positive_int, check_tensor, check_time_grid
+
+VectorField = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+FIXED_METHODS = ("euler", "rk4")
+
+
+def euler_step(f: VectorField, t: torch.Tensor, y: torch.Tensor, dt: torch.Tensor | float) -> torch.Tensor:
+    """One explicit Euler step ``y + dt * f(t, y)`` (first order; a residual block)."""
+    return y + dt * f(t, y)
+
+
+def rk4_step(f: VectorField, t: torch.Tensor, y: torch.Tensor, dt: torch.Tensor | float) -> torch.Tensor:
+    """One classical fourth-order Runge-Kutta step of size ``dt`` from ``(t, y)``."""
+    half = 0.5 * dt
+    k1 = f(t, y)
+    k2 = f(t + half, y + half * k1)
+    k3 = f(t + half, y + half * k2)
+    k4 = f(t + dt, y + dt * k3)
+    return y + (dt / 6.0) * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
+
+
+_STEPPERS = {"euler": euler_step, "rk4": rk4_step}
+
+
+def odeint(
+    f: VectorField,
+    y0: torch.Tensor,
+    t: torch.Tensor,
+    *,
+    method: str = "rk4",
+    substeps: int = 1,
+    adjoint: bool = False,
+    rtol: float = 1e-7,
+    atol: float = 1e-9,
+) -> torch.Tensor:
+    """Integrate ``dy/dt = f(t, y)`` from ``y0`` at ``t[0]`` and return ``y`` at every time in ``t``.
+
+    Args:
+        f: vector field ``f(t, y)``; ``t`` is a 0-d tensor, ``y`` has the shape of ``y0``.
+        y0: initial state, any shape, e.g. ``(batch, state_dim)``.
+        t: 1-D strictly increasing output times (same dtype/device as ``y0``).
+        method: ``"euler"`` or ``"rk4"`` (ours, fixed step), or any torchdiffeq method name
+            (``"dopri5"``, ``"bosh3"``, ...) for adaptive stepping.
+        substeps: fixed-step methods take this many equal steps between consecutive output times.
+        adjoint: torchdiffeq methods only: back-propagate with the adjoint method (O(1) memory in
+            the number of steps); needs ``f`` to be an ``nn.Module``.
+        rtol, atol: tolerances of adaptive torchdiffeq methods.
+
+    Returns:
+        Tensor of shape ``(len(t), *y0.shape)``.
+    """
+    check_tensor("y0", y0)
+    t = check_time_grid("t", t)
+    substeps = check_positive_int("substeps", substeps)
+    if method in _STEPPERS:
+        if adjoint:
+            raise ValueError("adjoint=True needs a torchdiffeq method (e.g. 'dopri5'); "
+                             f"method={method!r} is a fixed-step method that back-propagates directly")
+        step = _STEPPERS[method]
+        ys = [y0]
+        y = y0
+        for i in range(t.numel() - 1):
+            dt = (t[i + 1] - t[i]) / substeps
+            ti = t[i]
+            for k in range(substeps):
+                y = step(f, ti + k * dt, y, dt)
+            ys.append(y)
+        return torch.stack(ys, dim=0)
+    import torchdiffeq
+    from torchdiffeq._impl.odeint import SOLVERS
+
+    if method not in SOLVERS:
+        raise ValueError(f"method must be one of {FIXED_METHODS} or a torchdiffeq method {sorted(SOLVERS)}, "
+                         f"got {method!r}")
+    if adjoint:
+        if not isinstance(f, torch.nn.Module):
+            raise TypeError("adjoint=True needs the vector field f to be a torch.nn.Module")
+        return torchdiffeq.odeint_adjoint(f, y0, t, method=method, rtol=rtol, atol=atol)
+    return torchdiffeq.odeint(f, y0, t, method=method, rtol=rtol, atol=atol)

@@ -1,0 +1,69 @@
+"""Input checks for the public boundary of physics routines: every failure names the argument."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+
+def check_tensor(
+    name: str,
+    x: object,
+    *,
+    ndim: int | Sequence[int] | None = None,
+    min_ndim: int | None = None,
+    last_dim: int | None = None,
+    finite: bool = True,
+    positive: bool = False,
+    floating: bool = True,
+) -> torch.Tensor:
+    """Validate ``x`` and return it; raise ``TypeError``/``ValueError`` naming ``name`` otherwise."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if floating and not (x.is_floating_point() or x.is_complex()):
+        raise TypeError(f"{name} must have a floating dtype, got {x.dtype}")
+    if ndim is not None:
+        allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+        if x.ndim not in allowed:
+            raise ValueError(f"{name} must have {' or '.join(map(str, allowed))} dimensions, got shape {tuple(x.shape)}")
+    if min_ndim is not None and x.ndim < min_ndim:
+        raise ValueError(f"{name} must have at least {min_ndim} dimensions, got shape {tuple(x.shape)}")
+    if last_dim is not None and (x.ndim == 0 or x.shape[-1] != last_dim):
+        raise ValueError(f"{name} must have last dimension {last_dim}, got shape {tuple(x.shape)}")
+    if finite and not torch.isfinite(x).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+    if positive and not (x > 0).all():
+        raise ValueError(f"{name} must be strictly positive (min is {x.min().item():.4g})")
+    return x
+
+
+def check_time_grid(name: str, t: object) -> torch.Tensor:
+    """Check that ``t`` is a finite, 1-D, strictly increasing tensor with at least two points."""
+    t = check_tensor(name, t, ndim=1)
+    if t.numel() < 2:
+        raise ValueError(f"{name} must hold at least 2 time points, got {t.numel()}")
+    if not (t[1:] > t[:-1]).all():
+        raise ValueError(f"{name} must be strictly increasing")
+    return t
+
+
+def check_positive_number(name: str, value: object, *, allow_zero: bool = False) -> float:
+    """Check a positive (or non-negative) finite real scalar and return it as a float."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    v = float(value)
+    if not (v == v and abs(v) != float("inf")):
+        raise ValueError(f"{name} must be finite, got {value}")
+    if v < 0 or (v == 0 and not allow_zero):
+        raise ValueError(f"{name} must be {'non-negative' if allow_zero else 'positive'}, got {value}")
+    return v
+
+
+def check_positive_int(name: str, value: object) -> int:
+    """Check a positive integer and return it."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return value

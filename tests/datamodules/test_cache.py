@@ -1,0 +1,68 @@
+import json
+
+import numpy as np
+import pytest
+
+from hybridzoo.datamodules.cache import ArrayCache, config_hash
+
+
+def _arrays():
+    return {"a": np.arange(6.0).reshape(2, 3), "b": np.array([1, 2, 3])}
+
+
+def test_round_trip_and_manifest(tmp_path):
+    c = ArrayCache("demo", {"n": 3}, "1", root=tmp_path)
+    assert c.status() == "missing" and c.load() is None
+    c.save(_arrays())
+    assert c.status() == "ok"
+    out = c.load()
+    np.testing.assert_array_equal(out["a"], _arrays()["a"])
+    manifest = json.loads(c.manifest_path.read_text())
+    assert manifest["generator_version"] == "1" and manifest["config"] == {"n": 3}
+    assert len(manifest["sha256"]) == 64
+    assert not [p for p in c.dir.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_corrupt_cache_is_detected_and_rebuilt(tmp_path):
+    c = ArrayCache("demo", {"n": 3}, "1", root=tmp_path)
+    c.save(_arrays())
+    data = bytearray(c.arrays_path.read_bytes())
+    data[-10] ^= 0xFF
+    c.arrays_path.write_bytes(bytes(data))
+    assert c.status() == "corrupt"
+    calls = []
+
+    def build():
+        calls.append(1)
+        return _arrays()
+
+    with pytest.warns(UserWarning, match="corrupt data cache"):
+        out = c.load_or_build(build)
+    assert calls == [1] and c.status() == "ok"
+    np.testing.assert_array_equal(out["b"], [1, 2, 3])
+
+
+def test_truncated_manifest_is_corrupt(tmp_path):
+    c = ArrayCache("demo", {"n": 3}, "1", root=tmp_path)
+    c.save(_arrays())
+    c.manifest_path.write_text("{not json")
+    assert c.status() == "corrupt"
+
+
+def test_stale_version_is_not_used(tmp_path):
+    ArrayCache("demo", {"n": 3}, "1", root=tmp_path).save(_arrays())
+    newer = ArrayCache("demo", {"n": 3}, "2", root=tmp_path)
+    assert newer.status() == "missing"  # another version hashes to another folder
+    # a manifest from another generator version in the same folder is stale
+    old = ArrayCache("demo", {"n": 3}, "1", root=tmp_path)
+    m = json.loads(old.manifest_path.read_text())
+    m["generator_version"] = "0"
+    old.manifest_path.write_text(json.dumps(m))
+    assert old.status() == "stale"
+    with pytest.warns(UserWarning, match="stale"):
+        assert old.load() is None
+
+
+def test_config_hash_is_order_independent():
+    assert config_hash({"a": 1, "b": 2}) == config_hash({"b": 2, "a": 1})
+    assert config_hash({"a": 1}) != config_hash({"a": 2})

@@ -1,0 +1,63 @@
+import hashlib
+import http.server
+import threading
+from functools import partial
+
+import pytest
+
+from hybridzoo.datamodules.download import ChecksumError, download
+
+
+@pytest.fixture
+def server(tmp_path):
+    root = tmp_path / "www"
+    root.mkdir()
+    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *a, **k: None
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_download_verifies_checksum(server, tmp_path):
+    root, url = server
+    (root / "f.bin").write_bytes(b"hello hybridzoo")
+    sha = hashlib.sha256(b"hello hybridzoo").hexdigest()
+    dest = download(f"{url}/f.bin", tmp_path / "out" / "f.bin", sha)
+    assert dest.read_bytes() == b"hello hybridzoo"
+
+
+def test_checksum_mismatch_refuses_and_leaves_nothing(server, tmp_path):
+    root, url = server
+    (root / "f.bin").write_bytes(b"tampered")
+    with pytest.raises(ChecksumError, match="checksum mismatch"):
+        download(f"{url}/f.bin", tmp_path / "out" / "f.bin", "0" * 64)
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_falls_back_to_next_mirror(server, tmp_path):
+    root, url = server
+    (root / "f.bin").write_bytes(b"ok")
+    sha = hashlib.sha256(b"ok").hexdigest()
+    dest = download([f"{url}/missing.bin", f"{url}/f.bin"], tmp_path / "f.bin", sha)
+    assert dest.read_bytes() == b"ok"
+
+
+def test_existing_file_with_other_content_is_not_overwritten(server, tmp_path):
+    root, url = server
+    (root / "f.bin").write_bytes(b"new")
+    dest = tmp_path / "f.bin"
+    dest.write_bytes(b"user's own file")
+    with pytest.raises(ChecksumError, match="overwrite=True"):
+        download(f"{url}/f.bin", dest, hashlib.sha256(b"new").hexdigest())
+    assert dest.read_bytes() == b"user's own file"
+
+
+def test_bad_urls():
+    with pytest.raises(ValueError, match="urls must be http"):
+        download("ftp://example.org/x", "x", None)
+    with pytest.raises(ValueError, match="at least one URL"):
+        download([], "x", None)

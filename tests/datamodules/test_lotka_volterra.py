@@ -1,0 +1,78 @@
+import numpy as np
+import pytest
+import torch
+
+from hybridzoo.datamodules.lotka_volterra import LotkaVolterraDataModule
+from hybridzoo.physics import LotkaVolterraParams, simulate_lotka_volterra
+
+SMALL = dict(n_trajectories=6, n_val=1, n_test=1, t_train=2.0, t_extrap=4.0, dt=0.2)
+
+
+def test_deterministic_from_seed(tmp_path):
+    a = LotkaVolterraDataModule(seed=3, cache_dir=str(tmp_path / "a"), **SMALL).generate()
+    b = LotkaVolterraDataModule(seed=3, cache_dir=str(tmp_path / "b"), **SMALL).generate()
+    c = LotkaVolterraDataModule(seed=4, cache_dir=str(tmp_path / "c"), **SMALL).generate()
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k])
+    assert not np.array_equal(a["obs"], c["obs"])
+
+
+def test_clean_data_is_the_true_system_and_noise_is_relative(tmp_path):
+    dm = LotkaVolterraDataModule(noise=0.05, cache_dir=str(tmp_path), **SMALL)
+    arrays = dm.generate()
+    t = torch.as_tensor(arrays["t"])
+    ref = simulate_lotka_volterra(torch.as_tensor(arrays["y0"]), t, LotkaVolterraParams(), substeps=50)
+    np.testing.assert_allclose(arrays["clean"], ref.numpy(), atol=1e-6)
+    rel = (arrays["obs"] - arrays["clean"]).std(axis=1) / np.abs(arrays["clean"]).mean(axis=1)
+    assert 0.03 < rel.mean() < 0.07
+    assert tuple(arrays["y0"][0]) == (10.0, 10.0)
+
+
+def test_split_by_trajectory_and_windows(tmp_path):
+    dm = LotkaVolterraDataModule(cache_dir=str(tmp_path), **SMALL)
+    dm.prepare_data()
+    dm.setup("fit")
+    train = next(iter(dm.train_dataloader()))
+    val = next(iter(dm.val_dataloader()))
+    test = next(iter(dm.test_dataloader()))
+    assert train["obs"].shape == (4, 21, 2) and val["obs"].shape[0] == 1 and test["obs"].shape[0] == 1
+    starts = {tuple(x.tolist()) for b in (train, val, test) for x in b["y0"]}
+    assert len(starts) == 6  # no trajectory in two splits
+    assert int(train["n_train"][0]) == 11 and float(train["t"][0, 10]) == pytest.approx(2.0)
+
+
+def test_corrupt_cache_is_rebuilt_not_used(tmp_path):
+    dm = LotkaVolterraDataModule(cache_dir=str(tmp_path), **SMALL)
+    dm.prepare_data()
+    good = dm.cache.load()
+    dm.cache.arrays_path.write_bytes(b"garbage")
+    dm2 = LotkaVolterraDataModule(cache_dir=str(tmp_path), **SMALL)
+    with pytest.warns(UserWarning, match="corrupt"):
+        dm2.setup()
+    np.testing.assert_array_equal(dm2._arrays["obs"], good["obs"])
+    assert dm2.cache.status() == "ok"
+
+
+def test_build_force_regenerates(tmp_path):
+    dm = LotkaVolterraDataModule(cache_dir=str(tmp_path), **SMALL)
+    where = dm.build()
+    stamp = dm.cache.manifest_path.stat().st_mtime_ns
+    assert dm.build() == where and dm.cache.manifest_path.stat().st_mtime_ns == stamp
+    dm.build(force=True)
+    assert dm.cache.status() == "ok"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        (dict(noise=-0.1), "noise must be non-negative"),
+        (dict(t_train=5.0, t_extrap=4.0), "t_extrap must exceed t_train"),
+        (dict(n_trajectories=2, n_val=1, n_test=1), "leaves no training trajectory"),
+        (dict(ic_low=5.0, ic_high=1.0), "ic_high must exceed ic_low"),
+        (dict(beta=0.0), "beta must be positive"),
+        (dict(x0=float("nan")), "x0 must be finite"),
+    ],
+)
+def test_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        LotkaVolterraDataModule(**kwargs)

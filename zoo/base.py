@@ -1,0 +1,176 @@
+"""The base LightningModule shared by every zoo model.
+
+What every hybrid does alike lives here: optimiser defaults, the ``monitor``/``mode`` pair used by
+checkpoint callbacks, logging a hybrid metric beside its physics-only baseline(s), TensorBoard
+figures and images, starting from shipped weights (``pretrained=NAME``) and freezing the network
+or the physics parameters for fine-tuning.
+
+Conventions a subclass follows:
+- call ``self.save_hyperparameters()`` in ``__init__`` (plain values only, so checkpoints load
+  with ``weights_only=True``);
+- keep the learnable network(s) under ``self.net`` and learnable physical parameters under
+  ``self.physics`` (both ``nn.Module``), so ``freeze="network"|"physics"`` finds them;
+- set the class attributes ``zoo_name`` (registry name), ``monitor`` and ``mode``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, ClassVar, Literal
+
+import lightning as L
+import torch
+
+Freeze = Literal["none", "network", "physics"]
+_FREEZE_CHOICES = ("none", "network", "physics")
+
+
+class HybridModule(L.LightningModule):
+    """Base class of the zoo's hybrid physics + NN models.
+
+    Args:
+        lr: learning rate of the default Adam optimiser.
+        weight_decay: decoupled weight decay (AdamW when > 0).
+        pretrained: name of a shipped checkpoint (or a path/URL of a card) whose weights are loaded
+            when training starts, for fine-tuning. ``None`` starts from scratch.
+        freeze: ``"none"``, ``"network"`` (train only physical parameters) or ``"physics"`` (train
+            only the network).
+    """
+
+    zoo_name: ClassVar[str | None] = None
+    monitor: ClassVar[str] = "val/loss"
+    mode: ClassVar[str] = "min"
+
+    def __init__(
+        self,
+        *,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        pretrained: str | None = None,
+        freeze: Freeze = "none",
+    ) -> None:
+        super().__init__()
+        if freeze not in _FREEZE_CHOICES:
+            raise ValueError(f"freeze must be one of {_FREEZE_CHOICES}, got {freeze!r}")
+        if not (isinstance(lr, (int, float)) and lr > 0):
+            raise ValueError(f"lr must be a positive number, got {lr!r}")
+        if not (isinstance(weight_decay, (int, float)) and weight_decay >= 0):
+            raise ValueError(f"weight_decay must be a non-negative number, got {weight_decay!r}")
+        self._base_lr = float(lr)
+        self._base_weight_decay = float(weight_decay)
+        self._pretrained = pretrained
+        self._pretrained_done = False
+        self._freeze: str = freeze
+        #: JSON model card, set by :func:`hybridzoo.zoo.load_pretrained`.
+        self.card: dict[str, Any] | None = None
+
+    # ------------------------------------------------------------------ parameters and fine-tuning
+    def network_parameters(self) -> list[torch.nn.Parameter]:
+        """Parameters of the learnable network(s) (``self.net``)."""
+        net = getattr(self, "net", None)
+        return list(net.parameters()) if isinstance(net, torch.nn.Module) else []
+
+    def physics_parameters(self) -> list[torch.nn.Parameter]:
+        """Learnable physical parameters (``self.physics``)."""
+        phys = getattr(self, "physics", None)
+        return list(phys.parameters()) if isinstance(phys, torch.nn.Module) else []
+
+    def apply_freeze(self, freeze: Freeze | None = None) -> None:
+        """Freeze the network or the physics parameters (``None``: the ``freeze`` init argument)."""
+        freeze = self._freeze if freeze is None else freeze
+        if freeze not in _FREEZE_CHOICES:
+            raise ValueError(f"freeze must be one of {_FREEZE_CHOICES}, got {freeze!r}")
+        self._freeze = freeze
+        for p in self.parameters():
+            p.requires_grad_(True)
+        frozen = {"network": self.network_parameters(), "physics": self.physics_parameters()}.get(freeze, [])
+        for p in frozen:
+            p.requires_grad_(False)
+        if freeze != "none" and not frozen:
+            warnings.warn(f"freeze={freeze!r}: this model has no {freeze} parameters to freeze", stacklevel=2)
+
+    def load_pretrained_weights(self, name_or_path: str) -> None:
+        """Copy the weights of a shipped checkpoint (or a card path/URL) into this model."""
+        from hybridzoo.zoo.hub import load_state_dict
+
+        state, card = load_state_dict(name_or_path)
+        missing, unexpected = self.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise ValueError(
+                f"pretrained={name_or_path!r} does not fit this model (architecture differs): "
+                f"missing keys {missing[:5]}, unexpected keys {unexpected[:5]}; "
+                f"the checkpoint was trained with hparams {card.get('hparams')}"
+            )
+        self.card = card
+        self._pretrained_done = True
+
+    def setup(self, stage: str) -> None:
+        """Load ``pretrained`` weights once (before any ``ckpt_path`` restore) and apply ``freeze``."""
+        if self._pretrained and not self._pretrained_done:
+            self.load_pretrained_weights(self._pretrained)
+        self.apply_freeze()
+
+    # ------------------------------------------------------------------ optimisation
+    def configure_optimizers(self) -> Any:
+        """Adam (AdamW with weight decay) over the trainable parameters."""
+        params = [p for p in self.parameters() if p.requires_grad]
+        if not params:
+            raise ValueError("no trainable parameters: is everything frozen?")
+        if self._base_weight_decay > 0:
+            return torch.optim.AdamW(params, lr=self._base_lr, weight_decay=self._base_weight_decay)
+        return torch.optim.Adam(params, lr=self._base_lr)
+
+    # ------------------------------------------------------------------ data
+    def datamodule(self, **overrides: Any) -> L.LightningDataModule:
+        """Build this model's paired DataModule: zoo config, then the card's data config, then ``overrides``."""
+        from hybridzoo.zoo.registry import datamodule_for
+
+        return datamodule_for(self, **overrides)
+
+    # ------------------------------------------------------------------ logging
+    def log_with_baselines(
+        self,
+        stage: str,
+        metric: str,
+        hybrid: torch.Tensor | float,
+        baselines: dict[str, torch.Tensor | float] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Log ``<stage>/<metric>`` for the hybrid and ``<stage>/<metric>_<name>`` for each baseline."""
+        kwargs.setdefault("sync_dist", True)
+        kwargs.setdefault("batch_size", 1)
+        self.log(f"{stage}/{metric}", hybrid, **kwargs)
+        for name, value in (baselines or {}).items():
+            self.log(f"{stage}/{metric}_{name}", value, **kwargs)
+
+    @property
+    def tensorboard(self) -> Any | None:
+        """The TensorBoard ``SummaryWriter`` of the first TensorBoard logger, or ``None`` (rank 0 only)."""
+        if self._trainer is None or self.trainer.sanity_checking or not self.trainer.is_global_zero:
+            return None
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        for logger in self.trainer.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                return logger.experiment
+        return None
+
+    def log_figure(self, tag: str, figure: Any) -> None:
+        """Send a matplotlib figure to TensorBoard (no-op without a TensorBoard logger); closes it."""
+        import matplotlib.pyplot as plt
+
+        writer = self.tensorboard
+        if writer is not None:
+            writer.add_figure(tag, figure, global_step=self.global_step)
+        plt.close(figure)
+
+    def log_image(self, tag: str, image: torch.Tensor) -> None:
+        """Send an image ``(C, H, W)`` with values in [0, 1] to TensorBoard (no-op without one)."""
+        writer = self.tensorboard
+        if writer is not None:
+            writer.add_image(tag, image.detach().float().cpu().clamp(0, 1), global_step=self.global_step)
+
+    # ------------------------------------------------------------------ release
+    def release_metrics(self, trainer: L.Trainer, datamodule: L.LightningDataModule) -> dict[str, float]:
+        """Extra card metrics computed after testing (e.g. distillation results); none by default."""
+        return {}

@@ -1,0 +1,239 @@
+"""The ``hybridzoo`` console script.
+
+``hybridzoo fit|validate|test|predict -c CONFIG`` is a thin LightningCLI (subclass mode: any
+zoo model and DataModule); ``CONFIG`` is a YAML path or the name of a packaged config
+(``ude_lotka_volterra`` or ``ude-lotka-volterra``). The other commands are the zoo's own:
+
+    hybridzoo zoo list [--json]            models, papers, shipped weights, card metrics
+    hybridzoo zoo show NAME                a model card
+    hybridzoo zoo release NAME --out DIR   train, test and write weights + card
+    hybridzoo distil NAME_OR_PATH          symbolic distillation of a trained model
+    hybridzoo data build NAME [--force]    build (or rebuild) a model's data set
+    hybridzoo demo                         the quickstart demo
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
+TOOL_COMMANDS = ("zoo", "distil", "data", "demo")
+
+
+# ---------------------------------------------------------------------------------------- LightningCLI
+def _packaged_config(value: str) -> str:
+    """Map a config name (file stem or registry name) to the packaged YAML; paths pass through."""
+    if Path(value).exists() or not value or "/" in value or value.startswith("{"):
+        return value
+    from hybridzoo.zoo.registry import config_path, names
+
+    stem = value.removesuffix(".yaml")
+    for name in names():
+        entry_stem = config_path(name).stem
+        if stem in (name, entry_stem):
+            return str(config_path(name))
+    from importlib import resources
+
+    ref = resources.files("hybridzoo.configs") / f"{stem}.yaml"
+    return str(ref) if ref.is_file() else value
+
+
+def resolve_config_args(argv: Sequence[str]) -> list[str]:
+    """Rewrite ``-c NAME``/``--config NAME`` to packaged config paths."""
+    out = list(argv)
+    for i, arg in enumerate(out):
+        if arg in ("-c", "--config") and i + 1 < len(out):
+            out[i + 1] = _packaged_config(out[i + 1])
+        elif arg.startswith("--config="):
+            out[i] = "--config=" + _packaged_config(arg.split("=", 1)[1])
+    return out
+
+
+def lightning_cli(argv: Sequence[str]) -> int:
+    """Run LightningCLI with the zoo's base classes."""
+    import lightning as L
+    from lightning.pytorch.cli import LightningCLI
+
+    from hybridzoo.zoo.base import HybridModule
+    from hybridzoo.zoo.checkpointing import ZooCheckpoint
+
+    LightningCLI(
+        HybridModule,
+        L.LightningDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        args=resolve_config_args(argv),
+        trainer_defaults={"callbacks": [ZooCheckpoint()]},
+        auto_configure_optimizers=False,
+    )
+    return 0
+
+
+# ---------------------------------------------------------------------------------------- zoo tools
+def _fmt(v: float) -> str:
+    return f"{v:.3g}" if isinstance(v, (int, float)) else str(v)
+
+
+def cmd_zoo_list(args: argparse.Namespace) -> int:
+    from hybridzoo.zoo.registry import list_models
+
+    rows = list_models()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'name':26} {'weights':8} {'paper':44} metrics (test/<metric>: hybrid, then baselines)")
+    for r in rows:
+        metrics = ", ".join(f"{k.removeprefix('test/')}={_fmt(v)}" for k, v in r["metrics"].items()
+                            if k.startswith("test/"))
+        paper = r["paper"] if len(r["paper"]) <= 44 else r["paper"][:41] + "..."
+        print(f"{r['name']:26} {'yes' if r['weights'] else 'no':8} {paper:44} {metrics or '-'}")
+    return 0
+
+
+def cmd_zoo_show(args: argparse.Namespace) -> int:
+    from hybridzoo.zoo.hub import read_card, resolve_card
+    from hybridzoo.zoo.registry import get_entry, names
+
+    if args.name in names():
+        e = get_entry(args.name)
+        print(f"{e.name}: {e.summary}\n  paper: {e.paper}\n  model: {e.model}\n  data: {e.datamodule}\n"
+              f"  config: {e.config}")
+    try:
+        card = read_card(resolve_card(args.name))
+    except ValueError as err:
+        if args.name in names():
+            print("  no shipped weights")
+            return 0
+        raise SystemExit(f"hybridzoo: {err}") from None
+    print(json.dumps(card, indent=2))
+    return 0
+
+
+def _kv(pairs: Sequence[str] | None, what: str) -> dict:
+    import yaml
+
+    out = {}
+    for p in pairs or []:
+        if "=" not in p:
+            raise SystemExit(f"hybridzoo: {what} overrides must be KEY=VALUE, got {p!r}")
+        k, v = p.split("=", 1)
+        out[k] = yaml.safe_load(v)
+    return out
+
+
+def cmd_zoo_release(args: argparse.Namespace) -> int:
+    from hybridzoo.zoo.release import release
+
+    card = release(
+        args.name, args.out, seed=args.seed, overwrite=args.overwrite,
+        trainer_overrides=_kv(args.trainer, "--trainer"), model_overrides=_kv(args.model, "--model"),
+        data_overrides=_kv(args.data, "--data"), log_dir=args.log_dir,
+        command="hybridzoo " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["zoo"] else None,
+    )
+    print(f"wrote {card} and its weights")
+    print(json.dumps(json.loads(Path(card).read_text())["metrics"], indent=2))
+    return 0
+
+
+def cmd_distil(args: argparse.Namespace) -> int:
+    from hybridzoo.zoo.distil import distil
+    from hybridzoo.zoo.hub import load_pretrained
+
+    model = load_pretrained(args.name)
+    result = distil(model, backend=args.backend, fine_tune_epochs=args.fine_tune_epochs, seed=args.seed)
+    print(result.summary())
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        files = {"pareto.csv": None, "equations.json": None, "equations.tex": None}
+        clash = [f for f in files if (out / f).exists()]
+        if clash and not args.overwrite:
+            raise SystemExit(f"hybridzoo: {', '.join(str(out / f) for f in clash)} exist; pass --overwrite")
+        result.to_csv(out / "pareto.csv")
+        (out / "equations.json").write_text(json.dumps(
+            {"backend": result.backend, "equations": result.equations(), "metrics": result.metrics}, indent=2))
+        (out / "equations.tex").write_text("\n".join(f"{k}: ${v.latex}$" for k, v in result.terms.items()) + "\n")
+        print(f"wrote {out}/pareto.csv, equations.json, equations.tex")
+    return 0
+
+
+def cmd_data_build(args: argparse.Namespace) -> int:
+    from hybridzoo.zoo.registry import create_datamodule
+
+    dm = create_datamodule(args.name, **_kv(args.data, "--data"))
+    if not hasattr(dm, "build"):
+        raise SystemExit(f"hybridzoo: {args.name}'s data is generated on the fly; nothing to build")
+    where = dm.build(force=args.force)
+    print(f"{args.name}: data ready at {where}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from hybridzoo.zoo.demo import run_demo
+
+    run_demo(log_dir=args.log_dir)
+    return 0
+
+
+def tools_parser() -> argparse.ArgumentParser:
+    """Parser of the zoo's own commands."""
+    p = argparse.ArgumentParser(prog="hybridzoo", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    zoo = sub.add_parser("zoo", help="list, show and release zoo models").add_subparsers(dest="zoo_cmd", required=True)
+    q = zoo.add_parser("list", help="models, papers, shipped weights and card metrics")
+    q.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    q.set_defaults(func=cmd_zoo_list)
+    q = zoo.add_parser("show", help="print a model card")
+    q.add_argument("name", help="model name, card path or URL")
+    q.set_defaults(func=cmd_zoo_show)
+    q = zoo.add_parser("release", help="train with the packaged config, test, write weights + card")
+    q.add_argument("name")
+    q.add_argument("--out", required=True, help="folder for NAME.safetensors and NAME.json")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--overwrite", action="store_true", help="replace existing files")
+    q.add_argument("--log-dir", default="lightning_logs")
+    q.add_argument("--trainer", nargs="*", metavar="KEY=VALUE", help="Trainer overrides")
+    q.add_argument("--model", nargs="*", metavar="KEY=VALUE", help="model init overrides")
+    q.add_argument("--data", nargs="*", metavar="KEY=VALUE", help="DataModule init overrides")
+    q.set_defaults(func=cmd_zoo_release)
+    q = sub.add_parser("distil", help="symbolic distillation of a trained model's learned terms")
+    q.add_argument("name", help="checkpoint name, card path or URL")
+    q.add_argument("--backend", default="auto", choices=("auto", "pysr", "sindy"))
+    q.add_argument("--fine-tune-epochs", type=int, default=20)
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--out", help="folder for pareto.csv, equations.json and equations.tex")
+    q.add_argument("--overwrite", action="store_true")
+    q.set_defaults(func=cmd_distil)
+    data = sub.add_parser("data", help="data sets").add_subparsers(dest="data_cmd", required=True)
+    q = data.add_parser("build", help="build (or rebuild with --force) a model's data set")
+    q.add_argument("name")
+    q.add_argument("--force", action="store_true")
+    q.add_argument("--data", nargs="*", metavar="KEY=VALUE", help="DataModule init overrides")
+    q.set_defaults(func=cmd_data_build)
+    q = sub.add_parser("demo", help="train the UDE, distil it, print the equations and errors")
+    q.add_argument("--log-dir", default="lightning_logs")
+    q.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``hybridzoo`` console script."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in LIGHTNING_COMMANDS:
+        return lightning_cli(args)
+    if not args or args[0] in ("-h", "--help") or args[0] not in TOOL_COMMANDS:
+        if args and args[0] not in ("-h", "--help"):
+            print(f"hybridzoo: unknown command {args[0]!r}", file=sys.stderr)
+        print(__doc__.strip(), file=sys.stderr if args else sys.stdout)
+        return 0 if not args or args[0] in ("-h", "--help") else 2
+    ns = tools_parser().parse_args(args)
+    return ns.func(ns)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,329 @@
+"""Universal differential equation for Lotka-Volterra (Rackauckas et al., 2020).
+
+The prey's growth ``alpha*x`` is known; the interaction terms are unknown and learned:
+
+    dx/dt = alpha*x + NN_1(x, y; theta_1)
+    dy/dt = NN_2(x, y; theta_2) - theta_3*y
+
+with ``theta_3`` a learnable physical parameter (the predator's death rate). The model is trained
+end to end through a fixed-step RK4 integrator on whole trajectories, first with Adam and then with
+L-BFGS. For the true system ``NN_1 = -beta*x*y``, ``NN_2 = gamma*x*y`` and ``theta_3 = delta``.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+from torch import nn
+
+from hybridzoo.physics.integrators import odeint
+from hybridzoo.physics.validation import check_positive_int, check_positive_number, check_tensor
+from hybridzoo.zoo.base import Freeze, HybridModule
+from hybridzoo.zoo.ude_networks import GroupedMLP, TermStack
+
+TERMS = ("prey", "predator")
+
+
+class UDEPhysics(nn.Module):
+    """The learnable physical parameter: the predator death rate ``theta_3`` (1/time)."""
+
+    def __init__(self, delta_init: float) -> None:
+        super().__init__()
+        self.theta3 = nn.Parameter(torch.tensor(float(delta_init)))
+
+
+class UDELotkaVolterra(HybridModule):
+    """The UDE for Lotka-Volterra as a LightningModule.
+
+    Batches come from :class:`~hybridzoo.datamodules.lotka_volterra.LotkaVolterraDataModule`:
+    ``t (B, T)``, ``obs``/``clean`` ``(B, T, 2)``, ``y0 (B, 2)``, ``n_train (B,)``.
+
+    Training minimises the mean squared trajectory error over the training window (each species
+    scaled by its mean size). Because the untrained model grows exponentially (``dx/dt = alpha*x``),
+    the fitted window grows from ``window_start`` of the training window to all of it over the first
+    ``window_epochs`` epochs of the L-BFGS phase, the usual curriculum for fitting neural ODEs to long
+    trajectories (Adam only has to bring the model near a good basin on the short window).
+
+    Args:
+        alpha: the known prey growth rate (1/time).
+        delta_init: initial value of the learnable predator death rate ``theta_3``.
+        hidden, depth, activation: size of each of the two MLPs.
+        state_scale, term_scale: typical population and rate magnitudes (network input/output scaling).
+        method: ``"rk4"`` or ``"euler"`` (ours, fixed step) or a torchdiffeq method (e.g. ``"dopri5"``).
+        substeps: fixed steps per observation interval.
+        adam_epochs: epochs (one full-batch step each) of Adam, then ``lbfgs_epochs`` epochs of L-BFGS.
+        lbfgs_epochs: 0 disables the L-BFGS phase.
+        lbfgs_lr, lbfgs_max_iter: L-BFGS step size and iterations per epoch (strong-Wolfe line search).
+        window_start: fraction of the training window fitted at epoch 0 (1 disables the curriculum).
+        window_epochs: L-BFGS epochs over which the fitted window grows to the whole training window.
+        grad_clip: gradient-norm clip of the Adam phase (0 disables).
+        lr, weight_decay, pretrained, freeze: see :class:`~hybridzoo.zoo.base.HybridModule`.
+    """
+
+    zoo_name = "ude-lotka-volterra"
+    monitor = "val/traj_mse"
+    mode = "min"
+
+    def __init__(
+        self,
+        alpha: float = 1.1,
+        delta_init: float = 0.2,
+        hidden: int = 32,
+        depth: int = 2,
+        activation: str = "tanh",
+        state_scale: float = 10.0,
+        term_scale: float = 10.0,
+        method: str = "rk4",
+        substeps: int = 1,
+        adam_epochs: int = 100,
+        lbfgs_epochs: int = 30,
+        lbfgs_lr: float = 1.0,
+        lbfgs_max_iter: int = 20,
+        window_start: float = 0.2,
+        window_epochs: int = 15,
+        grad_clip: float = 10.0,
+        lr: float = 1e-2,
+        weight_decay: float = 0.0,
+        pretrained: str | None = None,
+        freeze: Freeze = "none",
+    ) -> None:
+        super().__init__(lr=lr, weight_decay=weight_decay, pretrained=pretrained, freeze=freeze)
+        check_positive_number("alpha", alpha)
+        check_positive_number("delta_init", delta_init, allow_zero=True)
+        check_positive_int("substeps", substeps)
+        check_positive_number("lbfgs_lr", lbfgs_lr)
+        check_positive_number("grad_clip", grad_clip, allow_zero=True)
+        for k, v in (("adam_epochs", adam_epochs), ("lbfgs_epochs", lbfgs_epochs), ("window_epochs", window_epochs)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ValueError(f"{k} must be a non-negative int, got {v!r}")
+        if adam_epochs + lbfgs_epochs == 0:
+            raise ValueError("adam_epochs + lbfgs_epochs must be positive")
+        if not 0 < window_start <= 1:
+            raise ValueError(f"window_start must be in (0, 1], got {window_start!r}")
+        self.save_hyperparameters()
+        self.automatic_optimization = False
+        self.alpha = float(alpha)
+        self.net: nn.Module = GroupedMLP(len(TERMS), 2, hidden, depth, activation, state_scale, term_scale)
+        self.physics = UDEPhysics(delta_init)
+
+    # ------------------------------------------------------------------ the hybrid model
+    def learned_terms(self, state: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The NN terms at ``state (..., 2)``: ``{"prey": NN_1, "predator": NN_2}``, each ``(...)``."""
+        out = self.net(state)
+        return {k: out[..., i] for i, k in enumerate(TERMS)}
+
+    def vector_field(self, state: torch.Tensor, use_net: bool = True) -> torch.Tensor:
+        """``d(x, y)/dt`` of the hybrid (``use_net=False``: physics-only) at ``state (..., 2)``."""
+        known = state * torch.stack((self.physics.theta3.new_tensor(self.alpha), -self.physics.theta3))
+        return known + self.net(state) if use_net else known
+
+    def forward(self, y0: torch.Tensor, t: torch.Tensor, use_net: bool = True) -> torch.Tensor:
+        """Integrate from ``y0 (B, 2)`` (populations > 0) over times ``t (T,)``; returns ``(B, T, 2)``."""
+        check_tensor("y0", y0, ndim=2, last_dim=2, positive=True)
+        check_tensor("t", t, ndim=1)
+        h = self.hparams
+        traj = odeint(lambda _t, s: self.vector_field(s, use_net), y0, t.to(y0),
+                      method=h.method, substeps=h.substeps)
+        return traj.transpose(0, 1)
+
+    # ------------------------------------------------------------------ training
+    @staticmethod
+    def _unpack(batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
+        return batch["t"][0], int(batch["n_train"][0])
+
+    def fitted_points(self, n_train: int) -> int:
+        """Number of leading time points fitted at the current epoch (the window curriculum).
+
+        The Adam phase fits the first ``window_start`` of the training window; the L-BFGS phase
+        then widens it linearly to the whole window over ``window_epochs`` epochs.
+        """
+        h = self.hparams
+        if self._trainer is None:
+            return n_train
+        lbfgs_epoch = self.current_epoch - h.adam_epochs
+        if lbfgs_epoch < 0:
+            frac = h.window_start
+        elif h.window_epochs == 0:
+            frac = 1.0
+        else:
+            frac = h.window_start + (1 - h.window_start) * min(1.0, (lbfgs_epoch + 1) / h.window_epochs)
+        return max(2, min(n_train, round(frac * (n_train - 1)) + 1))
+
+    def trajectory_loss(self, batch: dict[str, torch.Tensor], n_points: int | None = None) -> torch.Tensor:
+        """Mean squared error over the first ``n_points`` observations, each species scaled by its mean size."""
+        t, n = self._unpack(batch)
+        n = n if n_points is None else n_points
+        obs = batch["obs"][:, :n]
+        pred = self(batch["y0"], t[:n])
+        scale = batch["obs"][:, : self._unpack(batch)[1]].abs().mean(dim=(0, 1)).clamp_min(1e-6)
+        return (((pred - obs) / scale) ** 2).mean()
+
+    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+        """Adam(W) for the first phase, L-BFGS with a strong-Wolfe line search for the second."""
+        params = [p for p in self.parameters() if p.requires_grad]
+        if not params:
+            raise ValueError("no trainable parameters: is everything frozen?")
+        adam = torch.optim.AdamW(params, lr=self._base_lr, weight_decay=self._base_weight_decay)
+        lbfgs = torch.optim.LBFGS(params, lr=self.hparams.lbfgs_lr, max_iter=self.hparams.lbfgs_max_iter,
+                                  line_search_fn="strong_wolfe", history_size=50)
+        return [adam, lbfgs]
+
+    @property
+    def total_epochs(self) -> int:
+        """Epochs of both optimisation phases."""
+        return self.hparams.adam_epochs + self.hparams.lbfgs_epochs
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:  # noqa: D102
+        adam, lbfgs = self.optimizers()
+        use_adam = self.current_epoch < self.hparams.adam_epochs
+        opt = adam if use_adam else lbfgs
+        n_points = self.fitted_points(self._unpack(batch)[1])
+        if not use_adam and n_points != getattr(self, "_lbfgs_window", None):
+            # a wider window is a new objective: stale curvature pairs would mislead L-BFGS
+            lbfgs.optimizer.state.clear()
+            self._lbfgs_window = n_points
+
+        def closure() -> torch.Tensor:
+            opt.zero_grad()
+            loss = self.trajectory_loss(batch, n_points)
+            self.manual_backward(loss)
+            if use_adam and self.hparams.grad_clip > 0:
+                self.clip_gradients(opt, gradient_clip_val=self.hparams.grad_clip, gradient_clip_algorithm="norm")
+            return loss
+
+        loss = opt.step(closure=closure)
+        self.log("train/loss", loss.detach(), prog_bar=True, batch_size=batch["obs"].shape[0])
+        self.log("train/theta3", self.physics.theta3.detach(), batch_size=1)
+        return loss
+
+    def on_train_epoch_end(self) -> None:  # noqa: D102
+        if self.current_epoch + 1 >= self.total_epochs:
+            self.trainer.should_stop = True
+
+    # ------------------------------------------------------------------ evaluation
+    @torch.no_grad()
+    def trajectory_errors(self, batch: dict[str, torch.Tensor], use_net: bool = True) -> dict[str, torch.Tensor]:
+        """MSE against the clean truth on the training window (``traj_mse``) and after it (``extrap_mse``)."""
+        t, n = self._unpack(batch)
+        pred = self(batch["y0"], t, use_net=use_net)
+        err = (pred - batch["clean"]) ** 2
+        return {"traj_mse": err[:, :n].mean(), "extrap_mse": err[:, n:].mean(), "pred": pred}
+
+    def _evaluate(self, batch: dict[str, torch.Tensor], stage: str) -> dict[str, torch.Tensor]:
+        hybrid = self.trajectory_errors(batch, use_net=True)
+        physics = self.trajectory_errors(batch, use_net=False)
+        for metric in ("traj_mse", "extrap_mse"):
+            self.log_with_baselines(stage, metric, hybrid[metric], {"physics": physics[metric]},
+                                    prog_bar=(stage == "val" and metric == "traj_mse"))
+        return {"hybrid": hybrid["pred"], "physics": physics["pred"]}
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:  # noqa: D102
+        preds = self._evaluate(batch, "val")
+        if batch_idx == 0 and self.tensorboard is not None:
+            from hybridzoo.zoo.ude_plots import trajectory_figure
+
+            self.log_figure("val/trajectories", trajectory_figure(self, batch, preds))
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:  # noqa: D102
+        self._evaluate(batch, "test")
+
+    def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:  # noqa: D102
+        return self(batch["y0"], batch["t"][0])
+
+    # ------------------------------------------------------------------ distillation (see zoo/distil.py)
+    def distillation_data(self, datamodule: Any, n_samples: int = 4000) -> Any:
+        """Samples of the NN terms at the states of the hybrid's own training-window trajectories."""
+        from hybridzoo.zoo.distil import DistillationData
+
+        datamodule.setup("fit")
+        batch = next(iter(datamodule.train_dataloader()))
+        t, n = self._unpack(batch)
+        with torch.no_grad():
+            states = self(batch["y0"].to(self.device, self.dtype), t[:n].to(self.device, self.dtype)).reshape(-1, 2)
+            if states.shape[0] > n_samples:
+                states = states[torch.randperm(states.shape[0])[:n_samples]]
+            terms = self.learned_terms(states)
+        return DistillationData(states.cpu(), ["x", "y"], {k: v.cpu() for k, v in terms.items()})
+
+    def with_terms(self, modules: dict[str, nn.Module]) -> UDELotkaVolterra:
+        """A copy of this model whose NN terms are replaced by ``modules`` (e.g. symbolic expressions).
+
+        ``theta_3*y`` and a term ``c*y`` inside ``NN_2`` cannot be told apart from data, so a linear
+        ``y`` term of a symbolic ``NN_2`` is folded into ``theta_3`` (an identity: the model is unchanged).
+        """
+        import sympy
+
+        from hybridzoo.zoo.symbolic import SympyModule
+
+        if set(modules) != set(TERMS):
+            raise ValueError(f"modules must replace exactly the terms {list(TERMS)}, got {sorted(modules)}")
+        trainer, self._trainer = self._trainer, None  # never deep-copy the Trainer
+        try:
+            sym = copy.deepcopy(self)
+        finally:
+            self._trainer = trainer
+        modules = dict(modules)
+        predator = modules["predator"]
+        if isinstance(predator, SympyModule):
+            y = sympy.Symbol(predator.input_names[1])
+            expr = sympy.expand(predator.expression(digits=15))
+            c = float(expr.as_coefficients_dict().get(y, 0.0))
+            if c != 0.0:
+                with torch.no_grad():
+                    sym.physics.theta3 -= c
+                modules["predator"] = SympyModule(expr - sympy.Float(c, 15) * y, predator.input_names)
+        sym.net = TermStack({k: modules[k] for k in TERMS}).to(self.device)
+        sym.card = None
+        return sym
+
+    def distillation_metrics(self, symbolic: UDELotkaVolterra, datamodule: Any,
+                             fine_tune_epochs: int) -> dict[str, float]:
+        """Fine-tune the symbolic model's constants with the Trainer (L-BFGS), then measure it on the test set."""
+        import lightning as L
+        import sympy
+
+        if fine_tune_epochs > 0:
+            symbolic.hparams.adam_epochs = 0
+            symbolic.hparams.lbfgs_epochs = fine_tune_epochs
+            symbolic._pretrained, symbolic._freeze = None, "none"
+            trainer = L.Trainer(max_epochs=fine_tune_epochs, accelerator="cpu", devices=1, logger=False,
+                                enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                                num_sanity_val_steps=0, limit_val_batches=0)
+            trainer.fit(symbolic, datamodule=datamodule)
+        symbolic.eval()
+        datamodule.setup("test")
+        sums = {"traj_mse": 0.0, "extrap_mse": 0.0}
+        counts = {"traj_mse": 0, "extrap_mse": 0}
+        for batch in datamodule.test_dataloader():
+            batch = {k: v.to(symbolic.device) for k, v in batch.items()}
+            err = symbolic.trajectory_errors(batch)
+            n = int(batch["n_train"][0])
+            sizes = {"traj_mse": batch["clean"][:, :n].numel(), "extrap_mse": batch["clean"][:, n:].numel()}
+            for k in sums:
+                sums[k] += float(err[k]) * sizes[k]
+                counts[k] += sizes[k]
+        x, y = sympy.symbols("x y")
+        prey = symbolic.net.terms["prey"].expression()
+        predator = symbolic.net.terms["predator"].expression()
+
+        def coef(expr: Any, monomial: Any) -> float:
+            return float(expr.as_coefficients_dict().get(monomial, 0.0))
+
+        return {
+            "test/traj_mse_symbolic": sums["traj_mse"] / counts["traj_mse"],
+            "test/extrap_mse_symbolic": sums["extrap_mse"] / counts["extrap_mse"],
+            "distil/beta": -coef(prey, x * y),
+            "distil/gamma": coef(predator, x * y),
+            "distil/delta": symbolic.physics.theta3.item() - coef(predator, y),
+            "distil/terms_prey": float(len(sympy.Add.make_args(prey))),
+            "distil/terms_predator": float(len(sympy.Add.make_args(predator))),
+        }
+
+    # ------------------------------------------------------------------ release
+    def release_metrics(self, trainer: Any, datamodule: Any) -> dict[str, float]:
+        """Distil the learned terms; report the symbolic model's errors and the recovered coefficients."""
+        from hybridzoo.zoo.distil import distil
+
+        return distil(self, datamodule, backend="auto").metrics
