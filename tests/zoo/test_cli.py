@@ -1,0 +1,90 @@
+import json
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+from hybridzoo.zoo.cli import main, resolve_config_args
+
+CONFIGS = sorted(p.name for p in resources.files("hybridzoo.configs").iterdir() if p.name.endswith(".yaml"))
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_fit_fast_dev_run_for_every_config(config, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    rc = main(["fit", "-c", config.removesuffix(".yaml"), "--trainer.fast_dev_run=1",
+               "--trainer.accelerator=cpu", "--trainer.devices=1"])
+    assert rc == 0
+
+
+def test_config_names_resolve_to_packaged_files():
+    args = resolve_config_args(["fit", "-c", "ude-lotka-volterra"])
+    assert Path(args[2]).is_file() and args[2].endswith("ude_lotka_volterra.yaml")
+    assert resolve_config_args(["fit", "--config=ude_lotka_volterra"])[1].endswith("ude_lotka_volterra.yaml")
+    assert resolve_config_args(["fit", "-c", "no/such.yaml"])[2] == "no/such.yaml"
+
+
+def test_fit_then_test_with_checkpoint(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    common = ["-c", "ude_lotka_volterra", "--trainer.accelerator=cpu", "--trainer.enable_progress_bar=false",
+              "--model.adam_epochs=2", "--model.lbfgs_epochs=1", "--model.hidden=8",
+              "--data.n_trajectories=5", "--data.n_val=1", "--data.n_test=1", "--data.t_train=2",
+              "--data.t_extrap=3"]
+    assert main(["fit", *common, "--trainer.max_epochs=3", "--trainer.check_val_every_n_epoch=1"]) == 0
+    ckpts = sorted(tmp_path.glob("lightning_logs/version_0/checkpoints/*.ckpt"))
+    assert any(p.name == "last.ckpt" for p in ckpts) and len(ckpts) == 2  # best by val/traj_mse + last
+    assert main(["test", *common, f"--ckpt_path={ckpts[0]}"]) == 0
+    events = list(tmp_path.glob("lightning_logs/version_*/events.out.tfevents.*"))
+    assert events, "TensorBoard logs were written"
+
+
+def test_zoo_list_and_show(capsys):
+    assert main(["zoo", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "ude-lotka-volterra" in out and "Rackauckas" in out
+    assert main(["zoo", "list", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert any(r["name"] == "ude-lotka-volterra" for r in rows)
+    assert main(["zoo", "show", "ude-lotka-volterra"]) == 0
+    card = capsys.readouterr().out
+    assert '"sha256"' in card and "test/extrap_mse_physics" in card
+
+
+def test_unknown_command_and_model(capsys):
+    assert main(["frobnicate"]) == 2
+    with pytest.raises(SystemExit, match="unknown checkpoint"):
+        main(["zoo", "show", "nope"])
+
+
+def test_data_build(capsys):
+    assert main(["data", "build", "ude-lotka-volterra", "--data", "n_trajectories=5", "n_val=1", "n_test=1"]) == 0
+    assert "data ready at" in capsys.readouterr().out
+
+
+def test_distil_command_writes_files(tmp_path, capsys):
+    out = tmp_path / "distil"
+    assert main(["distil", "ude-lotka-volterra", "--backend", "sindy", "--fine-tune-epochs", "2",
+                 "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "prey" in text and "predator" in text
+    eq = json.loads((out / "equations.json").read_text())
+    assert set(eq["equations"]) == {"prey", "predator"}
+    assert (out / "pareto.csv").read_text().startswith("term,complexity,loss")
+    with pytest.raises(SystemExit, match="exist; pass --overwrite"):
+        main(["distil", "ude-lotka-volterra", "--backend", "sindy", "--fine-tune-epochs", "0", "--out", str(out)])
+
+
+def test_release_writes_card(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    args = ["zoo", "release", "ude-lotka-volterra", "--out", str(tmp_path / "ckpt"),
+            "--trainer", "max_epochs=3", "enable_progress_bar=false", "accelerator=cpu",
+            "--model", "adam_epochs=2", "lbfgs_epochs=1", "hidden=8",
+            "--data", "n_trajectories=5", "n_val=1", "n_test=1", "t_train=2", "t_extrap=3"]
+    assert main(args) == 0
+    card = json.loads((tmp_path / "ckpt" / "ude-lotka-volterra.json").read_text())
+    for key in ("test/traj_mse", "test/extrap_mse", "test/traj_mse_physics", "test/extrap_mse_physics",
+                "test/extrap_mse_symbolic", "distil/beta", "distil/gamma", "distil/delta"):
+        assert key in card["metrics"], key
+    assert card["data"]["n_trajectories"] == 5 and card["epochs"] == 3
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        main(args)

@@ -1,0 +1,342 @@
+"""Residual aerofoil: Hess-Smith panel lift plus a learned viscous correction.
+
+After Pawar, San, Aksoylu, Rasheed & Kvamsdal, "Physics guided machine learning using simplified
+theories", Physics of Fluids 33, 011701 (2021). Given an aerofoil shape (CST weights), the angle of
+attack α and the Reynolds number Re, four predictors of XFOIL's lift coefficient are measured in the
+same run, on the same unseen aerofoils:
+
+- ``panel``: the inviscid Hess-Smith panel method alone (no learning);
+- ``nn``: an MLP of (shape, α, Re) alone;
+- ``residual`` (the hybrid, ``test/mae``): ``Cl = Cl_panel + MLP(shape, α, Re)``;
+- ``pgml``: the paper's PGML network, which feeds ``Cl_panel`` into a hidden layer.
+
+The three networks have the same widths and are trained together (independent parameters, one summed
+loss), so their comparison costs one run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from hybridzoo.physics.airfoil import cst_fit, normalize, repanel
+from hybridzoo.physics.panel import hess_smith
+from hybridzoo.physics.validation import check_positive_int, check_tensor
+from hybridzoo.zoo.base import Freeze, HybridModule
+from torch import nn
+from torchmetrics import MeanAbsoluteError
+
+MODES = ("residual", "pgml", "nn", "panel")
+N_FEATURES = 15  # 13 CST/TE-thickness values, alpha (rad), log10 Re
+CST_ORDER = 5
+_LOSSES = {
+    "mse": torch.nn.functional.mse_loss,
+    "l1": torch.nn.functional.l1_loss,
+    "huber": lambda a, b: torch.nn.functional.huber_loss(a, b, delta=0.05),
+}
+
+
+def _mlp(width_in: int, hidden: int, depth: int) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for _ in range(depth):
+        layers += [nn.Linear(width_in, hidden), nn.SiLU()]
+        width_in = hidden
+    return nn.Sequential(*layers)
+
+
+class MLPHead(nn.Module):
+    """``(B, F)`` standardised features → ``(B,)``."""
+
+    def __init__(self, n_in: int, hidden: int, depth: int) -> None:
+        super().__init__()
+        self.body = _mlp(n_in, hidden, depth)
+        self.out = nn.Linear(hidden, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        return self.out(self.body(x)).squeeze(-1)
+
+
+class PGMLNet(nn.Module):
+    """PGML: the physics output joins the features after the first hidden layer (Pawar et al. 2021)."""
+
+    def __init__(self, n_in: int, hidden: int, depth: int) -> None:
+        super().__init__()
+        self.first = _mlp(n_in, hidden, 1)
+        self.rest = _mlp(hidden + 1, hidden, max(depth - 1, 1))
+        self.out = nn.Linear(hidden, 1)
+
+    def forward(self, x: torch.Tensor, cl_panel: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        h = torch.cat([self.first(x), cl_panel[:, None]], -1)
+        return self.out(self.rest(h)).squeeze(-1)
+
+
+class ResidualAerofoil(HybridModule):
+    """Lift-coefficient predictors (panel / NN / residual / PGML) trained and measured in one run.
+
+    Batches ``(x, cl_panel, cl, foil)`` come from
+    :class:`~hybridzoo.datamodules.aerofoil.AerofoilDataModule`: ``x (B, 15)`` = 13 CST/TE values,
+    α in radians and log10 Re; ``cl_panel (B,)`` the Hess-Smith lift; ``cl (B,)`` XFOIL's lift.
+
+    Args:
+        hidden: width of every hidden layer.
+        depth: hidden layers per network.
+        n_curves: aerofoils drawn in the validation Cl-α figure.
+        residual_sees_panel: also feed ``Cl_panel`` to the residual network (``Cl_panel + NN(x, Cl_panel)``),
+            which lets it scale the inviscid lift; ``False`` is the paper's ``Cl_panel + NN(x)``.
+        loss: ``"mse"``, ``"l1"`` or ``"huber"`` (δ = 0.05 in Cl): the training loss of every network.
+        lr, weight_decay, pretrained, freeze: see :class:`~hybridzoo.zoo.base.HybridModule`.
+    """
+
+    zoo_name = "residual-aerofoil"
+    monitor = "val/mae"
+    mode = "min"
+
+    def __init__(
+        self,
+        hidden: int = 64,
+        depth: int = 3,
+        n_curves: int = 4,
+        residual_sees_panel: bool = False,
+        loss: str = "mse",
+        lr: float = 3e-3,
+        weight_decay: float = 0.0,
+        pretrained: str | None = None,
+        freeze: Freeze = "none",
+    ) -> None:
+        super().__init__(lr=lr, weight_decay=weight_decay, pretrained=pretrained, freeze=freeze)
+        check_positive_int("hidden", hidden)
+        check_positive_int("depth", depth)
+        check_positive_int("n_curves", n_curves)
+        if loss not in _LOSSES:
+            raise ValueError(f"loss must be one of {sorted(_LOSSES)}, got {loss!r}")
+        self.save_hyperparameters()
+        self.net = nn.ModuleDict(
+            {
+                "residual": MLPHead(N_FEATURES + int(residual_sees_panel), hidden, depth),
+                "nn": MLPHead(N_FEATURES, hidden, depth),
+                "pgml": PGMLNet(N_FEATURES, hidden, depth),
+            }
+        )
+        # Feature standardisation, fitted on the training rows at the first fit and then saved
+        # with the weights, so a loaded model needs no data to predict.
+        self.register_buffer("x_mean", torch.zeros(N_FEATURES))
+        self.register_buffer("x_std", torch.ones(N_FEATURES))
+        self.register_buffer("stats_fitted", torch.tensor(False))
+        self.metrics = nn.ModuleDict(
+            {stage: nn.ModuleDict({m: MeanAbsoluteError() for m in MODES}) for stage in ("val", "test")}
+        )
+
+    # ------------------------------------------------------------------ prediction
+    def forward(self, x: torch.Tensor, cl_panel: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Lift coefficient of every mode, each ``(B,)``, from ``x (B, 15)`` and ``cl_panel (B,)``."""
+        check_tensor("x", x, ndim=2, last_dim=N_FEATURES)
+        check_tensor("cl_panel", cl_panel, ndim=1)
+        z = (x - self.x_mean) / self.x_std
+        zr = torch.cat([z, cl_panel[:, None]], -1) if self.hparams.residual_sees_panel else z
+        return {
+            "residual": cl_panel + self.net["residual"](zr),
+            "pgml": self.net["pgml"](z, cl_panel),
+            "nn": self.net["nn"](z),
+            "panel": cl_panel,
+        }
+
+    @torch.no_grad()
+    def predict_cl(
+        self, coords: torch.Tensor, alpha: torch.Tensor, re: torch.Tensor, n_panels_per_side: int = 60
+    ) -> dict[str, torch.Tensor]:
+        """Lift coefficients of raw aerofoils at angles ``alpha`` and Reynolds numbers ``re``.
+
+        Args:
+            coords: ``(B, K, 2)`` contours in Selig order (any chord/position: they are normalised).
+            alpha: ``(B, A)`` angles of attack in radians (w.r.t. the chord line).
+            re: ``(B, A)`` chord Reynolds numbers.
+            n_panels_per_side: panel-method resolution (the shapes are re-panelled to it).
+
+        Returns:
+            ``{mode: (B, A)}`` for the four modes.
+        """
+        coords = check_tensor("coords", coords, ndim=3, last_dim=2)
+        alpha = check_tensor("alpha", alpha, ndim=2)
+        re = check_tensor("re", re, ndim=2, positive=True)
+        if alpha.shape != re.shape or alpha.shape[0] != coords.shape[0]:
+            raise ValueError(
+                f"alpha {tuple(alpha.shape)} and re {tuple(re.shape)} must both be (B, A) "
+                f"with B = {coords.shape[0]}"
+            )
+        shapes = torch.stack([repanel(normalize(c.double()), n_panels_per_side) for c in coords])
+        cl_panel = hess_smith(shapes, alpha.double()).cl
+        cst = cst_fit(shapes, CST_ORDER)
+        b, a = alpha.shape
+        x = torch.cat(
+            [cst[:, None].expand(b, a, -1), alpha.double()[..., None], torch.log10(re.double())[..., None]],
+            -1,
+        )
+        dtype = self.x_mean.dtype
+        out = self(x.reshape(b * a, -1).to(dtype), cl_panel.reshape(-1).to(dtype))
+        return {k: v.reshape(b, a) for k, v in out.items()}
+
+    # ------------------------------------------------------------------ training
+    def configure_optimizers(self) -> Any:
+        """Use the base optimiser with cosine decay of the learning rate over ``max_epochs``."""
+        opt = super().configure_optimizers()
+        epochs = max(int(getattr(self.trainer, "max_epochs", 0) or 0), 1)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs, eta_min=0.02 * self._base_lr)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+
+    def on_fit_start(self) -> None:
+        """Fit the feature standardisation on the training rows (once)."""
+        if bool(self.stats_fitted):
+            return
+        dm = getattr(self.trainer, "datamodule", None)
+        if dm is None or "train" not in getattr(dm, "datasets", {}):
+            raise ValueError(
+                "ResidualAerofoil needs an AerofoilDataModule (datamodule=...) to fit its feature scaling"
+            )
+        x = dm.datasets["train"].tensors[0].to(self.x_mean)
+        self.x_mean.copy_(x.mean(0))
+        self.x_std.copy_(x.std(0).clamp_min(1e-6))
+        self.stats_fitted.fill_(True)
+
+    def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
+        """Sum of the three networks' Cl losses (their parameters are disjoint, so they do not interact)."""
+        x, cl_panel, cl, _ = batch
+        pred = self(x, cl_panel)
+        fn = _LOSSES[self.hparams.loss]
+        losses = {m: fn(pred[m], cl) for m in ("residual", "pgml", "nn")}
+        loss = sum(losses.values())
+        self.log("train/loss", loss, prog_bar=True, batch_size=x.shape[0])
+        for m, v in losses.items():
+            self.log(f"train/loss_{m}", v, batch_size=x.shape[0])
+        return loss
+
+    def _eval_step(self, stage: str, batch: tuple[torch.Tensor, ...]) -> None:
+        x, cl_panel, cl, _ = batch
+        pred = self(x, cl_panel)
+        for m in MODES:
+            self.metrics[stage][m].update(pred[m], cl)
+        if stage == "val":
+            self.log(
+                "val/loss", torch.mean((pred["residual"] - cl) ** 2), batch_size=x.shape[0], sync_dist=True
+            )
+        metrics = self.metrics[stage]
+        self.log_with_baselines(
+            stage,
+            "mae",
+            metrics["residual"],
+            {m: metrics[m] for m in ("pgml", "nn", "panel")},
+            on_step=False,
+            on_epoch=True,
+            batch_size=x.shape[0],
+        )
+
+    def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
+        """Mean absolute Cl error of each mode on unseen aerofoils: ``val/mae``, ``val/mae_<mode>``."""
+        self._eval_step("val", batch)
+
+    def test_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
+        """``test/mae`` (residual), ``test/mae_pgml``, ``test/mae_nn``, ``test/mae_panel``."""
+        self._eval_step("test", batch)
+
+    # ------------------------------------------------------------------ pictures
+    def on_validation_epoch_end(self) -> None:
+        """TensorBoard: Cl-α curves of a few validation aerofoils and the error histogram."""
+        if self.tensorboard is None:
+            return
+        dm = getattr(self.trainer, "datamodule", None)
+        if dm is None or "val" not in getattr(dm, "datasets", {}):
+            return
+        x, cl_panel, cl, foil = (t.to(self.device) for t in dm.datasets["val"].tensors)
+        with torch.no_grad():
+            pred = self(x, cl_panel)
+        names = getattr(dm, "names", None)
+        self.log_figure("val/cl_alpha", cl_alpha_figure(x, cl, pred, foil, names, self.hparams.n_curves))
+        self.log_figure("val/error_histogram", error_histogram(cl, pred))
+
+    # ------------------------------------------------------------------ release
+    def release_metrics(self, trainer: Any, datamodule: Any) -> dict[str, float]:
+        """``test/mae_neuralfoil``: NeuralFoil (if installed) on the same test rows, against XFOIL."""
+        try:
+            x, _, cl, foil = datamodule.datasets["test"].tensors
+            pred = neuralfoil_cl(datamodule.coords[foil].double(), x[:, 13].double(), 10 ** x[:, 14].double())
+        except ImportError:
+            return {}
+        return {"test/mae_neuralfoil": float((pred.float() - cl).abs().mean())}
+
+
+# ---------------------------------------------------------------------------------------- helpers
+def neuralfoil_cl(
+    coords: torch.Tensor, alpha: torch.Tensor, re: torch.Tensor, model_size: str = "xlarge"
+) -> torch.Tensor:
+    """NeuralFoil's lift for rows ``coords (N, K, 2)``, ``alpha (N,)`` in radians and ``re (N,)``.
+
+    Raises ``ImportError`` where NeuralFoil is not installed.
+
+    Rows sharing an aerofoil are evaluated in one vectorised call (NeuralFoil fits its own CST
+    parameters to each contour first).
+    """
+    import neuralfoil
+
+    out = torch.empty(coords.shape[0], dtype=torch.float64)
+    key = coords.reshape(coords.shape[0], -1)
+    uniq, inverse = torch.unique(key, dim=0, return_inverse=True)
+    for u in range(uniq.shape[0]):
+        rows = (inverse == u).nonzero().squeeze(-1)
+        res = neuralfoil.get_aero_from_coordinates(
+            coords[rows[0]].double().cpu().numpy(),
+            alpha=torch.rad2deg(alpha[rows]).double().cpu().numpy(),
+            Re=re[rows].double().cpu().numpy(),
+            model_size=model_size,
+        )
+        out[rows] = torch.as_tensor(res["CL"], dtype=torch.float64).reshape(-1)
+    return out
+
+
+def cl_alpha_figure(
+    x: torch.Tensor,
+    cl: torch.Tensor,
+    pred: dict[str, torch.Tensor],
+    foil: torch.Tensor,
+    names: list[str] | None,
+    n_curves: int,
+) -> Any:
+    """Plot Cl against α (degrees) for ``n_curves`` aerofoils at the middle Re: XFOIL, panel, networks."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    log_re = x[:, 14]
+    res = torch.unique(log_re)
+    mid = res[len(res) // 2]
+    foils = torch.unique(foil)[:n_curves]
+    fig, axes = plt.subplots(1, len(foils), figsize=(3.2 * len(foils), 3), squeeze=False)
+    for ax, f in zip(axes[0], foils.tolist()):
+        rows = ((foil == f) & (log_re == mid)).nonzero().squeeze(-1)
+        rows = rows[torch.argsort(x[rows, 13])]
+        a = torch.rad2deg(x[rows, 13]).cpu()
+        ax.plot(a, cl[rows].cpu(), "ko", label="XFOIL")
+        for m, style in (("panel", "--"), ("nn", ":"), ("residual", "-"), ("pgml", "-.")):
+            ax.plot(a, pred[m][rows].cpu(), style, label=m)
+        ax.set_title(f"{names[f] if names else f}  Re={10 ** mid.item():.0e}", fontsize=8)
+        ax.set_xlabel("alpha [deg]")
+    axes[0][0].set_ylabel("Cl")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def error_histogram(cl: torch.Tensor, pred: dict[str, torch.Tensor]) -> Any:
+    """Histogram of the Cl errors of each mode against XFOIL."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3))
+    for m in MODES:
+        ax.hist((pred[m] - cl).detach().cpu().numpy(), bins=40, histtype="step", label=m)
+    ax.set_xlabel("Cl error vs XFOIL")
+    ax.set_ylabel("rows")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,480 @@
+"""RK-Net: a residual network whose feature block is an RK4 solve of a learned ODE (Chen et al., 2018).
+
+The classifier is the paper's MNIST network: a downsampling stem, one feature block, and a head
+(norm, ReLU, global average pool, linear). Three models train side by side, in one run, on the same
+batches, each from its own parameters and its own loss term (the total loss is their sum, so Adam
+updates each exactly as if it trained alone):
+
+- ``rknet`` (the hybrid): the feature block is an :class:`~hybridzoo.zoo.ode_block.ODEBlock` that
+  integrates one weight-shared conv vector field over ``[0, 1]`` with our fixed-step RK4
+  (``solver="euler"`` makes it a weight-shared ResNet, ``"dopri5"`` + ``adjoint`` makes it ODE-Net);
+- ``resnet``: the same stem and head around ``resnet_blocks`` residual blocks with their own weights;
+- ``mlp``: the 1-hidden-layer MLP on raw pixels.
+
+Logged: ``{train,val}/loss*``, ``val/error*`` (the monitor), ``val/nfe``, ``train/nfe``
+(``train/nfe_backward`` with the adjoint), ``val/ms_per_batch*`` (forward time per batch of each
+model), and at test time exactly ``test/error``, ``test/error_resnet``, ``test/error_mlp``; with a
+TensorBoard logger also the RK-Net confusion matrix and its misclassified examples. Parameter
+counts go to the model card through :meth:`RKNet.release_metrics`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, ClassVar
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from hybridzoo.physics.validation import check_positive_int
+from hybridzoo.zoo.base import Freeze, HybridModule
+from hybridzoo.zoo.ode_block import ConvVectorField, ODEBlock, group_norm
+from torch import nn
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
+
+BASELINES = ("resnet", "mlp")
+
+
+class ConfusionMatrix(MulticlassConfusionMatrix):
+    """torchmetrics' multiclass confusion matrix, accumulated out of place.
+
+    The parent adds in place, which fails when ``trainer.validate`` (inference mode) reset the state
+    before ``trainer.fit`` validates under ``no_grad``; adding out of place works in both.
+    """
+
+    def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
+        """Add the counts of predicted labels ``preds`` ``(B,)`` against ``target`` ``(B,)``."""
+        k = self.num_classes
+        counts = torch.bincount(target.long() * k + preds.long(), minlength=k * k).reshape(k, k)
+        self.confmat = self.confmat + counts
+
+
+class ResBlock(nn.Module):
+    """Pre-activation residual block ``x + conv(relu(norm(conv(relu(norm(x))))))`` of the paper.
+
+    Maps ``(B, C, H, W)`` to the same shape; convolutions without bias, as in the paper.
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.norm1 = group_norm(channels)
+        self.conv1 = nn.Conv2d(channels, channels, 3, 1, 1, bias=False)
+        self.norm2 = group_norm(channels)
+        self.conv2 = nn.Conv2d(channels, channels, 3, 1, 1, bias=False)
+        self.act = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """One residual update of ``x``."""
+        out = self.conv1(self.act(self.norm1(x)))
+        return x + self.conv2(self.act(self.norm2(out)))
+
+
+def make_stem(in_channels: int, width: int, downsample: int, padding: int) -> nn.Sequential:
+    """Conv 3×3 to ``width`` channels, then ``downsample`` × (norm, ReLU, conv 4×4 stride 2)."""
+    layers: list[nn.Module] = [nn.Conv2d(in_channels, width, 3, 1, padding)]
+    for _ in range(downsample):
+        layers += [group_norm(width), nn.ReLU(), nn.Conv2d(width, width, 4, 2, 1)]
+    return nn.Sequential(*layers)
+
+
+def make_head(width: int, num_classes: int) -> nn.Sequential:
+    """Norm, ReLU, global average pool, linear: ``(B, width, H, W)`` to logits ``(B, num_classes)``."""
+    return nn.Sequential(
+        group_norm(width), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, num_classes)
+    )
+
+
+class ConvClassifier(nn.Module):
+    """``head(features(stem(x)))``: images ``(B, C, H, W)`` to logits ``(B, num_classes)``."""
+
+    def __init__(self, stem: nn.Module, features: nn.Module, head: nn.Module) -> None:
+        super().__init__()
+        self.stem, self.features, self.head = stem, features, head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits of ``x``."""
+        return self.head(self.features(self.stem(x)))
+
+
+class MLP(nn.Module):
+    """One hidden ReLU layer on the flattened image: ``(B, C, H, W)`` to logits ``(B, num_classes)``."""
+
+    def __init__(self, in_features: int, hidden: int, num_classes: int) -> None:
+        super().__init__()
+        self.layers = nn.Sequential(
+            nn.Flatten(), nn.Linear(in_features, hidden), nn.ReLU(), nn.Linear(hidden, num_classes)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits of ``x``."""
+        return self.layers(x)
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Count the scalar parameters of ``module``."""
+    return sum(p.numel() for p in module.parameters())
+
+
+class RKNet(HybridModule):
+    """RK-Net image classifier with its ResNet and MLP baselines trained in the same run.
+
+    Input images ``(B, in_channels, image_size, image_size)`` (any scale; the data modules give
+    [0, 1]); ``forward`` returns RK-Net logits ``(B, num_classes)``.
+
+    Args:
+        in_channels, image_size, num_classes: the data's shape (the MLP needs ``image_size``).
+        width: feature channels of the conv networks.
+        downsample: stride-2 convolutions in the stem (2 for 28×28 MNIST, as in the paper).
+        stem_padding: padding of the first 3×3 conv (0 in the paper's MNIST network).
+        solver: ODE block solver: ``"rk4"`` (RK-Net), ``"euler"``, ``"torchdiffeq-rk4"``, ``"dopri5"`` ...
+        steps: fixed-step solver steps over ``[0, 1]``.
+        adjoint: adjoint back-propagation (torchdiffeq solvers only).
+        rtol, atol: tolerances of adaptive solvers.
+        resnet_blocks: residual blocks of the ResNet baseline (6 in the paper).
+        mlp_hidden: hidden units of the MLP baseline (300 in the paper).
+        baselines: also train the ResNet and MLP baselines.
+        cosine_schedule: anneal the learning rate to 0 over training (cosine, per step).
+        max_examples: misclassified examples shown in TensorBoard.
+        lr, weight_decay, pretrained, freeze: see :class:`~hybridzoo.zoo.base.HybridModule`.
+    """
+
+    zoo_name: ClassVar[str | None] = "rk-net-digits"
+    monitor: ClassVar[str] = "val/error"
+    mode: ClassVar[str] = "min"
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        image_size: int = 8,
+        num_classes: int = 10,
+        width: int = 32,
+        downsample: int = 1,
+        stem_padding: int = 1,
+        solver: str = "rk4",
+        steps: int = 4,
+        adjoint: bool = False,
+        rtol: float = 1e-3,
+        atol: float = 1e-3,
+        resnet_blocks: int = 6,
+        mlp_hidden: int = 300,
+        baselines: bool = True,
+        cosine_schedule: bool = True,
+        max_examples: int = 16,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        pretrained: str | None = None,
+        freeze: Freeze = "none",
+    ) -> None:
+        super().__init__(lr=lr, weight_decay=weight_decay, pretrained=pretrained, freeze=freeze)
+        for name, value in (
+            ("in_channels", in_channels),
+            ("image_size", image_size),
+            ("width", width),
+            ("resnet_blocks", resnet_blocks),
+            ("mlp_hidden", mlp_hidden),
+        ):
+            check_positive_int(name, value)
+        if check_positive_int("num_classes", num_classes) < 2:
+            raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+        for name, value in (
+            ("downsample", downsample),
+            ("stem_padding", stem_padding),
+            ("max_examples", max_examples),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be a non-negative int, got {value!r}")
+        feature_size = image_size + 2 * stem_padding - 2
+        for _ in range(downsample):
+            feature_size //= 2
+        if feature_size < 1:
+            raise ValueError(
+                f"image_size={image_size} is too small for stem_padding={stem_padding} and "
+                f"downsample={downsample}"
+            )
+        self.save_hyperparameters()
+
+        def classifier(features: nn.Module) -> ConvClassifier:
+            return ConvClassifier(
+                make_stem(in_channels, width, downsample, stem_padding),
+                features,
+                make_head(width, num_classes),
+            )
+
+        block = ODEBlock(
+            ConvVectorField(width), solver=solver, steps=steps, adjoint=adjoint, rtol=rtol, atol=atol
+        )
+        nets = {"rknet": classifier(block)}
+        if baselines:
+            nets["resnet"] = classifier(nn.Sequential(*(ResBlock(width) for _ in range(resnet_blocks))))
+            nets["mlp"] = MLP(in_channels * image_size**2, mlp_hidden, num_classes)
+        self.net = nn.ModuleDict(nets)
+        self.example_input_array = torch.zeros(2, in_channels, image_size, image_size)
+        self.accuracy = nn.ModuleDict(
+            {
+                f"{stage}_{m}": MulticlassAccuracy(num_classes, average="micro")
+                for stage in ("val", "test")
+                for m in nets
+            }
+        )
+        self.confusion = nn.ModuleDict({s: ConfusionMatrix(num_classes) for s in ("val", "test")})
+        self._examples: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+
+    # ------------------------------------------------------------------ model
+    @property
+    def ode_block(self) -> ODEBlock:
+        """The RK-Net feature block."""
+        return self.net["rknet"].features
+
+    @property
+    def model_names(self) -> list[str]:
+        """``"rknet"`` then the baselines that are trained."""
+        return list(self.net.keys())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """RK-Net logits ``(B, num_classes)`` of images ``(B, C, H, W)``."""
+        return self.net["rknet"](x)
+
+    def param_counts(self) -> dict[str, int]:
+        """``{"params": RK-Net, "params_resnet": ..., "params_mlp": ...}``, the card's parameter keys."""
+        return {
+            ("params" if m == "rknet" else f"params_{m}"): count_parameters(self.net[m]) for m in self.net
+        }
+
+    def _check_batch(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
+            raise TypeError("batch must be a pair (images, labels)")
+        x, y = batch
+        h = self.hparams
+        expected = (h.in_channels, h.image_size, h.image_size)
+        if x.ndim != 4 or tuple(x.shape[1:]) != expected:
+            raise ValueError(
+                f"batch images must have shape (B, {', '.join(map(str, expected))}), got {tuple(x.shape)}"
+            )
+        if y.shape != x.shape[:1]:
+            raise ValueError(f"batch labels must have shape ({x.shape[0]},), got {tuple(y.shape)}")
+        return x, y
+
+    # ------------------------------------------------------------------ training
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        """Sum of the cross-entropies of RK-Net and its baselines (each trains on its own term)."""
+        x, y = self._check_batch(batch)
+        losses = {m: F.cross_entropy(net(x), y) for m, net in self.net.items()}
+        kw = {"batch_size": len(y), "on_step": True, "on_epoch": True}
+        self.log_with_baselines(
+            "train",
+            "loss",
+            losses["rknet"],
+            {m: v for m, v in losses.items() if m != "rknet"},
+            prog_bar=True,
+            **kw,
+        )
+        self.log("train/nfe", float(self.ode_block.nfe), on_step=True, on_epoch=False, batch_size=len(y))
+        self._nfe_before_backward = self.ode_block.field.nfe
+        return sum(losses.values())
+
+    def on_after_backward(self) -> None:
+        """With the adjoint method, log the vector-field evaluations of the backward solve."""
+        if self.hparams.adjoint:
+            nfe_bwd = self.ode_block.field.nfe - self._nfe_before_backward
+            self.log(
+                "train/nfe_backward",
+                float(nfe_bwd),
+                on_step=True,
+                on_epoch=False,
+                batch_size=1,
+            )
+
+    def configure_optimizers(self) -> Any:
+        """Use the base optimiser, with a per-step cosine decay to 0 when ``cosine_schedule``."""
+        opt = super().configure_optimizers()
+        if not self.hparams.cosine_schedule:
+            return opt
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    # ------------------------------------------------------------------ evaluation
+    def _timed(self, net: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, float]:
+        if x.device.type == "cuda":
+            torch.cuda.synchronize(x.device)
+        start = time.perf_counter()
+        out = net(x)
+        if x.device.type == "cuda":
+            torch.cuda.synchronize(x.device)
+        return out, 1e3 * (time.perf_counter() - start)
+
+    def _eval_step(self, stage: str, batch: Any) -> None:
+        x, y = self._check_batch(batch)
+        times, losses = {}, {}
+        for m, net in self.net.items():
+            logits, times[m] = self._timed(net, x)
+            losses[m] = F.cross_entropy(logits, y)
+            self.accuracy[f"{stage}_{m}"].update(logits, y)
+            if m == "rknet":
+                pred = logits.argmax(dim=1)
+                self.confusion[stage].update(pred, y)
+                self._keep_examples(x, pred, y)
+        if stage == "val":
+            kw = {"batch_size": len(y), "on_epoch": True}
+            others = {m: v for m, v in losses.items() if m != "rknet"}
+            self.log_with_baselines("val", "loss", losses["rknet"], others, **kw)
+            self.log("val/nfe", float(self.ode_block.nfe), sync_dist=True, **kw)
+            self.log_with_baselines(
+                "val",
+                "ms_per_batch",
+                times["rknet"],
+                {m: t for m, t in times.items() if m != "rknet"},
+                on_epoch=True,
+            )
+
+    def _keep_examples(self, x: torch.Tensor, pred: torch.Tensor, y: torch.Tensor) -> None:
+        room = self.hparams.max_examples - sum(len(e[0]) for e in self._examples)
+        if room <= 0 or self.tensorboard is None:
+            return
+        wrong = (pred != y).nonzero().flatten()[:room]
+        if len(wrong):
+            self._examples.append((x[wrong].detach().cpu(), pred[wrong].cpu(), y[wrong].cpu()))
+
+    def _eval_epoch_end(self, stage: str) -> None:
+        errors = {}
+        for m in self.net:
+            metric = self.accuracy[f"{stage}_{m}"]
+            errors[m] = 1.0 - metric.compute()
+            metric.reset()
+        self.log_with_baselines(
+            stage,
+            "error",
+            errors["rknet"],
+            {m: e for m, e in errors.items() if m != "rknet"},
+            prog_bar=stage == "val",
+        )
+        confusion = self.confusion[stage].compute()
+        self.confusion[stage].reset()
+        if self.tensorboard is not None:
+            self.log_figure(f"{stage}/confusion_matrix", confusion_figure(confusion.cpu()))
+            if self._examples:
+                xs, ps, ys = (torch.cat(t) for t in zip(*self._examples))
+                self.log_figure(f"{stage}/misclassified", examples_figure(xs, ps, ys))
+        self._examples = []
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        """Update error counts and the confusion matrix; log losses, NFE and time per batch."""
+        self._eval_step("val", batch)
+
+    def on_validation_epoch_end(self) -> None:
+        """Log ``val/error``, ``val/error_resnet``, ``val/error_mlp`` and the figures."""
+        self._eval_epoch_end("val")
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        """Update the test error counts and the confusion matrix."""
+        self._eval_step("test", batch)
+
+    def on_test_epoch_end(self) -> None:
+        """Log ``test/error``, ``test/error_resnet``, ``test/error_mlp`` (the card keys) and the figures."""
+        self._eval_epoch_end("test")
+
+    def release_metrics(self, trainer: L.Trainer, datamodule: L.LightningDataModule) -> dict[str, float]:
+        """Parameter counts for the card: ``params``, ``params_resnet``, ``params_mlp``."""
+        return {k: float(v) for k, v in self.param_counts().items()}
+
+
+class RKNetMNIST(RKNet):
+    """:class:`RKNet` with the paper's MNIST network as defaults (28×28 input, 64 channels, 0.21 M params)."""
+
+    zoo_name: ClassVar[str | None] = "rk-net-mnist"
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        image_size: int = 28,
+        num_classes: int = 10,
+        width: int = 64,
+        downsample: int = 2,
+        stem_padding: int = 0,
+        solver: str = "rk4",
+        steps: int = 4,
+        adjoint: bool = False,
+        rtol: float = 1e-3,
+        atol: float = 1e-3,
+        resnet_blocks: int = 6,
+        mlp_hidden: int = 300,
+        baselines: bool = True,
+        cosine_schedule: bool = True,
+        max_examples: int = 16,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        pretrained: str | None = None,
+        freeze: Freeze = "none",
+    ) -> None:
+        super().__init__(
+            in_channels=in_channels,
+            image_size=image_size,
+            num_classes=num_classes,
+            width=width,
+            downsample=downsample,
+            stem_padding=stem_padding,
+            solver=solver,
+            steps=steps,
+            adjoint=adjoint,
+            rtol=rtol,
+            atol=atol,
+            resnet_blocks=resnet_blocks,
+            mlp_hidden=mlp_hidden,
+            baselines=baselines,
+            cosine_schedule=cosine_schedule,
+            max_examples=max_examples,
+            lr=lr,
+            weight_decay=weight_decay,
+            pretrained=pretrained,
+            freeze=freeze,
+        )
+
+
+def confusion_figure(confusion: torch.Tensor) -> Any:
+    """Draw a ``(K, K)`` confusion matrix as a matplotlib heat map (rows: true, columns: predicted)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    k = confusion.shape[0]
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    ax.imshow(confusion.numpy(), cmap="Blues")
+    for i in range(k):
+        for j in range(k):
+            if confusion[i, j] > 0:
+                ax.text(
+                    j,
+                    i,
+                    int(confusion[i, j]),
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if confusion[i, j] > confusion.max() / 2 else "black",
+                )
+    ax.set(
+        xlabel="predicted", ylabel="true", xticks=range(k), yticks=range(k), title="RK-Net confusion matrix"
+    )
+    fig.tight_layout()
+    return fig
+
+
+def examples_figure(images: torch.Tensor, pred: torch.Tensor, true: torch.Tensor) -> Any:
+    """Draw images ``(N, C, H, W)`` in a grid titled ``predicted (true)``."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    n = len(images)
+    cols = min(8, n)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.2 * cols, 1.35 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, img, p, t in zip(axes.flat, images, pred, true):
+        ax.imshow(img[0].float().numpy(), cmap="gray_r")
+        ax.set_title(f"{int(p)} ({int(t)})", fontsize=8, color="red")
+    fig.suptitle("RK-Net misclassified: predicted (true)", fontsize=9)
+    fig.tight_layout()
+    return fig
