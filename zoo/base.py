@@ -94,11 +94,14 @@ class HybridModule(L.LightningModule):
         from hybridzoo.zoo.hub import load_state_dict
 
         state, card = load_state_dict(name_or_path)
-        missing, unexpected = self.load_state_dict(state, strict=False)
-        if missing or unexpected:
+        try:
+            missing, unexpected = self.load_state_dict(state, strict=False)
+            problem = f"missing keys {missing[:5]}, unexpected keys {unexpected[:5]}" if missing or unexpected else ""
+        except RuntimeError as err:  # shape mismatches
+            problem = str(err).splitlines()[1].strip() if "\n" in str(err) else str(err)
+        if problem:
             raise ValueError(
-                f"pretrained={name_or_path!r} does not fit this model (architecture differs): "
-                f"missing keys {missing[:5]}, unexpected keys {unexpected[:5]}; "
+                f"pretrained={name_or_path!r} does not fit this model (architecture differs): {problem}; "
                 f"the checkpoint was trained with hparams {card.get('hparams')}"
             )
         self.card = card
