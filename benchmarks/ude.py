@@ -23,7 +23,6 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def worker(method: str, quick: bool, out: str) -> None:
     import lightning as L
     import torch
-
     from hybridzoo.zoo import create_datamodule, create_model, distil
 
     torch.set_num_threads(1)

@@ -8,11 +8,10 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
-
 from hybridzoo.datamodules.cache import ArrayCache
 from hybridzoo.physics.lotka_volterra import LotkaVolterraParams, simulate_lotka_volterra
 from hybridzoo.physics.validation import check_positive_int, check_positive_number
+from torch.utils.data import DataLoader, Dataset
 
 GENERATOR_VERSION = "1"
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-
 from hybridzoo.physics.validation import check_positive_int, check_tensor, check_time_grid
 
 VectorField = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -58,7 +57,8 @@ def odeint(
         substeps: fixed-step methods take this many equal steps between consecutive output times.
         adjoint: torchdiffeq methods only: back-propagate with the adjoint method (O(1) memory in
             the number of steps); needs ``f`` to be an ``nn.Module``.
-        rtol, atol: tolerances of adaptive torchdiffeq methods.
+        rtol: relative tolerance of adaptive torchdiffeq methods.
+        atol: absolute tolerance of adaptive torchdiffeq methods.
 
     Returns:
         Tensor of shape ``(len(t), *y0.shape)``.

@@ -9,10 +9,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import torch
-from torch import nn
-
 from hybridzoo.physics.integrators import odeint
 from hybridzoo.physics.validation import check_positive_number, check_tensor, check_time_grid
+from torch import nn
 
 
 @dataclass(frozen=True)
@@ -75,7 +74,8 @@ def simulate_lotka_volterra(
         y0: initial populations, shape ``(batch, 2)``, strictly positive.
         t: output times, shape ``(T,)``, strictly increasing, starting at the initial time.
         params: rate constants (defaults: the lectures' values).
-        method, substeps: integrator (see :func:`hybridzoo.physics.odeint`).
+        method: integrator (see :func:`hybridzoo.physics.odeint`).
+        substeps: integrator steps per output interval.
 
     Returns:
         Trajectories of shape ``(batch, T, 2)``.

@@ -56,10 +56,9 @@ def resolve_config_args(argv: Sequence[str]) -> list[str]:
 def lightning_cli(argv: Sequence[str]) -> int:
     """Run LightningCLI with the zoo's base classes."""
     import lightning as L
-    from lightning.pytorch.cli import LightningCLI
-
     from hybridzoo.zoo.base import HybridModule
     from hybridzoo.zoo.checkpointing import ZooCheckpoint
+    from lightning.pytorch.cli import LightningCLI
 
     LightningCLI(
         HybridModule,
@@ -79,6 +78,7 @@ def _fmt(v: float) -> str:
 
 
 def cmd_zoo_list(args: argparse.Namespace) -> int:
+    """Print the zoo as a table (or JSON)."""
     from hybridzoo.zoo.registry import list_models
 
     rows = list_models()
@@ -95,6 +95,7 @@ def cmd_zoo_list(args: argparse.Namespace) -> int:
 
 
 def cmd_zoo_show(args: argparse.Namespace) -> int:
+    """Print a model's registry entry and card."""
     from hybridzoo.zoo.hub import read_card, resolve_card
     from hybridzoo.zoo.registry import get_entry, names
 
@@ -126,6 +127,7 @@ def _kv(pairs: Sequence[str] | None, what: str) -> dict:
 
 
 def cmd_zoo_release(args: argparse.Namespace) -> int:
+    """Train, test and write weights + card."""
     from hybridzoo.zoo.release import release
 
     card = release(
@@ -140,6 +142,7 @@ def cmd_zoo_release(args: argparse.Namespace) -> int:
 
 
 def cmd_distil(args: argparse.Namespace) -> int:
+    """Distil a trained model and print/write the result."""
     from hybridzoo.zoo.distil import distil
     from hybridzoo.zoo.hub import load_pretrained
 
@@ -162,6 +165,7 @@ def cmd_distil(args: argparse.Namespace) -> int:
 
 
 def cmd_data_build(args: argparse.Namespace) -> int:
+    """Build a model's data set."""
     from hybridzoo.zoo.registry import create_datamodule
 
     dm = create_datamodule(args.name, **_kv(args.data, "--data"))
@@ -173,6 +177,7 @@ def cmd_data_build(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    """Run the quickstart demo."""
     from hybridzoo.zoo.demo import run_demo
 
     run_demo(log_dir=args.log_dir)

@@ -9,14 +9,13 @@ Shapes: sinograms ``(B, 1, num_angles, num_detectors)`` in line-integral units; 
 from __future__ import annotations
 
 import torch
-from torch import nn
-
 from hybridzoo.physics.reconstruction import fbp, tv_gradient
 from hybridzoo.physics.tomography import RayTransform
+from torch import nn
 
 
 def conv_block(in_channels: int, out_channels: int, width: int) -> nn.Sequential:
-    """The paper's update network: three 3x3 convolutions, ``width`` channels, PReLU between them."""
+    """Build the paper's update network: three 3x3 convolutions, ``width`` channels, PReLU between them."""
     block = nn.Sequential(
         nn.Conv2d(in_channels, width, 3, padding=1),
         nn.PReLU(width),
@@ -43,7 +42,8 @@ def _check_sinogram(op: RayTransform, sinogram: object) -> torch.Tensor:
         raise TypeError(f"sinogram must be a torch.Tensor, got {type(sinogram).__name__}")
     expected = op.geometry.sinogram_shape
     if sinogram.ndim != 4 or sinogram.shape[1] != 1 or tuple(sinogram.shape[-2:]) != expected:
-        raise ValueError(f"sinogram must have shape (B, 1, {expected[0]}, {expected[1]}), got {tuple(sinogram.shape)}")
+        want = f"(B, 1, {expected[0]}, {expected[1]})"
+        raise ValueError(f"sinogram must have shape {want}, got {tuple(sinogram.shape)}")
     return sinogram
 
 

@@ -6,10 +6,9 @@ import time
 from pathlib import Path
 
 import lightning as L
-from lightning.pytorch.loggers import TensorBoardLogger
-
 from hybridzoo.zoo.distil import distil
 from hybridzoo.zoo.registry import create_datamodule, create_model, load_config
+from lightning.pytorch.loggers import TensorBoardLogger
 
 
 def run_demo(log_dir: str | Path = "lightning_logs", seed: int = 0) -> dict[str, float]:
@@ -37,11 +36,12 @@ def run_demo(log_dir: str | Path = "lightning_logs", seed: int = 0) -> dict[str,
           f"{model.hparams.adam_epochs} Adam + {model.hparams.lbfgs_epochs} L-BFGS)")
     print(result.summary())
     p = dm.params
-    print("\ndiscovered equations (truth: β={:.3g}, γ={:.3g}, δ={:.3g}):".format(p.beta, p.gamma, p.delta))
+    print(f"\ndiscovered equations (truth: β={p.beta:.3g}, γ={p.gamma:.3g}, δ={p.delta:.3g}):")
     print(f"  dx/dt = {model.alpha:.3g}·x + ({result.terms['prey'].expression})")
     print(f"  dy/dt = {result.terms['predator'].expression} − {float(result.model.physics.theta3):.4g}·y")
     print("\nmean squared error on unseen trajectories (training window | extrapolation window):")
-    for label, suffix in (("physics-only (NN off)", "_physics"), ("hybrid (UDE)", ""), ("distilled symbolic", "_symbolic")):
+    rows = (("physics-only (NN off)", "_physics"), ("hybrid (UDE)", ""), ("distilled symbolic", "_symbolic"))
+    for label, suffix in rows:
         print(f"  {label:24} {metrics[f'test/traj_mse{suffix}']:12.4g} | {metrics[f'test/extrap_mse{suffix}']:12.4g}")
     print(f"\nTensorBoard logs: {logger.log_dir}\n  view them with: tensorboard --logdir {log_dir}")
     return metrics

@@ -35,7 +35,6 @@ from typing import Any
 import numpy as np
 import sympy
 import torch
-
 from hybridzoo.zoo.symbolic import SympyModule
 
 BACKENDS = ("auto", "pysr", "sindy")
@@ -164,7 +163,8 @@ def fit_sindy(
     """Sparse polynomial regression (pysindy STLSQ) swept over thresholds; returns the Pareto front.
 
     Args:
-        inputs: ``(N, d)`` samples; ``target``: ``(N,)`` values of the term there.
+        inputs: ``(N, d)`` samples.
+        target: ``(N,)`` values of the term at the samples.
         input_names: names of the ``d`` inputs (sympy symbols).
         max_degree: highest total degree of the candidate monomials (constant included).
         n_thresholds: number of thresholds in the log-spaced sweep.

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlparse
 
 import torch
-
 from hybridzoo.datamodules.cache import atomic_write_bytes, data_root, sha256_file
 from hybridzoo.datamodules.download import download
 
@@ -222,9 +221,8 @@ def save_pretrained(
 
     Refuses to replace existing files unless ``overwrite=True``; both files are written atomically.
     """
-    from safetensors.torch import save as save_bytes
-
     from hybridzoo.zoo.registry import get_entry
+    from safetensors.torch import save as save_bytes
 
     name = name or model.zoo_name
     if not name:

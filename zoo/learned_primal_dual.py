@@ -11,14 +11,13 @@ import math
 from typing import Any
 
 import torch
-from torch import nn
-from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
-
 from hybridzoo.physics.reconstruction import fbp, tv_reconstruction
 from hybridzoo.physics.tomography import ParallelBeamGeometry, RayTransform
 from hybridzoo.physics.validation import check_positive_int, check_positive_number
 from hybridzoo.zoo.base import Freeze, HybridModule
 from hybridzoo.zoo.ct_networks import LearnedGradientDescent, LearnedPrimalDual, LGDPhysics
+from torch import nn
+from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
 #: Methods in card order: the hybrid first (logged without suffix), then the suffixes of the others.
 METHODS = ("lpd", "lgd", "tv", "fbp")
@@ -78,7 +77,9 @@ class LearnedPrimalDualCT(HybridModule):
     ) -> None:
         super().__init__(lr=lr, weight_decay=weight_decay, pretrained=pretrained, freeze=freeze)
         self.save_hyperparameters()
-        for name in ("n_iter", "n_primal", "n_dual", "width", "lgd_iter", "lgd_memory", "lgd_width", "tv_iterations"):
+        for name in (
+            "n_iter", "n_primal", "n_dual", "width", "lgd_iter", "lgd_memory", "lgd_width", "tv_iterations"
+        ):
             check_positive_int(name, locals()[name])
         check_positive_number("lambda_init", lambda_init)
         check_positive_number("tv_weight", tv_weight, allow_zero=True)
@@ -111,7 +112,7 @@ class LearnedPrimalDualCT(HybridModule):
 
     @torch.no_grad()
     def baselines(self, sinogram: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The physics-only reconstructions ``{"fbp", "tv"}``, each ``(B, 1, n, n)``."""
+        """Return the physics-only reconstructions ``{"fbp", "tv"}``, each ``(B, 1, n, n)``."""
         hp = self.hparams
         return {
             "fbp": fbp(self.op, sinogram, hp.fbp_filter),
@@ -130,8 +131,8 @@ class LearnedPrimalDualCT(HybridModule):
         dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         geometry = getattr(dm, "geometry", None)
         if isinstance(geometry, ParallelBeamGeometry) and geometry != self.geometry:
-            raise ValueError(f"the DataModule's geometry {geometry} differs from the model's {self.geometry}; "
-                             "set the same image_size, num_angles and num_detectors in both")
+            raise ValueError(f"the DataModule's geometry {geometry} differs from the model's {self.geometry};"
+                             " set the same image_size, num_angles and num_detectors in both")
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:  # noqa: D102
         y, x = batch["sinogram"], batch["phantom"]
@@ -198,10 +199,13 @@ class LearnedPrimalDualCT(HybridModule):
         if ds is None:
             return {}
         template = datamodule.dataset("test")
-        sl = EllipsesDataset(self.op, 4, "test", template.seed + 1, phantom="shepp-logan", noise=template.noise,
-                             noise_level=template.noise_level, photons_per_ray=template.photons_per_ray,
-                             attenuation_scale=template.attenuation_scale)
-        batch = {k: torch.stack([sl[i][k] for i in range(len(sl))]).to(self.device) for k in ("sinogram", "phantom")}
+        sl = EllipsesDataset(
+            self.op, 4, "test", template.seed + 1, phantom="shepp-logan", noise=template.noise,
+            noise_level=template.noise_level, photons_per_ray=template.photons_per_ray,
+            attenuation_scale=template.attenuation_scale,
+        )
+        items = [sl[i] for i in range(len(sl))]
+        batch = {k: torch.stack([it[k] for it in items]).to(self.device) for k in ("sinogram", "phantom")}
         self.eval()
         with torch.no_grad():
             recs = self.reconstruct_all(batch["sinogram"])
@@ -216,7 +220,9 @@ class LearnedPrimalDualCT(HybridModule):
         return out
 
 
-def reconstruction_figure(batch: dict[str, torch.Tensor], recs: dict[str, torch.Tensor], rows: int = 2) -> Any:
+def reconstruction_figure(
+    batch: dict[str, torch.Tensor], recs: dict[str, torch.Tensor], rows: int = 2
+) -> Any:
     """Grid per sample: phantom, sinogram, FBP, TV, LGD, LPD, |LPD - phantom|."""
     import matplotlib
 
@@ -230,8 +236,8 @@ def reconstruction_figure(batch: dict[str, torch.Tensor], recs: dict[str, torch.
     fig, axes = plt.subplots(rows, len(cols), figsize=(2 * len(cols), 2 * rows), squeeze=False)
     for r in range(rows):
         lo, hi = float(x[r].min()), float(x[r].max())
-        panels = [x[r, 0], y[r, 0], *(recs[m][r, 0].detach().float().cpu() for m in ("fbp", "tv", "lgd", "lpd")),
-                  (recs["lpd"][r, 0].detach().float().cpu() - x[r, 0]).abs()]
+        recon = [recs[m][r, 0].detach().float().cpu() for m in ("fbp", "tv", "lgd", "lpd")]
+        panels = [x[r, 0], y[r, 0], *recon, (recon[-1] - x[r, 0]).abs()]
         for c, (name, img) in enumerate(zip(cols, panels)):
             ax = axes[r, c]
             kw = {} if name in ("sinogram", "|lpd - phantom|") else {"vmin": lo, "vmax": hi}

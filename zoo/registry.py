@@ -16,7 +16,6 @@ import yaml
 
 if TYPE_CHECKING:
     import lightning as L
-
     from hybridzoo.zoo.base import HybridModule
 
 

@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.loggers import TensorBoardLogger
-
 from hybridzoo.zoo.hub import save_pretrained
 from hybridzoo.zoo.registry import create_datamodule, create_model, get_entry, load_config
+from lightning.pytorch.loggers import TensorBoardLogger
 
 
 def data_config(datamodule: L.LightningDataModule) -> dict[str, Any]:

@@ -239,8 +239,9 @@ class ResidualAerofoil(HybridModule):
 
     # ------------------------------------------------------------------ pictures
     def on_validation_epoch_end(self) -> None:
-        """TensorBoard: Cl-α curves of a few validation aerofoils and the error histogram."""
-        if self.tensorboard is None:
+        """TensorBoard: Cl-α curves of a few validation aerofoils and the error histogram, every 10 epochs."""
+        last = self.trainer.max_epochs is not None and self.current_epoch + 1 >= self.trainer.max_epochs
+        if self.tensorboard is None or (self.current_epoch % 10 != 0 and not last):
             return
         dm = getattr(self.trainer, "datamodule", None)
         if dm is None or "val" not in getattr(dm, "datasets", {}):

@@ -28,7 +28,8 @@ class SympyModule(nn.Module):
         self._inputs = sympy.symbols(self.input_names)
         unknown = expr.free_symbols - set(self._inputs)
         if unknown:
-            raise ValueError(f"expression uses {sorted(map(str, unknown))}, not among input_names {self.input_names}")
+            names = sorted(map(str, unknown))
+            raise ValueError(f"expression uses {names}, not among input_names {self.input_names}")
         floats = sorted(expr.atoms(sympy.Float), key=lambda f: (abs(float(f)), float(f)))
         self._consts = sympy.symbols(f"c0:{len(floats)}") if floats else ()
         self._template = expr.xreplace(dict(zip(floats, self._consts)))

@@ -16,12 +16,11 @@ import copy
 from typing import Any
 
 import torch
-from torch import nn
-
 from hybridzoo.physics.integrators import odeint
 from hybridzoo.physics.validation import check_positive_int, check_positive_number, check_tensor
 from hybridzoo.zoo.base import Freeze, HybridModule
 from hybridzoo.zoo.ude_networks import GroupedMLP, TermStack
+from torch import nn
 
 TERMS = ("prey", "predator")
 
@@ -254,7 +253,6 @@ class UDELotkaVolterra(HybridModule):
         ``y`` term of a symbolic ``NN_2`` is folded into ``theta_3`` (an identity: the model is unchanged).
         """
         import sympy
-
         from hybridzoo.zoo.symbolic import SympyModule
 
         if set(modules) != set(TERMS):

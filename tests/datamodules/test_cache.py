@@ -2,7 +2,6 @@ import json
 
 import numpy as np
 import pytest
-
 from hybridzoo.datamodules.cache import ArrayCache, config_hash
 
 

@@ -4,7 +4,6 @@ import threading
 from functools import partial
 
 import pytest
-
 from hybridzoo.datamodules.download import ChecksumError, download
 
 

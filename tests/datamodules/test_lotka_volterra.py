@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 import torch
-
 from hybridzoo.datamodules.lotka_volterra import LotkaVolterraDataModule
 from hybridzoo.physics import LotkaVolterraParams, simulate_lotka_volterra
 

@@ -2,7 +2,6 @@ import math
 
 import pytest
 import torch
-
 from hybridzoo.physics import euler_step, odeint, rk4_step
 
 

@@ -1,6 +1,5 @@
 import pytest
 import torch
-
 from hybridzoo.physics import (
     LotkaVolterraParams,
     lotka_volterra_conserved,

@@ -5,7 +5,6 @@ import sys
 
 import lightning as L
 import torch
-
 from hybridzoo.datamodules.lotka_volterra import LotkaVolterraDataModule
 from hybridzoo.zoo import create_model
 

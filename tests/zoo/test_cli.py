@@ -3,7 +3,6 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
-
 from hybridzoo.zoo.cli import main, resolve_config_args
 
 CONFIGS = sorted(p.name for p in resources.files("hybridzoo.configs").iterdir() if p.name.endswith(".yaml"))

@@ -2,7 +2,6 @@ import numpy as np
 import pytest
 import sympy
 import torch
-
 from hybridzoo.zoo.distil import (
     BackendUnavailable,
     Candidate,

@@ -7,7 +7,6 @@ from functools import partial
 
 import pytest
 import torch
-
 from hybridzoo.zoo import create_model, load_pretrained, save_pretrained
 from hybridzoo.zoo.hub import CheckpointError, read_card, resolve_card
 

@@ -1,5 +1,4 @@
 import pytest
-
 from hybridzoo.zoo import create_model, list_models, register
 from hybridzoo.zoo.registry import _REGISTRY, config_path, get_entry, load_config, model_class
 

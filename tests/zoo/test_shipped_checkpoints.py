@@ -4,7 +4,6 @@ import math
 
 import lightning as L
 import pytest
-
 from hybridzoo.zoo import list_models, load_pretrained
 
 SHIPPED = [r["name"] for r in list_models() if r["weights"]]

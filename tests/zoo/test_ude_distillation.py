@@ -1,7 +1,6 @@
 """Acceptance of the UDE issue, from the shipped weights: distillation recovers the missing terms."""
 
 import sympy
-
 from hybridzoo.zoo import distil, load_pretrained
 
 

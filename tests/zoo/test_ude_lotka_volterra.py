@@ -1,7 +1,6 @@
 import lightning as L
 import pytest
 import torch
-
 from hybridzoo.datamodules.lotka_volterra import LotkaVolterraDataModule
 from hybridzoo.zoo import create_model
 
