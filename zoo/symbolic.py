@@ -38,7 +38,8 @@ class SympyModule(nn.Module):
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:  # noqa: D102
         if inputs.shape[-1] != len(self.input_names):
-            raise ValueError(f"inputs must have last dimension {len(self.input_names)}, got shape {tuple(inputs.shape)}")
+            n = len(self.input_names)
+            raise ValueError(f"inputs must have last dimension {n}, got shape {tuple(inputs.shape)}")
         out = self._fn(*inputs.unbind(-1), *self.constants.to(inputs.dtype).unbind())
         if not isinstance(out, torch.Tensor):  # a constant expression
             out = torch.as_tensor(out, dtype=inputs.dtype, device=inputs.device)
