@@ -25,6 +25,13 @@ def euler_step(f: VectorField, t: torch.Tensor, y: torch.Tensor, dt: torch.Tenso
 def rk4_step(f: VectorField, t: torch.Tensor, y: torch.Tensor, dt: torch.Tensor | float) -> torch.Tensor:
     """One classical fourth-order Runge-Kutta step of size ``dt`` from ``(t, y)``."""
     half = 0.5 * dt
+    if isinstance(dt, float):
+        # fused multiply-adds: a tiny ODE's cost is the number of kernels, not their size
+        k1 = f(t, y)
+        k2 = f(t + half, torch.add(y, k1, alpha=half))
+        k3 = f(t + half, torch.add(y, k2, alpha=half))
+        k4 = f(t + dt, torch.add(y, k3, alpha=dt))
+        return torch.add(y, torch.add(torch.add(k1, k2 + k3, alpha=2.0), k4), alpha=dt / 6.0)
     k1 = f(t, y)
     k2 = f(t + half, y + half * k1)
     k3 = f(t + half, y + half * k2)
@@ -49,7 +56,8 @@ def odeint(
     """Integrate ``dy/dt = f(t, y)`` from ``y0`` at ``t[0]`` and return ``y`` at every time in ``t``.
 
     Args:
-        f: vector field ``f(t, y)``; ``t`` is a 0-d tensor, ``y`` has the shape of ``y0``.
+        f: vector field ``f(t, y)``; ``t`` is a float (fixed-step methods, unless ``t`` requires grad) or
+            a 0-d tensor, ``y`` has the shape of ``y0``.
         y0: initial state, any shape, e.g. ``(batch, state_dim)``.
         t: 1-D strictly increasing output times (same dtype/device as ``y0``).
         method: ``"euler"`` or ``"rk4"`` (ours, fixed step), or any torchdiffeq method name
@@ -73,12 +81,19 @@ def odeint(
         step = _STEPPERS[method]
         ys = [y0]
         y = y0
-        for i in range(t.numel() - 1):
-            dt = (t[i + 1] - t[i]) / substeps
-            ti = t[i]
-            for k in range(substeps):
-                y = step(f, ti + k * dt, y, dt)
-            ys.append(y)
+        if t.requires_grad:  # differentiate with respect to the time grid too
+            for i in range(t.numel() - 1):
+                dt = (t[i + 1] - t[i]) / substeps
+                for k in range(substeps):
+                    y = step(f, t[i] + k * dt, y, dt)
+                ys.append(y)
+        else:  # Python floats: no tensor ops (and no device syncs) for time arithmetic
+            times = t.detach().cpu().double().tolist()
+            for t0, t1 in zip(times[:-1], times[1:]):
+                dt = (t1 - t0) / substeps
+                for k in range(substeps):
+                    y = step(f, t0 + k * dt, y, dt)
+                ys.append(y)
         return torch.stack(ys, dim=0)
     import torchdiffeq
     from torchdiffeq._impl.odeint import SOLVERS

@@ -20,7 +20,8 @@ def test_wheel_contains_subpackages_configs_and_checkpoints(tmp_path):
     for required in ("hybridzoo/physics/integrators.py", "hybridzoo/datamodules/lotka_volterra.py",
                      "hybridzoo/zoo/cli.py", "hybridzoo/configs/ude_lotka_volterra.yaml",
                      "hybridzoo/checkpoints/ude-lotka-volterra.json",
-                     "hybridzoo/checkpoints/ude-lotka-volterra.safetensors"):
+                     "hybridzoo/checkpoints/ude-lotka-volterra.safetensors",
+                     "hybridzoo/datamodules/data/residual_aerofoil.npz"):
         assert required in names, required
     configs = {Path(p).name for p in (ROOT / "configs").glob("*.yaml")}
     assert configs <= {Path(n).name for n in names if n.startswith("hybridzoo/configs/")}

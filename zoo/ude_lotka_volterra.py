@@ -113,9 +113,13 @@ class UDELotkaVolterra(HybridModule):
         out = self.net(state)
         return {k: out[..., i] for i, k in enumerate(TERMS)}
 
-    def vector_field(self, state: torch.Tensor, use_net: bool = True) -> torch.Tensor:
+    def _rates(self) -> torch.Tensor:
+        """``(alpha, -theta_3)``: the linear, known part of the vector field."""
+        return torch.stack((self.physics.theta3.new_tensor(self.alpha), -self.physics.theta3))
+
+    def vector_field(self, state: torch.Tensor, use_net: bool = True, rates: torch.Tensor | None = None) -> torch.Tensor:
         """``d(x, y)/dt`` of the hybrid (``use_net=False``: physics-only) at ``state (..., 2)``."""
-        known = state * torch.stack((self.physics.theta3.new_tensor(self.alpha), -self.physics.theta3))
+        known = state * (self._rates() if rates is None else rates)
         return known + self.net(state) if use_net else known
 
     def forward(self, y0: torch.Tensor, t: torch.Tensor, use_net: bool = True) -> torch.Tensor:
@@ -123,7 +127,8 @@ class UDELotkaVolterra(HybridModule):
         check_tensor("y0", y0, ndim=2, last_dim=2, positive=True)
         check_tensor("t", t, ndim=1)
         h = self.hparams
-        traj = odeint(lambda _t, s: self.vector_field(s, use_net), y0, t.to(y0),
+        rates = self._rates().to(y0)
+        traj = odeint(lambda _t, s: self.vector_field(s, use_net, rates), y0, t.to(y0),
                       method=h.method, substeps=h.substeps)
         return traj.transpose(0, 1)
 
@@ -289,7 +294,15 @@ class UDELotkaVolterra(HybridModule):
             trainer = L.Trainer(max_epochs=fine_tune_epochs, accelerator="cpu", devices=1, logger=False,
                                 enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                                 num_sanity_val_steps=0, limit_val_batches=0)
+            before = {k: v.detach().clone() for k, v in symbolic.state_dict().items()}
             trainer.fit(symbolic, datamodule=datamodule)
+            if not all(torch.isfinite(p).all() for p in symbolic.parameters()):
+                # an ill-posed candidate (e.g. a spurious cubic term) can diverge: keep the regression's fit
+                import warnings
+
+                warnings.warn("fine-tuning the symbolic model diverged; keeping the regression's constants",
+                              stacklevel=2)
+                symbolic.load_state_dict(before)
         symbolic.eval()
         datamodule.setup("test")
         sums = {"traj_mse": 0.0, "extrap_mse": 0.0}

@@ -125,3 +125,10 @@ def test_shipped_checkpoints_verify():
             warnings.simplefilter("error")  # no version mismatch for weights shipped with this version
             model = load_pretrained(name)
         assert model.card["name"] == name and not model.training
+
+
+def test_paired_datamodule_from_card_with_overrides():
+    model = load_pretrained("ude-lotka-volterra")
+    dm = model.datamodule(noise=0.05)
+    assert dm.hparams.noise == 0.05
+    assert dm.hparams.t_train == model.card["data"]["t_train"]
