@@ -36,13 +36,15 @@ def trajectory_figure(model: Any, batch: dict[str, torch.Tensor], preds: dict[st
 
     terms = model.learned_terms(clean.to(model.device, model.dtype))
     x, y = clean[:, 0], clean[:, 1]
+    theta3 = model.physics.theta3.item()
+    # NN_2 and theta_3*y are only identifiable together, so the predator panel shows their sum
     ax1.plot(t, terms["prey"].cpu(), color="tab:blue", label="NN₁(x, y)")
-    ax1.plot(t, terms["predator"].cpu(), color="tab:orange", label="NN₂(x, y)")
+    ax1.plot(t, terms["predator"].cpu() - theta3 * y, color="tab:orange", label="NN₂(x, y) − θ₃y")
     dm = getattr(getattr(model, "_trainer", None), "datamodule", None)
-    params = getattr(dm, "params", None)
+    params = getattr(dm, "params", None) or getattr(model, "_plot_params", None)
     if params is not None:
         ax1.plot(t, -params.beta * x * y, "--", color="tab:blue", label="true −βxy")
-        ax1.plot(t, params.gamma * x * y, "--", color="tab:orange", label="true γxy")
+        ax1.plot(t, params.gamma * x * y - params.delta * y, "--", color="tab:orange", label="true γxy − δy")
     ax1.set(xlabel="time", ylabel="rate", title="learned vs missing terms along the trajectory")
     ax1.legend(fontsize=7)
     fig.tight_layout()
