@@ -25,6 +25,6 @@ def test_wheel_contains_subpackages_configs_and_checkpoints(tmp_path):
         assert required in names, required
     configs = {Path(p).name for p in (ROOT / "configs").glob("*.yaml")}
     assert configs <= {Path(n).name for n in names if n.startswith("hybridzoo/configs/")}
-    cards = {Path(p).name for p in (ROOT / "checkpoints").glob("*")} - {"__init__.py", "__pycache__"}
+    cards = {Path(p).name for pattern in ("*.json", "*.safetensors") for p in (ROOT / "checkpoints").glob(pattern)}
     assert cards <= {Path(n).name for n in names if n.startswith("hybridzoo/checkpoints/")}
     assert any(n.endswith("entry_points.txt") for n in names)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import torch
@@ -21,6 +22,10 @@ class ZooCheckpoint(ModelCheckpoint):
         super().__init__(**kwargs)
 
     def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:  # noqa: D102
+        if self.dirpath is None and not trainer.loggers:
+            # Lightning's default without a logger is ./checkpoints, which in a source checkout is the
+            # folder of shipped weights: keep training checkpoints out of it
+            self.dirpath = os.path.join(trainer.default_root_dir, "lightning_logs", "checkpoints")
         if not self._explicit_monitor and getattr(pl_module, "monitor", None):
             self.monitor = pl_module.monitor
             mode = getattr(pl_module, "mode", "min")

@@ -1,0 +1,166 @@
+"""Residual aerofoil vs its peers: accuracy against XFOIL and predictions per second.
+
+Same test aerofoils (unseen in training), same angles and Reynolds numbers for all methods:
+- panel: our batched Hess-Smith method (inviscid), from the re-panelled contour;
+- hybrid (residual / PGML / NN-only): the trained model (shipped checkpoint, or ``--train`` epochs);
+- NeuralFoil (xlarge): the peer a user would otherwise pick (pip ``neuralfoil``, numpy);
+- XFOIL: the reference itself (its MAE is 0 by definition; only its speed is measured).
+
+Throughput: ``--batch`` (default 1024) predictions, i.e. (aerofoil, alpha, Re) rows, starting from
+contours; the panel/hybrid timings include the panel solves, the hybrid's from the CST features too.
+
+    python benchmarks/aerofoil.py [--train 150] [--batch 1024] [--xfoil-polars 4]
+Writes benchmarks/results/aerofoil.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from hybridzoo.datamodules.aerofoil import CST_ORDER, AerofoilDataModule
+from hybridzoo.physics.airfoil import cst_fit
+from hybridzoo.physics.panel import hess_smith
+from hybridzoo.zoo.residual_aerofoil import ResidualAerofoil, neuralfoil_cl
+
+OUT = Path(__file__).parent / "results" / "aerofoil.json"
+
+
+def get_model(dm: AerofoilDataModule, train_epochs: int | None) -> tuple[ResidualAerofoil, str]:
+    if train_epochs is None:
+        try:
+            from hybridzoo.zoo.hub import load_pretrained
+
+            return load_pretrained("residual-aerofoil"), "shipped checkpoint"
+        except Exception as err:  # no shipped checkpoint yet: train one
+            print(f"no shipped checkpoint ({err}); training 150 epochs")
+            train_epochs = 150
+    import lightning as L
+
+    L.seed_everything(0)
+    model = ResidualAerofoil()
+    L.Trainer(
+        max_epochs=train_epochs,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    ).fit(model, datamodule=dm)
+    return model.eval(), f"trained here for {train_epochs} epochs"
+
+
+def timed(fn, repeats: int = 3) -> float:
+    fn()  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument(
+        "--train", type=int, default=None, help="train this many epochs instead of loading weights"
+    )
+    ap.add_argument("--batch", type=int, default=1024)
+    ap.add_argument("--xfoil-polars", type=int, default=4, help="XFOIL polars timed (10 angles each)")
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    dm = AerofoilDataModule(source="shipped", n_panels_per_side=60)
+    dm.setup()
+    model, origin = get_model(dm, args.train)
+    x, cl_panel, cl, foil = dm.datasets["test"].tensors
+    with torch.no_grad():
+        pred = model(x, cl_panel)
+    alpha, re = x[:, 13].double(), 10 ** x[:, 14].double()
+    nf = neuralfoil_cl(dm.coords[foil].double(), alpha, re).float()
+    mae = {m: float((pred[m] - cl).abs().mean()) for m in ("panel", "nn", "residual", "pgml")}
+    mae["neuralfoil"] = float((nf - cl).abs().mean())
+
+    # ---- throughput on `batch` rows drawn from the test set (with repetition if needed)
+    idx = torch.arange(args.batch) % len(cl)
+    coords_rows = dm.coords[foil[idx]].double()
+    a_rows, re_rows = alpha[idx], re[idx]
+    ufoils = torch.unique(foil[idx])
+
+    # Group the rows by aerofoil and pad each group's angles to a common count, so that one batched
+    # call solves every aerofoil (one matrix per aerofoil, its angles as right-hand sides).
+    row_foil = foil[idx]
+    groups = [(row_foil == f).nonzero().squeeze(-1) for f in ufoils]
+    width = max(len(g) for g in groups)
+    pad_alpha = torch.zeros(len(groups), width)
+    pad_logre = torch.zeros(len(groups), width)
+    for k, g in enumerate(groups):
+        pad_alpha[k, : len(g)] = a_rows[g].float()
+        pad_logre[k, : len(g)] = torch.log10(re_rows[g]).float()
+    valid = torch.arange(width)[None] < torch.tensor([len(g) for g in groups])[:, None]
+    foil_coords = dm.coords[ufoils].float()
+
+    def run_panel():
+        return hess_smith(foil_coords, pad_alpha).cl[valid]
+
+    def run_hybrid():
+        cp = hess_smith(foil_coords, pad_alpha).cl
+        cst = cst_fit(foil_coords, CST_ORDER)[:, None].expand(-1, width, -1)
+        feats = torch.cat([cst, pad_alpha[..., None], pad_logre[..., None]], -1)[valid]
+        with torch.no_grad():
+            return model(feats, cp[valid])["residual"]
+
+    def run_neuralfoil():
+        neuralfoil_cl(coords_rows, a_rows, re_rows)
+
+    times = {"panel": timed(run_panel), "hybrid": timed(run_hybrid), "neuralfoil": timed(run_neuralfoil, 1)}
+
+    xfoil_rate = None
+    try:
+        from hybridzoo.datamodules.xfoil import run_polar, xfoil_available
+
+        if xfoil_available() and args.xfoil_polars > 0:
+            alphas = dm.generation["alphas"]
+            t = time.perf_counter()
+            for f in ufoils[: args.xfoil_polars]:
+                run_polar(dm.coords[f].double(), 1e6, alphas)
+            xfoil_rate = args.xfoil_polars * len(alphas) / (time.perf_counter() - t)
+    except Exception as err:  # XFOIL is optional here
+        print(f"XFOIL timing skipped: {err}")
+
+    rate = {k: args.batch / v for k, v in times.items()}
+    if xfoil_rate is not None:
+        rate["xfoil"] = xfoil_rate
+    result = {
+        "model": origin,
+        "test_rows": len(cl),
+        "test_foils": len(torch.unique(foil)),
+        "mae_vs_xfoil": mae,
+        "ratios": {
+            "panel_over_residual_mae": mae["panel"] / mae["residual"],
+            "nn_over_residual_mae": mae["nn"] / mae["residual"],
+            "residual_over_neuralfoil_mae": mae["residual"] / mae["neuralfoil"],
+            "hybrid_over_neuralfoil_speed": rate["hybrid"] / rate["neuralfoil"],
+            **({"hybrid_over_xfoil_speed": rate["hybrid"] / rate["xfoil"]} if "xfoil" in rate else {}),
+        },
+        "predictions_per_s": rate,
+        "batch": args.batch,
+        "distinct_foils_in_batch": len(ufoils),
+        "threads": args.threads,
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "note": "CPU shared with other jobs; timings are best of 3 (NeuralFoil: 1) after a warm-up",
+    }
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

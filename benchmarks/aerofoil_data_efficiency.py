@@ -1,0 +1,69 @@
+"""Data-efficiency curve of the residual aerofoil model: training aerofoils vs test Cl error, all modes.
+
+For each number of training aerofoils the four modes (panel-only, NN-only, residual, PGML) are
+trained in one run for the same number of optimiser steps and measured on the same unseen test
+aerofoils (the split is fixed; smaller training sets are prefixes of the full one).
+
+    python benchmarks/aerofoil_data_efficiency.py [--sizes 10 25 50 100] [--steps 3000] [--seeds 0]
+Writes benchmarks/results/aerofoil_data_efficiency.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import lightning as L
+import torch
+from hybridzoo.datamodules.aerofoil import AerofoilDataModule
+from hybridzoo.zoo.registry import load_config
+from hybridzoo.zoo.residual_aerofoil import ResidualAerofoil
+
+OUT = Path(__file__).parent / "results" / "aerofoil_data_efficiency.json"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument(
+        "--sizes", type=int, nargs="+", default=[10, 25, 50, 0], help="0 means all training aerofoils"
+    )
+    ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    model_args = dict(load_config("residual-aerofoil")["model"]["init_args"])
+    data_args = dict(load_config("residual-aerofoil")["data"]["init_args"])
+    rows = []
+    for size in args.sizes:
+        for seed in args.seeds:
+            dm = AerofoilDataModule(**{**data_args, "n_train_foils": size or None})
+            dm.setup()
+            L.seed_everything(seed)
+            model = ResidualAerofoil(**model_args)
+            t = time.perf_counter()
+            trainer = L.Trainer(
+                max_steps=args.steps,
+                max_epochs=-1,
+                logger=False,
+                enable_checkpointing=False,
+                enable_progress_bar=False,
+                enable_model_summary=False,
+            )
+            trainer.fit(model, datamodule=dm)
+            res = trainer.test(model, datamodule=dm, verbose=False)[0]
+            row = {
+                "n_train_foils": len(dm.split["train"]),
+                "seed": seed,
+                "wall_s": time.perf_counter() - t,
+                **{k: float(v) for k, v in res.items()},
+            }
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps({"steps": args.steps, "model": model_args, "rows": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Data files shipped with hybridzoo.datamodules (read with importlib.resources)."""

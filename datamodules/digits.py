@@ -1,0 +1,128 @@
+"""scikit-learn's bundled handwritten digits (1,797 8×8 images) as a LightningDataModule.
+
+The data ship inside scikit-learn (UCI "Optical Recognition of Handwritten Digits", 8×8 block
+counts 0..16 of 32×32 bitmaps), so this works offline; it stands in for MNIST in tests, the demo
+and the ``rk-net-digits`` checkpoint. Splits are stratified and seeded; the test split is held out
+from training and validation.
+"""
+
+from __future__ import annotations
+
+import lightning as L
+import numpy as np
+import torch
+from hybridzoo.physics.validation import check_positive_int
+from torch.utils.data import DataLoader, TensorDataset
+
+#: Largest value of a digits pixel (each is a count of ink bits in a 4×4 block).
+DIGITS_MAX = 16.0
+
+
+def _check_fraction(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    if not 0.0 < float(value) < 1.0:
+        raise ValueError(f"{name} must lie strictly between 0 and 1, got {value}")
+    return float(value)
+
+
+def load_digits_split(
+    test_fraction: float = 0.2, val_fraction: float = 0.1, seed: int = 0
+) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Split the digits into stratified train/val/test sets.
+
+    Args:
+        test_fraction: share of all images held out for testing.
+        val_fraction: share of all images used for validation.
+        seed: seed of the split.
+
+    Returns:
+        ``{"train"|"val"|"test": (images, labels)}``; images ``(N, 1, 8, 8)`` float32 in [0, 1]
+        (ink fraction), labels ``(N,)`` int64 in 0..9.
+    """
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    test_fraction = _check_fraction("test_fraction", test_fraction)
+    val_fraction = _check_fraction("val_fraction", val_fraction)
+    if test_fraction + val_fraction >= 1.0:
+        raise ValueError(f"test_fraction + val_fraction must be < 1, got {test_fraction} + {val_fraction}")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    bunch = load_digits()
+    x = (bunch.images.astype(np.float32) / DIGITS_MAX)[:, None]
+    y = bunch.target.astype(np.int64)
+    idx = np.arange(len(y))
+    rest, test = train_test_split(idx, test_size=test_fraction, stratify=y, random_state=seed)
+    train, val = train_test_split(
+        rest, test_size=val_fraction / (1.0 - test_fraction), stratify=y[rest], random_state=seed + 1
+    )
+    return {
+        k: (torch.from_numpy(x[i]), torch.from_numpy(y[i]))
+        for k, i in (("train", train), ("val", val), ("test", test))
+    }
+
+
+class DigitsDataModule(L.LightningDataModule):
+    """Handwritten 8×8 digits from scikit-learn, split train/val/test (stratified, seeded).
+
+    Batches are ``(images, labels)``: images ``(B, 1, 8, 8)`` float32 in [0, 1], labels ``(B,)`` int64.
+
+    Args:
+        batch_size: training batch size (evaluation uses the same).
+        test_fraction: share held out for testing (never seen in training or model selection).
+        val_fraction: share used for validation.
+        seed: seed of the split and of the training shuffle.
+        num_workers: DataLoader workers (the data set is tiny; 0 is fastest).
+    """
+
+    num_classes = 10
+    image_shape = (1, 8, 8)
+
+    def __init__(
+        self,
+        batch_size: int = 64,
+        test_fraction: float = 0.2,
+        val_fraction: float = 0.1,
+        seed: int = 0,
+        num_workers: int = 0,
+    ) -> None:
+        super().__init__()
+        check_positive_int("batch_size", batch_size)
+        _check_fraction("test_fraction", test_fraction)
+        _check_fraction("val_fraction", val_fraction)
+        if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
+            raise ValueError(f"num_workers must be a non-negative int, got {num_workers!r}")
+        self.save_hyperparameters()
+        self.splits: dict[str, TensorDataset] = {}
+
+    def setup(self, stage: str | None = None) -> None:
+        """Load and split the digits (cheap: they ship with scikit-learn)."""
+        if not self.splits:
+            h = self.hparams
+            data = load_digits_split(h.test_fraction, h.val_fraction, h.seed)
+            self.splits = {k: TensorDataset(*v) for k, v in data.items()}
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        if split not in self.splits:
+            self.setup()
+        gen = torch.Generator().manual_seed(self.hparams.seed) if shuffle else None
+        return DataLoader(
+            self.splits[split],
+            batch_size=self.hparams.batch_size,
+            shuffle=shuffle,
+            generator=gen,
+            num_workers=self.hparams.num_workers,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        """Shuffled training batches."""
+        return self._loader("train", True)
+
+    def val_dataloader(self) -> DataLoader:
+        """Return validation batches, in order."""
+        return self._loader("val", False)
+
+    def test_dataloader(self) -> DataLoader:
+        """Held-out test batches, in order."""
+        return self._loader("test", False)

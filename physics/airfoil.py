@@ -1,0 +1,347 @@
+"""Aerofoil geometry: NACA 4-digit shapes, Selig/Lednicer ``.dat`` files, checks, re-panelling, CST.
+
+Conventions used throughout the zoo:
+
+- coordinates are chord-normalised and dimensionless, shape ``(..., K, 2)`` with columns ``(x, y)``;
+- points are in **Selig order**: trailing edge → upper surface → leading edge → lower surface →
+  trailing edge, i.e. counter-clockwise, so the shoelace area is positive;
+- the contour is closed up to a small trailing-edge gap (first and last points may differ by the
+  blunt-trailing-edge thickness); the panel method treats that gap as open.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from os import PathLike
+from pathlib import Path
+
+import torch
+from hybridzoo.physics.validation import check_positive_int, check_tensor
+
+#: Largest trailing-edge gap (fraction of the contour's x-extent) accepted as "closed".
+MAX_TE_GAP = 0.05
+MIN_POINTS = 8
+
+
+# ---------------------------------------------------------------------------------------- NACA 4-digit
+def parse_naca4(code: str) -> tuple[float, float, float]:
+    """``"2412"`` → ``(m, p, t) = (0.02, 0.4, 0.12)``: max camber, its chord position, thickness."""
+    if not isinstance(code, str):
+        raise TypeError(f"code must be a string like '2412', got {type(code).__name__}")
+    digits = code.strip().upper().removeprefix("NACA").strip()
+    if len(digits) != 4 or not digits.isdigit():
+        raise ValueError(f"code must be a NACA 4-digit designation like '2412', got {code!r}")
+    m, p, t = int(digits[0]) / 100, int(digits[1]) / 10, int(digits[2:]) / 100
+    if t <= 0:
+        raise ValueError(f"code {code!r} has zero thickness")
+    if (m > 0) != (p > 0):
+        raise ValueError(f"code {code!r}: camber and its position must both be zero or both non-zero")
+    return m, p, t
+
+
+def naca4(
+    m: torch.Tensor | float,
+    p: torch.Tensor | float,
+    t: torch.Tensor | float,
+    n_per_side: int = 80,
+    *,
+    closed_te: bool = True,
+    dtype: torch.dtype | None = None,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """NACA 4-digit aerofoil(s) with cosine spacing, Selig order.
+
+    Args:
+        m: maximum camber (fraction of chord), scalar or shape ``(B,)``.
+        p: chord position of maximum camber (fraction of chord); ignored where ``m == 0``.
+        t: maximum thickness (fraction of chord), ``> 0``.
+        n_per_side: panels per surface; the result has ``2 * n_per_side + 1`` points.
+        closed_te: use the closed-trailing-edge thickness coefficient (-0.1036 instead of -0.1015).
+        dtype: of the result (default: that of tensor inputs, else torch's default).
+        device: of the result (default: that of tensor inputs).
+
+    Returns:
+        Coordinates ``(2 n + 1, 2)`` for scalar inputs, ``(B, 2 n + 1, 2)`` otherwise; differentiable
+        in ``m``, ``p`` and ``t``.
+    """
+    n = check_positive_int("n_per_side", n_per_side)
+    tensors = [v for v in (m, p, t) if isinstance(v, torch.Tensor)]
+    dtype = dtype or (tensors[0].dtype if tensors else torch.get_default_dtype())
+    device = device or (tensors[0].device if tensors else None)
+    m, p, t = (torch.as_tensor(v, dtype=dtype, device=device) for v in (m, p, t))
+    scalar = m.ndim == 0 and p.ndim == 0 and t.ndim == 0
+    m, p, t = torch.broadcast_tensors(m.reshape(-1), p.reshape(-1), t.reshape(-1))
+    for name, v, lo, hi in (("m", m, 0.0, 0.2), ("p", p, 0.0, 0.95), ("t", t, 1e-4, 0.5)):
+        check_tensor(name, v)
+        if (v < lo).any() or (v > hi).any():
+            raise ValueError(f"{name} must lie in [{lo}, {hi}], got {v.tolist()}")
+    if ((m > 0) & (p <= 0)).any():
+        raise ValueError("p must be positive where the camber m is positive")
+
+    beta = torch.linspace(0.0, math.pi, n + 1, dtype=dtype, device=device)
+    x = 0.5 * (1.0 - torch.cos(beta))  # (n+1,) from LE to TE
+    x = x.expand(m.shape[0], -1)
+    t_, m_, p_ = t[:, None], m[:, None], p[:, None].clamp_min(1e-6)
+    a4 = -0.1036 if closed_te else -0.1015
+    yt = 5 * t_ * (0.2969 * x.clamp_min(0).sqrt() - 0.1260 * x - 0.3516 * x**2 + 0.2843 * x**3 + a4 * x**4)
+    fore = x < p_
+    yc = torch.where(
+        fore, m_ / p_**2 * (2 * p_ * x - x**2), m_ / (1 - p_) ** 2 * (1 - 2 * p_ + 2 * p_ * x - x**2)
+    )
+    dyc = torch.where(fore, 2 * m_ / p_**2 * (p_ - x), 2 * m_ / (1 - p_) ** 2 * (p_ - x))
+    th = torch.atan(dyc)
+    xu, yu = x - yt * torch.sin(th), yc + yt * torch.cos(th)
+    xl, yl = x + yt * torch.sin(th), yc - yt * torch.cos(th)
+    upper = torch.stack([xu, yu], -1).flip(1)  # TE → LE
+    lower = torch.stack([xl, yl], -1)[:, 1:]  # LE (shared) → TE
+    coords = torch.cat([upper, lower], 1)
+    return coords[0] if scalar else coords
+
+
+def naca4_from_code(code: str, n_per_side: int = 80, **kwargs) -> torch.Tensor:
+    """NACA 4-digit aerofoil from its designation, e.g. ``naca4_from_code("2412")`` → ``(2n+1, 2)``."""
+    return naca4(*parse_naca4(code), n_per_side=n_per_side, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------- files
+def parse_dat(text: str, *, name: str = "text") -> tuple[str, torch.Tensor]:
+    """Parse Selig or Lednicer aerofoil text into ``(title, coords (K, 2) float64, Selig order)``.
+
+    Lednicer files (a count line ``n_upper n_lower``, then upper and lower surfaces from the leading
+    edge) are converted to Selig order.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"{name} must be a string, got {type(text).__name__}")
+    title, rows = "", []
+    for line in text.splitlines():
+        parts = line.replace(",", " ").split()
+        try:
+            vals = [float(v) for v in parts]
+        except ValueError:
+            vals = None
+        if vals is None or len(vals) != 2:
+            if not rows and parts and not title:
+                title = line.strip()
+            continue
+        rows.append(vals)
+    if len(rows) < MIN_POINTS:
+        raise ValueError(f"{name}: found {len(rows)} coordinate rows, need at least {MIN_POINTS}")
+    pts = torch.tensor(rows, dtype=torch.float64)
+    nu, nl = pts[0].tolist()
+    if nu > 1.5 and nl > 1.5 and nu == int(nu) and nl == int(nl):  # Lednicer count line
+        nu, nl = int(nu), int(nl)
+        body = pts[1:]
+        if body.shape[0] < nu + nl:
+            raise ValueError(f"{name}: Lednicer header announces {nu}+{nl} points, found {body.shape[0]}")
+        upper, lower = body[:nu], body[nu : nu + nl]
+        first_lower = 1 if torch.allclose(upper[0], lower[0]) else 0
+        pts = torch.cat([upper.flip(0), lower[first_lower:]], 0)
+    return title, pts
+
+
+def read_dat(path: str | PathLike[str]) -> tuple[str, torch.Tensor]:
+    """Read a Selig- or Lednicer-format ``.dat`` file; returns ``(title, coords (K, 2) float64)``."""
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"path {str(p)!r} is not a file")
+    return parse_dat(p.read_text(errors="replace"), name=str(p))
+
+
+def write_dat(path: str | PathLike[str], coords: torch.Tensor, title: str = "aerofoil") -> None:
+    """Write ``coords (K, 2)`` as a Selig-format ``.dat`` file (what XFOIL's ``LOAD`` reads)."""
+    coords = check_tensor("coords", coords, ndim=2, last_dim=2)
+    lines = [title.replace("\n", " ")] + [f"{x: .8f} {y: .8f}" for x, y in coords.detach().cpu().tolist()]
+    Path(path).write_text("\n".join(lines) + "\n")
+
+
+# ---------------------------------------------------------------------------------------- checks
+def signed_area(coords: torch.Tensor) -> torch.Tensor:
+    """Shoelace area of the (implicitly closed) contour ``(..., K, 2)`` → ``(...)``; > 0 counter-clockwise."""
+    x, y = coords[..., 0], coords[..., 1]
+    return 0.5 * (x * y.roll(-1, -1) - x.roll(-1, -1) * y).sum(-1)
+
+
+def _segments_cross(coords: torch.Tensor) -> torch.Tensor:
+    """Whether any two non-adjacent segments of each polyline ``(..., K, 2)`` properly cross → ``(...)``."""
+    a, b = coords[..., :-1, :], coords[..., 1:, :]
+    k = a.shape[-2]
+
+    def orient(p, q, r):
+        return (q[..., 0] - p[..., 0]) * (r[..., 1] - p[..., 1]) - (q[..., 1] - p[..., 1]) * (
+            r[..., 0] - p[..., 0]
+        )
+
+    ai, bi = a[..., :, None, :], b[..., :, None, :]
+    aj, bj = a[..., None, :, :], b[..., None, :, :]
+    d1, d2 = orient(ai, bi, aj), orient(ai, bi, bj)
+    d3, d4 = orient(aj, bj, ai), orient(aj, bj, bi)
+    cross = (d1 * d2 < 0) & (d3 * d4 < 0)
+    idx = torch.arange(k, device=coords.device)
+    far = (idx[:, None] - idx[None, :]).abs() > 1
+    far &= ~(
+        ((idx[:, None] == 0) & (idx[None, :] == k - 1)) | ((idx[:, None] == k - 1) & (idx[None, :] == 0))
+    )
+    return (cross & far).flatten(-2).any(-1)
+
+
+def check_airfoil(coords: object, name: str = "coords", *, max_te_gap: float = MAX_TE_GAP) -> torch.Tensor:
+    """Validate aerofoil contours ``(..., K, 2)``; return them unchanged.
+
+    Raises ``TypeError``/``ValueError`` naming ``name`` for: a non-tensor or integer tensor, fewer than
+    ``MIN_POINTS`` points, NaN/inf, an open contour (trailing-edge gap above ``max_te_gap`` of the
+    x-extent), clockwise order (not Selig order), or a self-intersecting contour.
+    """
+    coords = check_tensor(name, coords, min_ndim=2, last_dim=2)
+    if coords.shape[-2] < MIN_POINTS:
+        raise ValueError(f"{name} must hold at least {MIN_POINTS} points per contour, got {coords.shape[-2]}")
+    extent = (coords[..., 0].amax(-1) - coords[..., 0].amin(-1)).clamp_min(1e-12)
+    gap = (coords[..., 0, :] - coords[..., -1, :]).norm(dim=-1) / extent
+    if (gap > max_te_gap).any():
+        raise ValueError(
+            f"{name} is an open contour: trailing-edge gap {gap.max().item():.3g} of the chord "
+            f"exceeds {max_te_gap} (first and last points must meet at the trailing edge)"
+        )
+    if (signed_area(coords) <= 0).any():
+        raise ValueError(f"{name} must be counter-clockwise (Selig order: TE → upper → LE → lower → TE)")
+    if _segments_cross(coords).any():
+        raise ValueError(f"{name} is self-intersecting")
+    return coords
+
+
+# ---------------------------------------------------------------------------------------- normalising
+def normalize(coords: torch.Tensor) -> torch.Tensor:
+    """Translate, rotate and scale ``(..., K, 2)`` so the leading edge is (0, 0) and the TE is (1, 0).
+
+    The leading edge is the point farthest from the trailing-edge midpoint; the chord line
+    through them becomes the x-axis, which is the reference for the angle of attack.
+    """
+    te = 0.5 * (coords[..., 0, :] + coords[..., -1, :])
+    dist = (coords - te[..., None, :]).norm(dim=-1)
+    le = torch.gather(coords, -2, dist.argmax(-1)[..., None, None].expand(*coords.shape[:-2], 1, 2))[
+        ..., 0, :
+    ]
+    chord = te - le
+    c = chord.norm(dim=-1, keepdim=True)
+    cos, sin = (chord / c).unbind(-1)
+    rel = coords - le[..., None, :]
+    x = (rel[..., 0] * cos[..., None] + rel[..., 1] * sin[..., None]) / c
+    y = (-rel[..., 0] * sin[..., None] + rel[..., 1] * cos[..., None]) / c
+    return torch.stack([x, y], -1)
+
+
+def _drop_duplicates(coords: torch.Tensor) -> torch.Tensor:
+    keep = torch.ones(coords.shape[0], dtype=torch.bool, device=coords.device)
+    keep[1:] = (coords[1:] - coords[:-1]).norm(dim=-1) > 1e-9
+    return coords[keep]
+
+
+def _interp(s: torch.Tensor, xp: torch.Tensor, fp: torch.Tensor) -> torch.Tensor:
+    """1-D linear interpolation of ``fp (M, 2)`` sampled at increasing ``xp (M,)`` at points ``s``."""
+    i = torch.searchsorted(xp, s.clamp(xp[0], xp[-1])).clamp(1, xp.numel() - 1)
+    w = ((s - xp[i - 1]) / (xp[i] - xp[i - 1]).clamp_min(1e-15))[:, None]
+    return fp[i - 1] * (1 - w) + fp[i] * w
+
+
+def repanel(coords: torch.Tensor, n_per_side: int = 80) -> torch.Tensor:
+    """Re-sample one contour ``(K, 2)`` with cosine spacing in arc length on each surface.
+
+    Each surface (trailing edge to leading edge, split at the point of minimum x) gets
+    ``n_per_side`` panels, clustered at both ends where curvature and pressure gradients are largest.
+    Linear interpolation along the input polyline. Returns ``(2 n + 1, 2)`` in Selig order.
+    """
+    coords = check_airfoil(coords)
+    if coords.ndim != 2:
+        raise ValueError(
+            f"coords must be one contour (K, 2), got shape {tuple(coords.shape)}; loop over a batch"
+        )
+    n = check_positive_int("n_per_side", n_per_side)
+    pts = _drop_duplicates(coords)
+    ile = int(torch.argmin(pts[:, 0]))
+    if ile == 0 or ile == pts.shape[0] - 1:
+        raise ValueError("coords: the leading edge (minimum x) must lie between the two trailing-edge points")
+    beta = torch.linspace(0.0, math.pi, n + 1, dtype=pts.dtype, device=pts.device)
+    frac = 0.5 * (1 - torch.cos(beta))
+    out = []
+    for seg in (pts[: ile + 1], pts[ile:]):
+        s = torch.cat([seg.new_zeros(1), (seg[1:] - seg[:-1]).norm(dim=-1).cumsum(0)])
+        out.append(_interp(frac * s[-1], s, seg))
+    return torch.cat([out[0], out[1][1:]], 0)
+
+
+# ---------------------------------------------------------------------------------------- CST
+def _bernstein(psi: torch.Tensor, order: int) -> torch.Tensor:
+    k = torch.arange(order + 1, dtype=psi.dtype, device=psi.device)
+    binom = torch.tensor(
+        [math.comb(order, int(i)) for i in range(order + 1)], dtype=psi.dtype, device=psi.device
+    )
+    return binom * psi[..., None] ** k * (1 - psi[..., None]) ** (order - k)
+
+
+def cst_surface(
+    weights: torch.Tensor, psi: torch.Tensor, te_offset: torch.Tensor | float = 0.0
+) -> torch.Tensor:
+    """Kulfan CST surface ``y(ψ) = ψ^0.5 (1-ψ) Σ_i w_i B_i(ψ) + ψ Δ``.
+
+    Args:
+        weights: ``(..., n + 1)`` Bernstein weights.
+        psi: ``(..., M)`` chord stations in [0, 1].
+        te_offset: trailing-edge ordinate Δ (half the TE thickness, signed).
+
+    Returns:
+        ``(..., M)`` ordinates.
+    """
+    basis = _bernstein(psi, weights.shape[-1] - 1)
+    shape = (basis * weights[..., None, :]).sum(-1)
+    return psi.clamp_min(0).sqrt() * (1 - psi) * shape + psi * torch.as_tensor(te_offset)[..., None]
+
+
+def cst_fit(coords: torch.Tensor, order: int = 5) -> torch.Tensor:
+    """Least-squares Kulfan CST weights of chord-normalised contours ``(..., K, 2)`` in Selig order.
+
+    Returns ``(..., 2 (order + 1) + 1)``: upper weights, lower weights, then the TE thickness. The
+    surfaces are split at the point of minimum x; the TE thickness is the y-distance of the end points.
+    Coordinates should be normalised first (:func:`normalize`); each contour is fitted separately.
+    """
+    coords = check_tensor("coords", coords, min_ndim=2, last_dim=2)
+    order = check_positive_int("order", order)
+    flat = coords.reshape(-1, *coords.shape[-2:])
+    feats = []
+    for c in flat:
+        ile = int(torch.argmin(c[:, 0]))
+        te_thick = c[0, 1] - c[-1, 1]
+        ws = []
+        for seg, sign in ((c[: ile + 1], 1.0), (c[ile:], -1.0)):
+            psi = seg[:, 0].clamp(0, 1)
+            a = psi.sqrt() * (1 - psi)
+            design = a[:, None] * _bernstein(psi, order)
+            rhs = seg[:, 1] - psi * sign * 0.5 * te_thick
+            ws.append(torch.linalg.lstsq(design, rhs[:, None]).solution[:, 0])
+        feats.append(torch.cat([ws[0], ws[1], te_thick[None]]))
+    return torch.stack(feats).reshape(*coords.shape[:-2], -1)
+
+
+def thickness_camber(
+    coords: torch.Tensor, stations: Sequence[float] = (0.1, 0.3, 0.5, 0.7, 0.9)
+) -> torch.Tensor:
+    """Thickness and camber at fixed chord stations of normalised contours ``(..., K, 2)``.
+
+    Returns ``(..., 2 * len(stations))``: thickness values then camber values, both in chord units.
+    """
+    coords = check_tensor("coords", coords, min_ndim=2, last_dim=2)
+    flat = coords.reshape(-1, *coords.shape[-2:])
+    st = torch.tensor(stations, dtype=coords.dtype, device=coords.device)
+    out = []
+    for c in flat:
+        ile = int(torch.argmin(c[:, 0]))
+        up, lo = c[: ile + 1].flip(0), c[ile:]
+        yu = _interp_x(st, up)
+        yl = _interp_x(st, lo)
+        out.append(torch.cat([yu - yl, 0.5 * (yu + yl)]))
+    return torch.stack(out).reshape(*coords.shape[:-2], -1)
+
+
+def _interp_x(x: torch.Tensor, surf: torch.Tensor) -> torch.Tensor:
+    order = torch.argsort(surf[:, 0])
+    s = surf[order]
+    return _interp(x, s[:, 0].contiguous(), s)[:, 1]

@@ -1,0 +1,208 @@
+"""Hess-Smith panel method: batched, differentiable inviscid lift and pressure of 2-D aerofoils.
+
+Constant-strength source panels (one strength per panel) plus one vortex strength shared by all
+panels, with flow tangency at the panel midpoints and the Kutta condition (equal tangential speed on
+the two trailing-edge panels). Everything is dimensionless: free stream speed 1, lengths in the units
+of the coordinates (chord-normalised in the zoo), angles in radians.
+
+The linear system is solved with ``torch.linalg.lstsq`` (QR), not an LU solve: torch 2.13's batched
+LU routines return wrong answers under multi-threaded MKL on some machines, and
+:func:`system_residual` exists so that tests can check whatever the solver returned.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from hybridzoo.physics.airfoil import check_airfoil
+from hybridzoo.physics.validation import check_tensor
+
+_INV_2PI = 1.0 / (2.0 * math.pi)
+
+
+@dataclass
+class PanelSolution:
+    """Result of :func:`hess_smith` for ``B`` aerofoils of ``N`` panels at ``A`` angles each.
+
+    Attributes:
+        cl: lift coefficient from the circulation (Kutta-Joukowski), ``(B, A)``.
+        cl_pressure: lift coefficient from integrating ``cp`` over the panels, ``(B, A)``.
+        cp: pressure coefficient at the panel midpoints, ``(B, A, N)``.
+        sigma: source strengths, ``(B, A, N)``.
+        gamma: vortex strength (clockwise positive), ``(B, A)``.
+        midpoints: panel midpoints ``(B, N, 2)``.
+    """
+
+    cl: torch.Tensor
+    cl_pressure: torch.Tensor
+    cp: torch.Tensor
+    sigma: torch.Tensor
+    gamma: torch.Tensor
+    midpoints: torch.Tensor
+
+
+def _geometry(coords: torch.Tensor):
+    start, end = coords[:, :-1], coords[:, 1:]
+    d = end - start
+    length = d.norm(dim=-1)
+    tangent = d / length[..., None]
+    normal = torch.stack([tangent[..., 1], -tangent[..., 0]], -1)  # outward for counter-clockwise order
+    return start, end, length, tangent, normal
+
+
+def influence_matrices(coords: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Compute velocities at each midpoint ``i`` induced by unit singularities on panel ``j``.
+
+    Args:
+        coords: ``(B, N + 1, 2)`` panel nodes in Selig (counter-clockwise) order.
+
+    Returns:
+        ``(an, bn, at, bt)``, each ``(B, N, N)``: source-normal, vortex-normal, source-tangential and
+        vortex-tangential influence coefficients, plus (as a fifth item) the geometry tuple.
+    """
+    start, end, length, tangent, normal = _geometry(coords)
+    mid = 0.5 * (start + end)
+    rs = start[:, None, :, :] - mid[:, :, None, :]  # (B, i, j, 2)
+    re = end[:, None, :, :] - mid[:, :, None, :]
+    n = coords.shape[1] - 1
+    eye = torch.eye(n, dtype=torch.bool, device=coords.device)
+    cross = rs[..., 0] * re[..., 1] - rs[..., 1] * re[..., 0]
+    dot = (rs * re).sum(-1)
+    # Angle subtended by panel j at midpoint i; on the panel itself it is -pi seen from outside
+    # (the limit from the fluid side), which atan2 cannot tell from +pi at cross == 0.
+    beta = torch.where(eye, torch.full_like(dot, -math.pi), torch.atan2(cross, dot))
+    r1 = rs.norm(dim=-1)
+    r2 = re.norm(dim=-1)
+    log_ratio = torch.where(eye, torch.zeros_like(dot), torch.log(r1 / torch.where(eye, r1, r2)))
+    tj, zj = tangent[:, None, :, :], -normal[:, None, :, :]
+    # Unit source: local (ln(r1/r2), beta) / 2pi; unit clockwise vortex: local (beta, -ln(r1/r2)) / 2pi.
+    v_src = _INV_2PI * (log_ratio[..., None] * tj + beta[..., None] * zj)
+    v_vor = _INV_2PI * (beta[..., None] * tj - log_ratio[..., None] * zj)
+    ni, ti = normal[:, :, None, :], tangent[:, :, None, :]
+    an, at = (v_src * ni).sum(-1), (v_src * ti).sum(-1)
+    bn, bt = (v_vor * ni).sum(-1), (v_vor * ti).sum(-1)
+    return an, bn, at, bt, (start, end, length, tangent, normal, mid)
+
+
+def assemble(coords: torch.Tensor, alpha: torch.Tensor):
+    """Assemble the Hess-Smith linear system ``M x = rhs`` with ``x = (sigma_1..N, gamma)``.
+
+    Args:
+        coords: ``(B, N + 1, 2)`` nodes, Selig order.
+        alpha: ``(B, A)`` angles of attack in radians.
+
+    Returns:
+        ``(M (B, N+1, N+1), rhs (B, N+1, A), extras)`` where extras holds the influence matrices.
+    """
+    an, bn, at, bt, geom = influence_matrices(coords)
+    _, _, _, tangent, normal, _ = geom
+    b, n = an.shape[0], an.shape[1]
+    mat = coords.new_zeros(b, n + 1, n + 1)
+    mat[:, :n, :n] = an
+    mat[:, :n, n] = bn.sum(-1)
+    mat[:, n, :n] = at[:, 0] + at[:, -1]
+    mat[:, n, n] = (bt[:, 0] + bt[:, -1]).sum(-1)
+    vinf = torch.stack([torch.cos(alpha), torch.sin(alpha)], -1)  # (B, A, 2)
+    rhs_n = -(normal[:, :, None, :] * vinf[:, None, :, :]).sum(-1)  # (B, N, A)
+    kutta = -((tangent[:, 0, None, :] + tangent[:, -1, None, :]) * vinf).sum(-1)  # (B, A)
+    rhs = torch.cat([rhs_n, kutta[:, None, :]], 1)
+    return mat, rhs, (an, bn, at, bt, geom, vinf)
+
+
+def system_residual(coords: torch.Tensor, alpha: torch.Tensor, solution: PanelSolution) -> torch.Tensor:
+    """Max-norm residual ``|M x - rhs|`` per aerofoil and angle ``(B, A)`` of a :func:`hess_smith` result."""
+    coords, alpha, squeeze, scalar_alpha = _prepare(coords, alpha)
+    mat, rhs, _ = assemble(coords, alpha)
+    sigma, gamma = solution.sigma, solution.gamma
+    if scalar_alpha:
+        sigma, gamma = sigma.unsqueeze(-2), gamma.unsqueeze(-1)
+    if squeeze:
+        sigma, gamma = sigma[None], gamma[None]
+    x = torch.cat([sigma, gamma[..., None]], -1)
+    res = (mat @ x.transpose(1, 2) - rhs).abs().amax(1)
+    if scalar_alpha:
+        res = res[..., 0]
+    return res[0] if squeeze else res
+
+
+def _prepare(coords: object, alpha: object) -> tuple[torch.Tensor, torch.Tensor, bool, bool]:
+    coords = check_airfoil(coords, "coords")
+    if coords.ndim not in (2, 3):
+        raise ValueError(f"coords must have shape (K, 2) or (B, K, 2), got {tuple(coords.shape)}")
+    squeeze = coords.ndim == 2
+    if squeeze:
+        coords = coords[None]
+    if not isinstance(alpha, torch.Tensor):
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)):
+            raise TypeError(f"alpha must be a tensor or a real number (radians), got {type(alpha).__name__}")
+        alpha = torch.tensor(float(alpha), dtype=coords.dtype, device=coords.device)
+    alpha = check_tensor("alpha", alpha, ndim=(0, 1, 2))
+    if (alpha.abs() > math.pi / 2).any():
+        raise ValueError("alpha must be in radians within [-pi/2, pi/2]; did you pass degrees?")
+    alpha = alpha.to(coords.dtype)
+    scalar_alpha = alpha.ndim == 0
+    if alpha.ndim == 0:
+        alpha = alpha.expand(coords.shape[0], 1)
+    elif alpha.ndim == 1:
+        alpha = alpha.expand(coords.shape[0], -1)
+    elif alpha.shape[0] != coords.shape[0]:
+        raise ValueError(
+            f"alpha of shape (B, A) must match the batch of coords ({coords.shape[0]}), "
+            f"got {tuple(alpha.shape)}"
+        )
+    if (_geometry(coords)[2] <= 1e-12).any():
+        raise ValueError("coords contains repeated consecutive points (zero-length panels)")
+    return coords, alpha, squeeze, scalar_alpha
+
+
+def hess_smith(
+    coords: torch.Tensor, alpha: torch.Tensor | float, chord: torch.Tensor | float | None = None
+) -> PanelSolution:
+    """Solve the Hess-Smith panel method for aerofoils ``coords`` at angles ``alpha``.
+
+    Args:
+        coords: ``(K, 2)`` or ``(B, K, 2)`` panel nodes (``N = K - 1`` panels), Selig order
+            (counter-clockwise from the trailing edge), closed up to a small trailing-edge gap.
+        alpha: angle(s) of attack in **radians** w.r.t. the x-axis: a scalar, ``(A,)`` shared by all
+            aerofoils, or ``(B, A)``.
+        chord: reference chord, scalar or ``(B,)``; default: the distance from the trailing-edge
+            midpoint to the farthest contour point.
+
+    Returns:
+        :class:`PanelSolution` with batch dimension ``B`` (dropped for ``(K, 2)`` input) and angle
+        dimension ``A`` (dropped for a scalar ``alpha``).
+        All outputs are differentiable w.r.t. ``coords`` and ``alpha``.
+    """
+    coords, alpha, squeeze, scalar_alpha = _prepare(coords, alpha)
+    mat, rhs, (an, bn, at, bt, geom, vinf) = assemble(coords, alpha)
+    start, end, length, tangent, normal, mid = geom
+    if chord is None:
+        te = 0.5 * (coords[:, 0] + coords[:, -1])
+        chord = (coords - te[:, None]).norm(dim=-1).amax(-1)
+    chord = torch.as_tensor(chord, dtype=coords.dtype, device=coords.device).expand(coords.shape[0])
+    x = torch.linalg.lstsq(mat, rhs).solution  # (B, N+1, A)
+    sigma, gamma = x[:, :-1].transpose(1, 2), x[:, -1]  # (B, A, N), (B, A)
+    vt = torch.einsum("bij,baj->bai", at, sigma)
+    vt = vt + gamma[..., None] * bt.sum(-1)[:, None, :] + (tangent[:, None] * vinf[:, :, None]).sum(-1)
+    cp = 1.0 - vt**2
+    perimeter = length.sum(-1)
+    cl = 2.0 * gamma * perimeter[:, None] / chord[:, None]
+    force = (
+        -(cp[..., None] * (normal * length[..., None])[:, None]).sum(-2) / chord[:, None, None]
+    )  # (B, A, 2)
+    cl_p = force[..., 1] * torch.cos(alpha) - force[..., 0] * torch.sin(alpha)
+    if scalar_alpha:  # a scalar angle gives no angle dimension
+        cl, cl_p, cp, sigma, gamma = cl[:, 0], cl_p[:, 0], cp[:, 0], sigma[:, 0], gamma[:, 0]
+    sol = PanelSolution(cl, cl_p, cp, sigma, gamma, mid)
+    if squeeze:
+        sol = PanelSolution(
+            *(getattr(sol, f)[0] for f in ("cl", "cl_pressure", "cp", "sigma", "gamma", "midpoints"))
+        )
+    return sol
+
+
+def panel_cl(coords: torch.Tensor, alpha: torch.Tensor | float) -> torch.Tensor:
+    """Lift coefficient only: ``hess_smith(coords, alpha).cl``."""
+    return hess_smith(coords, alpha).cl

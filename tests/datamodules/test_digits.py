@@ -1,0 +1,53 @@
+import numpy as np
+import pytest
+import torch
+from hybridzoo.datamodules.digits import DigitsDataModule, load_digits_split
+
+
+def _rows(x, y):
+    return sorted(map(tuple, np.concatenate([x.reshape(len(x), -1).numpy(), y[:, None].numpy()], axis=1)))
+
+
+def test_split_is_a_stratified_partition_of_the_digits():
+    from sklearn.datasets import load_digits
+
+    splits = load_digits_split(test_fraction=0.2, val_fraction=0.1, seed=0)
+    sizes = {k: len(v[1]) for k, v in splits.items()}
+    assert sum(sizes.values()) == 1797
+    assert sizes["test"] == 360 and abs(sizes["val"] - 180) <= 1
+    bunch = load_digits()
+    full = _rows(torch.from_numpy(bunch.images / 16.0).float(), torch.from_numpy(bunch.target))
+    parts = [splits[k] for k in ("train", "val", "test")]
+    joined = _rows(torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]))
+    assert joined == full  # every image exactly once across the three splits
+    x, y = splits["test"]
+    assert x.shape == (360, 1, 8, 8) and x.dtype == torch.float32 and y.dtype == torch.int64
+    assert 0.0 <= x.min() and x.max() <= 1.0
+    counts = torch.bincount(y, minlength=10)
+    assert counts.min() >= 35 and counts.max() <= 37  # stratified: ~10 % of each class
+
+
+def test_split_is_seeded():
+    a, b, c = (load_digits_split(seed=s)["test"][1] for s in (3, 3, 4))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_datamodule_loaders():
+    dm = DigitsDataModule(batch_size=32, seed=1)
+    dm.setup("fit")
+    x, y = next(iter(dm.train_dataloader()))
+    assert x.shape == (32, 1, 8, 8) and y.shape == (32,)
+    x2, _ = next(iter(dm.train_dataloader()))
+    assert torch.equal(x, x2)  # seeded shuffle
+    assert sum(len(b[1]) for b in dm.test_dataloader()) == 360
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="test_fraction"):
+        DigitsDataModule(test_fraction=1.5)
+    with pytest.raises(ValueError, match="batch_size"):
+        DigitsDataModule(batch_size=0)
+    with pytest.raises(ValueError, match="test_fraction \\+ val_fraction"):
+        load_digits_split(test_fraction=0.6, val_fraction=0.5)
+    with pytest.raises(TypeError, match="seed"):
+        load_digits_split(seed=1.5)

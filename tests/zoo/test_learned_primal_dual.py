@@ -1,0 +1,85 @@
+import lightning as L
+import pytest
+import torch
+from hybridzoo.datamodules.ellipses import EllipsesDataModule
+from hybridzoo.physics.tomography import ParallelBeamGeometry, RayTransform
+from hybridzoo.zoo.ct_networks import LearnedGradientDescent, LearnedPrimalDual
+from hybridzoo.zoo.learned_primal_dual import LearnedPrimalDualCT
+
+SMALL = {"image_size": 16, "num_angles": 12}
+TINY_NETS = {"n_iter": 4, "width": 8, "lgd_iter": 4, "lgd_width": 8, "tv_iterations": 100, "tv_weight": 1e-4,
+             "lpd_init": "fbp", "fbp_filter": "ramp"}
+
+
+def _trainer(tmp_path, **kw):
+    args = {"accelerator": "cpu", "logger": False, "enable_checkpointing": False,
+            "enable_progress_bar": False, "enable_model_summary": False, "default_root_dir": str(tmp_path)}
+    args.update(kw)
+    return L.Trainer(**args)
+
+
+def test_gradcheck_through_unrolled_networks():
+    torch.manual_seed(0)
+    op = RayTransform(ParallelBeamGeometry(6, 4))
+    lpd = LearnedPrimalDual(op, n_iter=2, n_primal=2, n_dual=2, width=3).double()
+    lgd = LearnedGradientDescent(op, n_iter=2, n_memory=2, width=3).double()
+    y = torch.rand(2, 1, 4, op.geometry.num_detectors, dtype=torch.float64, requires_grad=True)
+    lam = torch.tensor(0.1, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lpd, (y,), atol=1e-6)
+    assert torch.autograd.gradcheck(lgd, (y, lam), atol=1e-6)
+
+
+def test_training_lifts_psnr_above_fbp(tmp_path):
+    torch.manual_seed(0)
+    dm = EllipsesDataModule(**SMALL, train_size=256, val_size=4, test_size=16, batch_size=8, seed=0)
+    model = LearnedPrimalDualCT(**SMALL, **TINY_NETS, lr=3e-3, cosine_schedule=False)
+    before = _trainer(tmp_path).test(model, datamodule=dm, verbose=False)[0]
+    _trainer(tmp_path, max_steps=64, limit_val_batches=0).fit(model, datamodule=dm)
+    after = _trainer(tmp_path).test(model, datamodule=dm, verbose=False)[0]
+    assert set(after) >= {"test/psnr", "test/ssim", "test/psnr_lgd", "test/ssim_lgd", "test/psnr_tv",
+                          "test/ssim_tv", "test/psnr_fbp", "test/ssim_fbp"}
+    assert after["test/psnr_fbp"] == pytest.approx(before["test/psnr_fbp"], abs=1e-4)  # same data, same FBP
+    # Measured (64 steps, 16^2, 12 views): FBP 24.3 dB, LPD 25.0, LGD 25.1.
+    assert after["test/psnr"] > before["test/psnr"] + 0.5
+    assert after["test/psnr"] > after["test/psnr_fbp"] + 0.3
+    assert after["test/psnr_lgd"] > after["test/psnr_fbp"] + 0.3
+
+
+def test_checkpoint_round_trip(tmp_path):
+    dm = EllipsesDataModule(**SMALL, train_size=8, val_size=2, test_size=2, batch_size=4)
+    model = LearnedPrimalDualCT(**SMALL, **TINY_NETS)
+    trainer = _trainer(tmp_path, max_steps=2, limit_val_batches=0)
+    trainer.fit(model, datamodule=dm)
+    path = tmp_path / "lpd.ckpt"
+    trainer.save_checkpoint(path)
+    loaded = LearnedPrimalDualCT.load_from_checkpoint(path, weights_only=True)
+    y = dm.dataset("test")[0]["sinogram"][None]
+    model.eval()
+    loaded.eval()
+    with torch.no_grad():
+        assert torch.equal(model(y), loaded(y))
+        assert torch.equal(model.learned_gradient_descent(y), loaded.learned_gradient_descent(y))
+    assert float(loaded.physics.lam) == pytest.approx(float(model.physics.lam))
+
+
+def test_geometry_mismatch_and_bad_inputs(tmp_path):
+    dm = EllipsesDataModule(image_size=16, num_angles=10, train_size=4, val_size=2, test_size=2)
+    model = LearnedPrimalDualCT(**SMALL, **TINY_NETS)
+    with pytest.raises(ValueError, match="geometry"):
+        _trainer(tmp_path, max_steps=1).fit(model, datamodule=dm)
+    with pytest.raises(ValueError, match="sinogram"):
+        model(torch.zeros(1, 1, 10, 23))
+    with pytest.raises(ValueError, match="fbp_filter"):
+        LearnedPrimalDualCT(**SMALL, fbp_filter="shepp")
+    with pytest.raises(ValueError, match="n_iter"):
+        LearnedPrimalDualCT(**SMALL, n_iter=0)
+
+
+def test_fit_through_cli_fast_dev_run(tmp_path):
+    cli = pytest.importorskip("hybridzoo.zoo.cli")
+    rc = cli.main([
+        "fit", "-c", "learned_primal_dual_ct", "--trainer.fast_dev_run", "1", "--trainer.logger", "false",
+        f"--trainer.default_root_dir={tmp_path}", "--model.tv_iterations", "5", "--model.n_iter", "2",
+        "--model.lgd_iter", "2", "--data.train_size", "4", "--data.val_size", "4",
+    ])
+    assert rc == 0
