@@ -8,11 +8,11 @@ from training and validation.
 
 from __future__ import annotations
 
-import lightning as L
 import numpy as np
 import torch
+from hybridzoo.datamodules.splits import SplitDataModule
 from hybridzoo.physics.validation import check_positive_int
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import TensorDataset
 
 #: Largest value of a digits pixel (each is a count of ink bits in a 4×4 block).
 DIGITS_MAX = 16.0
@@ -63,7 +63,7 @@ def load_digits_split(
     }
 
 
-class DigitsDataModule(L.LightningDataModule):
+class DigitsDataModule(SplitDataModule):
     """Handwritten 8×8 digits from scikit-learn, split train/val/test (stratified, seeded).
 
     Batches are ``(images, labels)``: images ``(B, 1, 8, 8)`` float32 in [0, 1], labels ``(B,)`` int64.
@@ -94,7 +94,6 @@ class DigitsDataModule(L.LightningDataModule):
         if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
             raise ValueError(f"num_workers must be a non-negative int, got {num_workers!r}")
         self.save_hyperparameters()
-        self.splits: dict[str, TensorDataset] = {}
 
     def setup(self, stage: str | None = None) -> None:
         """Load and split the digits (cheap: they ship with scikit-learn)."""
@@ -102,27 +101,3 @@ class DigitsDataModule(L.LightningDataModule):
             h = self.hparams
             data = load_digits_split(h.test_fraction, h.val_fraction, h.seed)
             self.splits = {k: TensorDataset(*v) for k, v in data.items()}
-
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        if split not in self.splits:
-            self.setup()
-        gen = torch.Generator().manual_seed(self.hparams.seed) if shuffle else None
-        return DataLoader(
-            self.splits[split],
-            batch_size=self.hparams.batch_size,
-            shuffle=shuffle,
-            generator=gen,
-            num_workers=self.hparams.num_workers,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        """Shuffled training batches."""
-        return self._loader("train", True)
-
-    def val_dataloader(self) -> DataLoader:
-        """Return validation batches, in order."""
-        return self._loader("val", False)
-
-    def test_dataloader(self) -> DataLoader:
-        """Held-out test batches, in order."""
-        return self._loader("test", False)

@@ -9,14 +9,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import torch
 from hybridzoo.datamodules.cache import data_root
 from hybridzoo.datamodules.download import download
 from hybridzoo.datamodules.idx import IDXError, read_idx
+from hybridzoo.datamodules.splits import SplitDataModule
 from hybridzoo.physics.validation import check_positive_int
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import TensorDataset
 
 #: The four MNIST files (gzipped, as served) and their sha256.
 MNIST_FILES: dict[str, str] = {
@@ -78,7 +78,7 @@ def load_mnist_split(data_dir: str | os.PathLike[str], split: str) -> tuple[torc
     return x, torch.from_numpy(labels.astype(np.int64))
 
 
-class MNISTDataModule(L.LightningDataModule):
+class MNISTDataModule(SplitDataModule):
     """MNIST handwritten digits (28×28) from IDX files; optional checksummed download.
 
     Batches are ``(images, labels)``: images ``(B, 1, 28, 28)`` float32 in [0, 1], labels ``(B,)`` int64.
@@ -126,7 +126,6 @@ class MNISTDataModule(L.LightningDataModule):
         self.data_dir = Path(data_dir).expanduser() if data_dir else data_root() / "mnist"
         self.mirrors = list(mirrors) if mirrors is not None else list(MNIST_MIRRORS)
         self.checksums = {**MNIST_FILES, **(sha256 or {})}
-        self.splits: dict[str, TensorDataset] = {}
 
     def prepare_data(self) -> None:
         """Make sure the four files are in ``data_dir``, downloading (checksummed) when allowed."""
@@ -156,27 +155,3 @@ class MNISTDataModule(L.LightningDataModule):
         self.splits["train"] = TensorDataset(x[train], y[train])
         self.splits["val"] = TensorDataset(x[val], y[val])
         self.splits["test"] = TensorDataset(*load_mnist_split(self.data_dir, "test"))
-
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        if split not in self.splits:
-            self.setup()
-        gen = torch.Generator().manual_seed(self.hparams.seed) if shuffle else None
-        return DataLoader(
-            self.splits[split],
-            batch_size=self.hparams.batch_size,
-            shuffle=shuffle,
-            generator=gen,
-            num_workers=self.hparams.num_workers,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        """Shuffled training batches."""
-        return self._loader("train", True)
-
-    def val_dataloader(self) -> DataLoader:
-        """Return validation batches, in order."""
-        return self._loader("val", False)
-
-    def test_dataloader(self) -> DataLoader:
-        """Official test batches, in order."""
-        return self._loader("test", False)
