@@ -1,0 +1,427 @@
+"""A differentiable 2-D incompressible Navier-Stokes solver on a staggered (MAC) grid.
+
+One step (operator splitting, unit density)::
+
+    u*      = advect(u^n; u^n, dt)              semi-Lagrangian or MacCormack, RK2 back-trace
+    u**     = u* + dt * nu * lap(u*)            explicit, or implicit (backward Euler, Jacobi sweeps)
+    p^{n+1} = A^{-1}(-div(u**) / dt)            pressure Poisson solve (physics/pressure.py)
+    u^{n+1} = u** - dt * grad(p^{n+1})          projection: div(u^{n+1}) = 0 to solver tolerance
+
+Grid: ``nx * ny`` square cells of size ``h = length_x / nx`` (m). Pressure lives at cell centres
+``(B, ny, nx)``; ``u`` at x-faces (``x = i h``, ``y = (j + 1/2) h``) and ``v`` at y-faces
+(``x = (i + 1/2) h``, ``y = j h``). Shapes: ``u (B, ny, nx)`` if x is periodic else
+``(B, ny, nx + 1)``; ``v (B, ny, nx)`` if y is periodic else ``(B, ny + 1, nx)``.
+
+Boundaries: x is ``"periodic"`` or ``"inflow-outflow"`` (a prescribed inflow profile on the left
+face, a zero-pressure, zero-gradient outflow on the right); y is ``"periodic"``, ``"noslip"`` or
+``"slip"`` walls. Obstacles are a boolean mask of solid cells; faces touching them carry no flow.
+Velocities are in m/s, ``dt`` in s, the kinematic viscosity ``nu`` in m²/s (a float or a
+``(B,)`` tensor, so a batch can mix Reynolds numbers).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint as _checkpoint
+
+from hybridzoo.physics.pressure import PoissonOperator
+from hybridzoo.physics.validation import check_positive_int, check_positive_number, check_tensor
+
+XBoundary = Literal["periodic", "inflow-outflow"]
+YBoundary = Literal["periodic", "noslip", "slip"]
+_PAD = 2  # ghost layers: enough for a back-trace of up to one cell at max_cfl <= 1
+
+
+class NavierStokes2D:
+    """The solver for one domain; stateless apart from cached masks, so one instance serves any batch.
+
+    Args:
+        nx, ny: cells along x and y.
+        length_x: domain length along x (m); ``h = length_x / nx`` and the domain height is ``ny * h``.
+        x_boundary: ``"periodic"`` or ``"inflow-outflow"``.
+        y_boundary: ``"periodic"``, ``"noslip"`` or ``"slip"``.
+        solid: ``(ny, nx)`` bool mask of obstacle cells, or ``None``.
+        inflow: ``(ny,)`` inflow velocity profile on the left face (m/s); required for inflow-outflow.
+        advection: ``"maccormack"`` (second order, limited) or ``"semi-lagrangian"``.
+        diffusion: ``"explicit"`` (needs ``nu dt / h² <= 1/4``) or ``"implicit"``.
+        max_cfl: largest ``dt * max|u| / h`` a step accepts.
+        pressure_tol: relative residual of the pressure solve (default 1e-10 in float64, 1e-5 otherwise).
+        max_pressure_iter: CG iteration cap.
+        validate: check the state for NaNs and the CFL number every step (one host sync per step).
+    """
+
+    def __init__(
+        self,
+        nx: int,
+        ny: int,
+        length_x: float,
+        x_boundary: XBoundary = "periodic",
+        y_boundary: YBoundary = "periodic",
+        solid: torch.Tensor | None = None,
+        inflow: torch.Tensor | None = None,
+        advection: Literal["maccormack", "semi-lagrangian"] = "maccormack",
+        diffusion: Literal["explicit", "implicit"] = "explicit",
+        max_cfl: float = 1.0,
+        pressure_tol: float | None = None,
+        max_pressure_iter: int = 500,
+        validate: bool = True,
+    ) -> None:
+        check_positive_int("nx", nx)
+        check_positive_int("ny", ny)
+        if nx < 2 or ny < 2:
+            raise ValueError(f"nx and ny must be >= 2, got nx={nx}, ny={ny}")
+        self.h = check_positive_number("length_x", length_x) / nx
+        if x_boundary not in ("periodic", "inflow-outflow"):
+            raise ValueError(f"x_boundary must be 'periodic' or 'inflow-outflow', got {x_boundary!r}")
+        if y_boundary not in ("periodic", "noslip", "slip"):
+            raise ValueError(f"y_boundary must be 'periodic', 'noslip' or 'slip', got {y_boundary!r}")
+        if advection not in ("maccormack", "semi-lagrangian"):
+            raise ValueError(f"advection must be 'maccormack' or 'semi-lagrangian', got {advection!r}")
+        if diffusion not in ("explicit", "implicit"):
+            raise ValueError(f"diffusion must be 'explicit' or 'implicit', got {diffusion!r}")
+        self.max_cfl = check_positive_number("max_cfl", max_cfl)
+        if self.max_cfl > _PAD - 1:
+            raise ValueError(f"max_cfl must be <= {_PAD - 1} (ghost layers of the back-trace), got {max_cfl}")
+        self.nx, self.ny = nx, ny
+        self.x_boundary, self.y_boundary = x_boundary, y_boundary
+        self.advection, self.diffusion = advection, diffusion
+        self.validate = bool(validate)
+        if solid is not None:
+            if not isinstance(solid, torch.Tensor) or tuple(solid.shape) != (ny, nx):
+                raise ValueError(f"solid must be a bool tensor of shape {(ny, nx)}, got "
+                                 f"{getattr(solid, 'shape', type(solid).__name__)}")
+            solid = solid.bool().cpu()
+        self.solid = solid
+        if x_boundary == "inflow-outflow":
+            if inflow is None:
+                raise ValueError("inflow is required when x_boundary='inflow-outflow'")
+            inflow = check_tensor("inflow", inflow, ndim=1)
+            if inflow.shape[0] != ny:
+                raise ValueError(f"inflow must have shape ({ny},), got {tuple(inflow.shape)}")
+            inflow = inflow.detach().double().cpu()
+        elif inflow is not None:
+            raise ValueError("inflow is only used with x_boundary='inflow-outflow'")
+        self.inflow = inflow
+        self.pressure = PoissonOperator(
+            ny, nx, self.h,
+            "periodic" if x_boundary == "periodic" else "neumann-dirichlet",
+            "periodic" if y_boundary == "periodic" else "neumann",
+            solid,
+        )
+        self.pressure_tol = pressure_tol
+        self.max_pressure_iter = check_positive_int("max_pressure_iter", max_pressure_iter)
+        self.u_shape = (ny, nx if x_boundary == "periodic" else nx + 1)
+        self.v_shape = (ny if y_boundary == "periodic" else ny + 1, nx)
+        self._masks = self._face_masks()
+        self._cache: dict[tuple, dict[str, torch.Tensor]] = {}
+
+    # ------------------------------------------------------------------ geometry
+    @property
+    def length_x(self) -> float:
+        """Domain length along x (m)."""
+        return self.nx * self.h
+
+    @property
+    def length_y(self) -> float:
+        """Domain height (m)."""
+        return self.ny * self.h
+
+    def _face_masks(self) -> dict[str, torch.Tensor]:
+        fluid = torch.ones(self.ny, self.nx, dtype=torch.float64)
+        if self.solid is not None:
+            fluid = (~self.solid).double()
+        if self.x_boundary == "periodic":
+            mu = fluid * fluid.roll(1, dims=1)
+        else:
+            mu = torch.cat([fluid[:, :1], fluid[:, 1:] * fluid[:, :-1], fluid[:, -1:]], dim=1)
+        if self.y_boundary == "periodic":
+            mv = fluid * fluid.roll(1, dims=0)
+        else:
+            mv = torch.cat([torch.zeros_like(fluid[:1]), fluid[1:] * fluid[:-1], torch.zeros_like(fluid[:1])], dim=0)
+        return {"mu": mu, "mv": mv, "fluid": fluid}
+
+    def _t(self, like: torch.Tensor) -> dict[str, torch.Tensor]:
+        key = (like.device, like.dtype)
+        if key not in self._cache:
+            kw = {"device": like.device, "dtype": like.dtype}
+            c = {k: v.to(**kw) for k, v in self._masks.items()}
+            if self.inflow is not None:
+                c["inflow"] = self.inflow.to(**kw)
+            self._cache[key] = c
+        return self._cache[key]
+
+    def coordinates(self, where: Literal["u", "v", "p"], *, dtype: torch.dtype = torch.float32,
+                    device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Physical coordinates ``(x, y)`` (m) of the ``u``/``v`` faces or the cell centres, each ``(rows, cols)``."""
+        shape = {"u": self.u_shape, "v": self.v_shape, "p": (self.ny, self.nx)}[where]
+        ox, oy = {"u": (0.0, 0.5), "v": (0.5, 0.0), "p": (0.5, 0.5)}[where]
+        xs = (torch.arange(shape[1], dtype=torch.float64) + ox) * self.h
+        ys = (torch.arange(shape[0], dtype=torch.float64) + oy) * self.h
+        y, x = torch.meshgrid(ys, xs, indexing="ij")
+        return x.to(device=device, dtype=dtype), y.to(device=device, dtype=dtype)
+
+    # ------------------------------------------------------------------ checks
+    def check_state(self, u: object, v: object, p: object | None = None) -> None:
+        """Raise ``TypeError``/``ValueError`` naming the argument if ``u``, ``v`` (, ``p``) are unusable."""
+        u = check_tensor("u", u, ndim=3)
+        v = check_tensor("v", v, ndim=3)
+        if tuple(u.shape[1:]) != self.u_shape:
+            raise ValueError(f"u must have shape (B, {self.u_shape[0]}, {self.u_shape[1]}), got {tuple(u.shape)}")
+        if tuple(v.shape[1:]) != self.v_shape:
+            raise ValueError(f"v must have shape (B, {self.v_shape[0]}, {self.v_shape[1]}), got {tuple(v.shape)}")
+        if v.shape[0] != u.shape[0]:
+            raise ValueError(f"u and v must have the same batch size, got {u.shape[0]} and {v.shape[0]}")
+        if v.dtype != u.dtype or v.device != u.device:
+            raise ValueError("u and v must share dtype and device")
+        if p is not None:
+            p = check_tensor("p", p, ndim=3)
+            if tuple(p.shape) != (u.shape[0], self.ny, self.nx):
+                raise ValueError(f"p must have shape (B, {self.ny}, {self.nx}), got {tuple(p.shape)}")
+
+    def _nu(self, nu: float | torch.Tensor, like: torch.Tensor) -> torch.Tensor | float:
+        if isinstance(nu, torch.Tensor):
+            nu = check_tensor("nu", nu, ndim=(0, 1))
+            if (nu < 0).any():
+                raise ValueError(f"nu (kinematic viscosity) must be non-negative, got min {nu.min().item():.4g}")
+            if nu.ndim == 1 and nu.shape[0] not in (1, like.shape[0]):
+                raise ValueError(f"nu must be a scalar or have shape ({like.shape[0]},), got {tuple(nu.shape)}")
+            return nu.to(like).reshape(-1, 1, 1)
+        return check_positive_number("nu", nu, allow_zero=True)
+
+    def cfl(self, u: torch.Tensor, v: torch.Tensor, dt: float) -> float:
+        """The CFL number ``dt * max|velocity| / h`` of a state."""
+        vmax = torch.maximum(u.detach().abs().max(), v.detach().abs().max())
+        return float(vmax) * dt / self.h
+
+    def max_stable_dt(self, speed: float, nu: float | None = None) -> float:
+        """Largest ``dt`` accepted at a velocity scale ``speed`` (m/s) and viscosity ``nu``."""
+        dt = self.max_cfl * self.h / speed
+        if nu and self.diffusion == "explicit":
+            dt = min(dt, 0.25 * self.h**2 / nu)
+        return dt
+
+    # ------------------------------------------------------------------ padding and sampling
+    def _pad_u(self, u: torch.Tensor) -> torch.Tensor:
+        P = _PAD
+        if self.x_boundary == "periodic":
+            u = torch.cat([u[..., -P:], u, u[..., :P]], dim=-1)
+        else:
+            u = torch.cat([u[..., :1].expand(*u.shape[:-1], P), u, u[..., -1:].expand(*u.shape[:-1], P)], dim=-1)
+        return self._pad_rows(u, staggered=False)
+
+    def _pad_v(self, v: torch.Tensor) -> torch.Tensor:
+        P = _PAD
+        if self.x_boundary == "periodic":
+            v = torch.cat([v[..., -P:], v, v[..., :P]], dim=-1)
+        else:  # v = 0 at the inflow face x = 0: odd mirror; outflow: zero gradient
+            v = torch.cat([-v[..., :P].flip(-1), v, v[..., -1:].expand(*v.shape[:-1], P)], dim=-1)
+        return self._pad_rows(v, staggered=True)
+
+    def _pad_rows(self, q: torch.Tensor, staggered: bool) -> torch.Tensor:
+        """Ghost rows along y; ``staggered``: ``q`` lives on the y-faces (``v``)."""
+        P = _PAD
+        if self.y_boundary == "periodic":
+            return torch.cat([q[..., -P:, :], q, q[..., :P, :]], dim=-2)
+        if staggered:  # v vanishes on the wall rows; odd mirror about them
+            lo, hi = -q[..., 1:P + 1, :].flip(-2), -q[..., -P - 1:-1, :].flip(-2)
+        else:
+            sign = -1.0 if self.y_boundary == "noslip" else 1.0
+            lo, hi = sign * q[..., :P, :].flip(-2), sign * q[..., -P:, :].flip(-2)
+        return torch.cat([lo, q, hi], dim=-2)
+
+    def _sample(self, padded: torch.Tensor, origin: tuple[float, float], x: torch.Tensor, y: torch.Tensor,
+                mode: str = "bilinear") -> torch.Tensor:
+        """Interpolate ``padded (B, H, W)`` (node (0, 0) at ``origin``) at points ``x, y (B, h, w)``."""
+        H, W = padded.shape[-2:]
+        gx = 2.0 * (x - origin[0]) / ((W - 1) * self.h) - 1.0
+        gy = 2.0 * (y - origin[1]) / ((H - 1) * self.h) - 1.0
+        grid = torch.stack((gx, gy), dim=-1)
+        out = F.grid_sample(padded.unsqueeze(1), grid, mode=mode, padding_mode="border", align_corners=True)
+        return out.squeeze(1)
+
+    def _origins(self) -> dict[str, tuple[float, float]]:
+        P, h = _PAD, self.h
+        return {"u": (-P * h, (0.5 - P) * h), "v": ((0.5 - P) * h, -P * h)}
+
+    # ------------------------------------------------------------------ advection
+    def _velocity_at(self, up: torch.Tensor, vp: torch.Tensor, x: torch.Tensor, y: torch.Tensor):
+        o = self._origins()
+        return self._sample(up, o["u"], x, y), self._sample(vp, o["v"], x, y)
+
+    def _departure(self, up, vp, x, y, dt, own: tuple[torch.Tensor, torch.Tensor]):
+        """RK2 (midpoint) back-trace of the points ``(x, y)``; ``own`` is the velocity at them."""
+        xm, ym = x - 0.5 * dt * own[0], y - 0.5 * dt * own[1]
+        um, vm = self._velocity_at(up, vp, xm, ym)
+        return x - dt * um, y - dt * vm
+
+    def _advect_component(self, q: torch.Tensor, name: str, up, vp, dt: float,
+                          pts: tuple[torch.Tensor, torch.Tensor], own) -> torch.Tensor:
+        pad = self._pad_u if name == "u" else self._pad_v
+        origin = self._origins()[name]
+        xd, yd = self._departure(up, vp, pts[0], pts[1], dt, own)
+        qp = pad(q)
+        fwd = self._sample(qp, origin, xd, yd)
+        if self.advection == "semi-lagrangian":
+            return fwd
+        # MacCormack: advect back, correct half the round-trip error, limit to the local extrema
+        xa, ya = self._departure(up, vp, pts[0], pts[1], -dt, own)
+        back = self._sample(pad(fwd), origin, xa, ya)
+        corrected = fwd + 0.5 * (q - back)
+        hi = F.max_pool2d(qp.unsqueeze(1), 2, stride=1).squeeze(1)
+        lo = -F.max_pool2d(-qp.unsqueeze(1), 2, stride=1).squeeze(1)
+        corner = (origin[0] + 0.5 * self.h, origin[1] + 0.5 * self.h)
+        qmax = self._sample(hi, corner, xd, yd, mode="nearest")
+        qmin = self._sample(lo, corner, xd, yd, mode="nearest")
+        out_of_range = (corrected > qmax) | (corrected < qmin)
+        return torch.where(out_of_range, fwd, corrected)
+
+    def advect(self, u: torch.Tensor, v: torch.Tensor, dt: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """Self-advection of the velocity over ``dt`` (s): ``u (B, *u_shape)``, ``v (B, *v_shape)``."""
+        up, vp = self._pad_u(u), self._pad_v(v)
+        B = u.shape[0]
+        xu, yu = (c.expand(B, -1, -1) for c in self.coordinates("u", dtype=u.dtype, device=u.device))
+        xv, yv = (c.expand(B, -1, -1) for c in self.coordinates("v", dtype=u.dtype, device=u.device))
+        o = self._origins()
+        own_u = (u, self._sample(vp, o["v"], xu, yu))
+        own_v = (self._sample(up, o["u"], xv, yv), v)
+        u_new = self._advect_component(u, "u", up, vp, dt, (xu, yu), own_u)
+        v_new = self._advect_component(v, "v", up, vp, dt, (xv, yv), own_v)
+        return u_new, v_new
+
+    # ------------------------------------------------------------------ diffusion
+    def _laplacian(self, q: torch.Tensor, name: str) -> torch.Tensor:
+        qp = (self._pad_u if name == "u" else self._pad_v)(q)
+        P = _PAD
+        c = qp[..., P:-P, P:-P]
+        nb = qp[..., P:-P, P + 1:qp.shape[-1] - P + 1] + qp[..., P:-P, P - 1:-P - 1] \
+            + qp[..., P + 1:qp.shape[-2] - P + 1, P:-P] + qp[..., P - 1:-P - 1, P:-P]
+        return (nb - 4 * c) / self.h**2
+
+    def diffuse(self, u: torch.Tensor, v: torch.Tensor, dt: float, nu: float | torch.Tensor,
+                tol: float = 1e-7, max_sweeps: int = 200) -> tuple[torch.Tensor, torch.Tensor]:
+        """Viscous step over ``dt`` with kinematic viscosity ``nu`` (m²/s), explicit or implicit.
+
+        Implicit: backward Euler solved with Jacobi sweeps (the matrix is diagonally dominant, so
+        they always converge, at rate ``4a / (1 + 4a)`` with ``a = nu dt / h²``).
+        """
+        if self.diffusion == "explicit":
+            return (u + dt * nu * self._laplacian(u, "u"), v + dt * nu * self._laplacian(v, "v"))
+        a = dt * nu / self.h**2
+        out = []
+        for q, name in ((u, "u"), (v, "v")):
+            x = q
+            for _ in range(max_sweeps):
+                lap_off = self._laplacian(x, name) * self.h**2 + 4 * x  # neighbour sum
+                x_new = (q + a * lap_off) / (1 + 4 * a)
+                change = (x_new - x).detach().abs().max()
+                x = x_new
+                if change <= tol * (q.detach().abs().max() + 1e-30):
+                    break
+            out.append(x)
+        return out[0], out[1]
+
+    # ------------------------------------------------------------------ boundaries and projection
+    def apply_boundaries(self, u: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Impose the inflow profile, wall and obstacle faces (returns new tensors)."""
+        t = self._t(u)
+        u = u * t["mu"]
+        v = v * t["mv"]
+        if self.inflow is not None:
+            u = torch.cat([(t["inflow"] * t["fluid"][:, 0]).expand(u.shape[0], -1).unsqueeze(-1), u[..., 1:]], dim=-1)
+        return u, v
+
+    def divergence(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """Cell divergence ``(B, ny, nx)`` (1/s) of face velocities."""
+        return self.pressure.divergence(u, v)
+
+    def project(self, u: torch.Tensor, v: torch.Tensor, dt: float, p0: torch.Tensor | None = None,
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Make ``(u, v)`` divergence-free; returns ``(u, v, p)`` with ``p (B, ny, nx)`` in Pa/(kg/m³)."""
+        t = self._t(u)
+        rhs = -self.divergence(u, v) * t["fluid"] / dt
+        p = self.pressure.solve(rhs, x0=p0, tol=self.pressure_tol, max_iter=self.max_pressure_iter)
+        gx, gy = self.pressure.gradient(p)
+        return u - dt * gx, v - dt * gy, p
+
+    # ------------------------------------------------------------------ stepping
+    def step(self, u: torch.Tensor, v: torch.Tensor, dt: float, nu: float | torch.Tensor,
+             p: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Advance ``(u, v)`` by ``dt`` (s); ``p`` (the previous pressure) only warm-starts the solve.
+
+        Returns ``(u, v, p)`` at the new time. Raises ``ValueError`` on NaNs, wrong shapes, negative
+        viscosity, a CFL number above ``max_cfl`` or an explicit diffusion number above 1/4.
+        """
+        dt = check_positive_number("dt", dt)
+        if self.validate:
+            self.check_state(u, v, p)
+            c = self.cfl(u, v, dt)
+            if c > self.max_cfl:
+                raise ValueError(f"dt={dt:.4g} violates the CFL condition: dt*max|u|/h = {c:.3g} > max_cfl="
+                                 f"{self.max_cfl} (use dt <= {self.max_cfl * dt / c:.4g})")
+        nu_t = self._nu(nu, u)
+        if self.diffusion == "explicit":
+            nu_max = float(nu_t.max()) if isinstance(nu_t, torch.Tensor) else nu_t
+            if nu_max * dt / self.h**2 > 0.25:
+                raise ValueError(f"dt={dt:.4g} violates the explicit diffusion limit nu*dt/h^2 <= 1/4 "
+                                 f"(got {nu_max * dt / self.h**2:.3g}); use diffusion='implicit' or a smaller dt")
+        u, v = self.advect(u, v, dt)
+        u, v = self.apply_boundaries(u, v)
+        u, v = self.diffuse(u, v, dt, nu_t)
+        u, v = self.apply_boundaries(u, v)
+        return self.project(u, v, dt, p0=p)
+
+    def rollout(self, u: torch.Tensor, v: torch.Tensor, dt: float, nu: float | torch.Tensor, steps: int,
+                p: torch.Tensor | None = None, checkpoint: bool = False,
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``steps`` steps; returns the stacked states ``u (B, steps, ...)``, ``v``, ``p`` (initial state excluded).
+
+        ``checkpoint=True`` recomputes each step in the backward pass instead of storing its
+        intermediates, so memory grows with the number of states only.
+        """
+        check_positive_int("steps", steps)
+        us, vs, ps = [], [], []
+        for _ in range(steps):
+            if checkpoint and torch.is_grad_enabled():
+                u, v, p = _checkpoint(self.step, u, v, dt, nu, p, use_reentrant=False)
+            else:
+                u, v, p = self.step(u, v, dt, nu, p)
+            us.append(u)
+            vs.append(v)
+            ps.append(p)
+        return torch.stack(us, 1), torch.stack(vs, 1), torch.stack(ps, 1)
+
+    # ------------------------------------------------------------------ diagnostics
+    def to_centers(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """Cell-centred velocity ``(B, 2, ny, nx)`` (averages of the two faces of each cell)."""
+        uc = 0.5 * (u + u.roll(-1, dims=-1)) if self.x_boundary == "periodic" else 0.5 * (u[..., 1:] + u[..., :-1])
+        vc = 0.5 * (v + v.roll(-1, dims=-2)) if self.y_boundary == "periodic" \
+            else 0.5 * (v[..., 1:, :] + v[..., :-1, :])
+        return torch.stack((uc, vc), dim=-3)
+
+    def from_centers(self, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Face velocities from cell-centred ``c (B, 2, ny, nx)`` (averages of the two neighbours)."""
+        uc, vc = c[..., 0, :, :], c[..., 1, :, :]
+        if self.x_boundary == "periodic":
+            u = 0.5 * (uc + uc.roll(1, dims=-1))
+        else:
+            u = torch.cat([uc[..., :1], 0.5 * (uc[..., 1:] + uc[..., :-1]), uc[..., -1:]], dim=-1)
+        if self.y_boundary == "periodic":
+            v = 0.5 * (vc + vc.roll(1, dims=-2))
+        else:
+            v = torch.cat([vc[..., :1, :], 0.5 * (vc[..., 1:, :] + vc[..., :-1, :]), vc[..., -1:, :]], dim=-2)
+        return u, v
+
+    def vorticity(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """Vorticity ``dv/dx - du/dy`` (1/s) at cell centres, ``(B, ny, nx)`` (central differences)."""
+        c = self.to_centers(u, v)
+        dvdx = torch.gradient(c[:, 1], spacing=self.h, dim=-1)[0]
+        dudy = torch.gradient(c[:, 0], spacing=self.h, dim=-2)[0]
+        return dvdx - dudy
+
+    def step_count(self, t_end: float, dt: float) -> int:
+        """Whole steps of size ``dt`` that reach ``t_end`` (rounded)."""
+        return max(1, int(math.floor(t_end / dt + 0.5)))

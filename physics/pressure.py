@@ -1,0 +1,298 @@
+"""The pressure Poisson solve of a staggered (MAC) grid, differentiable by implicit differentiation.
+
+The discrete operator is ``A p = -D W G p`` on cell-centred pressures, where ``G`` takes cell values
+to face gradients, ``W`` is 1 on open faces and 0 on closed ones (walls, inflow, obstacle faces) and
+``D`` is the face-to-cell divergence. Boundary rules per axis:
+
+- ``"periodic"``: the grid wraps around;
+- ``"neumann"``: ``dp/dn = 0`` on both ends (walls, or a prescribed velocity);
+- ``"neumann-dirichlet"``: ``dp/dn = 0`` at the low end, ``p = 0`` on the high end's face (an
+  outflow), written with a ghost value ``-p`` so ``A`` stays symmetric.
+
+Solid (obstacle) cells are decoupled: ``A`` is the identity there and their pressure is 0.
+Solvers:
+
+- obstacle-free, fully periodic domains: an exact FFT solve;
+- otherwise: conjugate gradients preconditioned by the exact obstacle-free operator, which is
+  separable and inverted with per-axis eigenbases (a fast Poisson solver for any mix of the rules
+  above). Without obstacles it converges in one iteration; thin obstacles add a few dozen.
+
+Gradients never store the CG iterations: :class:`PoissonSolve` is an ``autograd.Function`` whose
+backward runs one more solve with the (self-adjoint) operator, ``dL/db = A^{-1} dL/dp``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Literal
+
+import torch
+
+from hybridzoo.physics.validation import check_tensor
+
+AxisRule = Literal["periodic", "neumann", "neumann-dirichlet"]
+_RULES = ("periodic", "neumann", "neumann-dirichlet")
+
+
+def _laplacian_1d(n: int, rule: str) -> torch.Tensor:
+    """The positive-semidefinite 1-D operator ``-d2/dx2`` (unit spacing) under ``rule``, float64 ``(n, n)``."""
+    a = torch.zeros(n, n, dtype=torch.float64)
+    idx = torch.arange(n)
+    a[idx, idx] = 2.0
+    a[idx[:-1], idx[:-1] + 1] = -1.0
+    a[idx[1:], idx[1:] - 1] = -1.0
+    if rule == "periodic":
+        if n == 1:
+            a[0, 0] = 0.0
+        else:
+            a[0, -1] -= 1.0
+            a[-1, 0] -= 1.0
+    else:
+        a[0, 0] = 1.0  # Neumann at the low end
+        a[-1, -1] = 3.0 if rule == "neumann-dirichlet" else 1.0
+        if n == 1:
+            a[0, 0] = 2.0 if rule == "neumann-dirichlet" else 0.0
+    return a
+
+
+class PoissonOperator:
+    """``A = -D W G`` on a ``(ny, nx)`` cell grid with spacing ``h``, optional obstacle, any axis rules.
+
+    Args:
+        ny, nx: cells along y (rows) and x (columns).
+        h: cell size (m); the operator has units 1/m².
+        x_rule, y_rule: boundary rule of each axis (see the module docstring).
+        solid: ``(ny, nx)`` bool mask of obstacle cells, or ``None``.
+    """
+
+    def __init__(self, ny: int, nx: int, h: float, x_rule: AxisRule, y_rule: AxisRule,
+                 solid: torch.Tensor | None = None) -> None:
+        for name, rule in (("x_rule", x_rule), ("y_rule", y_rule)):
+            if rule not in _RULES:
+                raise ValueError(f"{name} must be one of {_RULES}, got {rule!r}")
+        if y_rule == "neumann-dirichlet":
+            raise ValueError("y_rule 'neumann-dirichlet' is not supported (outflow is along x)")
+        if not (isinstance(h, (int, float)) and h > 0 and math.isfinite(h)):
+            raise ValueError(f"h must be a positive number, got {h!r}")
+        self.ny, self.nx, self.h = int(ny), int(nx), float(h)
+        self.x_rule, self.y_rule = x_rule, y_rule
+        if solid is not None:
+            if not isinstance(solid, torch.Tensor) or solid.shape != (ny, nx):
+                raise ValueError(f"solid must be a bool tensor of shape {(ny, nx)}, got "
+                                 f"{getattr(solid, 'shape', type(solid).__name__)}")
+            solid = solid.bool().cpu()
+            if not solid.any():
+                solid = None
+        self.solid = solid
+        fluid = torch.ones(ny, nx, dtype=torch.float64) if solid is None else (~solid).double()
+        self._fluid = fluid
+        # open faces: x-faces i between cells i-1 and i (i=0..nx-1 periodic; i=0..nx otherwise)
+        if x_rule == "periodic":
+            self._wx = fluid * fluid.roll(1, dims=1)
+        else:
+            wx = torch.zeros(ny, nx + 1, dtype=torch.float64)
+            wx[:, 1:nx] = fluid[:, 1:] * fluid[:, :-1]
+            if x_rule == "neumann-dirichlet":
+                wx[:, nx] = fluid[:, -1]
+            self._wx = wx
+        if y_rule == "periodic":
+            self._wy = fluid * fluid.roll(1, dims=0)
+        else:
+            wy = torch.zeros(ny + 1, nx, dtype=torch.float64)
+            wy[1:ny] = fluid[1:] * fluid[:-1]
+            self._wy = wy
+        #: True when the operator has a constant null space (no Dirichlet end)
+        self.singular = x_rule != "neumann-dirichlet"
+        self._cache: dict[tuple, dict[str, torch.Tensor]] = {}
+        self._eig = None
+
+    # ------------------------------------------------------------------ cached tensors
+    def _t(self, like: torch.Tensor) -> dict[str, torch.Tensor]:
+        key = (like.device, like.dtype)
+        if key not in self._cache:
+            if self._eig is None:
+                self._eig = {}
+                for axis, n, rule in (("x", self.nx, self.x_rule), ("y", self.ny, self.y_rule)):
+                    lam, q = torch.linalg.eigh(_laplacian_1d(n, rule))
+                    lam = lam.clamp_min(0.0)
+                    lam[lam < 1e-10] = 0.0
+                    self._eig[axis] = (lam, q)
+            lx, qx = self._eig["x"]
+            ly, qy = self._eig["y"]
+            denom = (ly[:, None] + lx[None, :]) / self.h**2
+            inv = torch.where(denom > 0, 1.0 / denom.clamp_min(1e-300), torch.zeros_like(denom))
+            diag = self._diagonal()
+            kw = {"device": like.device, "dtype": like.dtype}
+            self._cache[key] = {
+                "wx": self._wx.to(**kw), "wy": self._wy.to(**kw), "fluid": self._fluid.to(**kw),
+                "qx": qx.to(**kw), "qy": qy.to(**kw), "inv": inv.to(**kw), "diag": diag.to(**kw),
+            }
+        return self._cache[key]
+
+    def _diagonal(self) -> torch.Tensor:
+        wx, wy = self._wx, self._wy
+        if self.x_rule == "periodic":
+            dx = wx + wx.roll(-1, dims=1)
+        else:
+            dx = wx[:, :-1] + wx[:, 1:]
+            if self.x_rule == "neumann-dirichlet":
+                dx = dx.clone()
+                dx[:, -1] += wx[:, -1]  # the ghost -p doubles the outflow face's coupling
+        dy = wy + wy.roll(-1, dims=0) if self.y_rule == "periodic" else wy[:-1] + wy[1:]
+        d = (dx + dy) / self.h**2
+        return torch.where(self._fluid > 0, d.clamp_min(1e-30), torch.ones_like(d))
+
+    # ------------------------------------------------------------------ G, D and A
+    def gradient(self, p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Face gradients ``W G p`` of ``p (..., ny, nx)``: x-faces ``(..., ny, nx[+1])``, y-faces ``(..., ny[+1], nx)``."""
+        t = self._t(p)
+        h = self.h
+        if self.x_rule == "periodic":
+            gx = (p - p.roll(1, dims=-1)) / h
+        else:
+            zero = torch.zeros_like(p[..., :1])
+            hi = -2.0 * p[..., -1:] / h if self.x_rule == "neumann-dirichlet" else zero
+            gx = torch.cat([zero, (p[..., 1:] - p[..., :-1]) / h, hi], dim=-1)
+        if self.y_rule == "periodic":
+            gy = (p - p.roll(1, dims=-2)) / h
+        else:
+            zero = torch.zeros_like(p[..., :1, :])
+            gy = torch.cat([zero, (p[..., 1:, :] - p[..., :-1, :]) / h, zero], dim=-2)
+        return gx * t["wx"], gy * t["wy"]
+
+    def divergence(self, fx: torch.Tensor, fy: torch.Tensor) -> torch.Tensor:
+        """Cell divergence ``D f`` of face fluxes ``fx``, ``fy`` (shapes as :meth:`gradient` returns)."""
+        h = self.h
+        dx = (fx.roll(-1, dims=-1) - fx) / h if self.x_rule == "periodic" else (fx[..., 1:] - fx[..., :-1]) / h
+        dy = (fy.roll(-1, dims=-2) - fy) / h if self.y_rule == "periodic" else (fy[..., 1:, :] - fy[..., :-1, :]) / h
+        return dx + dy
+
+    def apply(self, p: torch.Tensor) -> torch.Tensor:
+        """``A p`` for ``p (..., ny, nx)``; the identity on solid cells."""
+        t = self._t(p)
+        gx, gy = self.gradient(p)
+        ap = -self.divergence(gx, gy)
+        return ap * t["fluid"] + p * (1 - t["fluid"])
+
+    # ------------------------------------------------------------------ solvers
+    def fast_solve(self, b: torch.Tensor) -> torch.Tensor:
+        """Exact solve of the obstacle-free operator (pseudo-inverse on its null space), ``b (..., ny, nx)``.
+
+        FFT when both axes are periodic, per-axis eigenbases otherwise.
+        """
+        t = self._t(b)
+        if self.x_rule == "periodic" and self.y_rule == "periodic":
+            ky = 2 * math.pi * torch.fft.fftfreq(self.ny, device=b.device, dtype=b.dtype)
+            kx = 2 * math.pi * torch.fft.rfftfreq(self.nx, device=b.device, dtype=b.dtype)
+            lam = ((2 - 2 * torch.cos(ky))[:, None] + (2 - 2 * torch.cos(kx))[None, :]) / self.h**2
+            inv = torch.where(lam > 1e-12 / self.h**2, 1.0 / lam.clamp_min(1e-300), torch.zeros_like(lam))
+            return torch.fft.irfft2(torch.fft.rfft2(b) * inv, s=(self.ny, self.nx))
+        qx, qy = t["qx"], t["qy"]
+        coef = qy.transpose(0, 1) @ b @ qx
+        return qy @ (coef * t["inv"]) @ qx.transpose(0, 1)
+
+    def _precondition(self, r: torch.Tensor) -> torch.Tensor:
+        if self.solid is None:
+            return self.fast_solve(r)
+        f = self._t(r)["fluid"]
+        return self.fast_solve(r * f) * f + r * (1 - f)
+
+    def _project_nullspace(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.singular:
+            return x
+        f = self._t(x)["fluid"]
+        mean = (x * f).sum(dim=(-2, -1), keepdim=True) / f.sum()
+        return x - mean * f
+
+    def solve_raw(self, b: torch.Tensor, x0: torch.Tensor | None = None, tol: float | None = None,
+                  max_iter: int = 500) -> tuple[torch.Tensor, int, float]:
+        """Solve ``A x = b`` without autograd; returns ``(x, iterations, max relative residual)``.
+
+        On a singular operator (no outflow) the fluid mean of ``b`` is removed first (a compatible
+        right-hand side) and the zero-mean solution is returned.
+        """
+        if tol is None:
+            tol = 1e-10 if b.dtype == torch.float64 else 1e-5
+        with torch.no_grad():
+            b = self._project_nullspace(b)
+            if self.solid is None and x0 is None:
+                x = self._project_nullspace(self.fast_solve(b))
+                return x, 0, 0.0
+            return pcg(self.apply, b, self._precondition, x0=x0, tol=tol, max_iter=max_iter,
+                       project=self._project_nullspace)
+
+    def solve(self, b: torch.Tensor, x0: torch.Tensor | None = None, tol: float | None = None,
+              max_iter: int = 500) -> torch.Tensor:
+        """Differentiable ``A^{-1} b`` for ``b (..., ny, nx)``; the backward pass is one adjoint solve."""
+        b = check_tensor("b", b, min_ndim=2)
+        if b.shape[-2:] != (self.ny, self.nx):
+            raise ValueError(f"b must end in shape {(self.ny, self.nx)}, got {tuple(b.shape)}")
+        if x0 is not None:
+            x0 = check_tensor("x0", x0)
+            if x0.shape != b.shape:
+                raise ValueError(f"x0 must have the shape of b {tuple(b.shape)}, got {tuple(x0.shape)}")
+            x0 = x0.detach()
+
+        def raw(rhs: torch.Tensor, guess: torch.Tensor | None) -> torch.Tensor:
+            x, _, res = self.solve_raw(rhs, guess, tol, max_iter)
+            if not math.isfinite(res):
+                raise FloatingPointError("pressure solve diverged (non-finite residual)")
+            return x
+
+        return PoissonSolve.apply(b, x0, raw)
+
+
+def pcg(apply_a: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor,
+        precond: Callable[[torch.Tensor], torch.Tensor], *, x0: torch.Tensor | None = None,
+        tol: float = 1e-6, max_iter: int = 500,
+        project: Callable[[torch.Tensor], torch.Tensor] = lambda x: x) -> tuple[torch.Tensor, int, float]:
+    """Batched preconditioned conjugate gradients for an SPD (or PSD with compatible ``b``) operator.
+
+    Reductions run over the last two dimensions, so each batch element has its own step sizes.
+    Stops when every element's residual is below ``tol`` times its ``||b||``.
+
+    Returns:
+        ``(x, iterations, max relative residual)``.
+    """
+    x = torch.zeros_like(b) if x0 is None else x0.clone()
+    r = b - apply_a(x) if x0 is not None else b.clone()
+    bnorm = b.flatten(-2).norm(dim=-1).clamp_min(torch.finfo(b.dtype).tiny)
+    rel = (r.flatten(-2).norm(dim=-1) / bnorm).max().item()
+    if rel <= tol:
+        return x, 0, rel
+    z = project(precond(r))
+    d = z
+    rz = (r * z).sum(dim=(-2, -1), keepdim=True)
+    it = 0
+    for it in range(1, max_iter + 1):  # noqa: B007
+        ad = apply_a(d)
+        dad = (d * ad).sum(dim=(-2, -1), keepdim=True)
+        alpha = torch.where(dad != 0, rz / torch.where(dad != 0, dad, torch.ones_like(dad)), torch.zeros_like(dad))
+        x = x + alpha * d
+        r = r - alpha * ad
+        rel = (r.flatten(-2).norm(dim=-1) / bnorm).max().item()
+        if rel <= tol or not math.isfinite(rel):
+            break
+        z = project(precond(r))
+        rz_new = (r * z).sum(dim=(-2, -1), keepdim=True)
+        beta = torch.where(rz != 0, rz_new / torch.where(rz != 0, rz, torch.ones_like(rz)), torch.zeros_like(rz))
+        d = z + beta * d
+        rz = rz_new
+    return project(x), it, rel
+
+
+class PoissonSolve(torch.autograd.Function):
+    """``x = A^{-1} b`` with ``A`` symmetric: forward by any solver, backward by the adjoint solve ``A^{-1} g``."""
+
+    @staticmethod
+    def forward(ctx, b: torch.Tensor, x0: torch.Tensor | None,  # noqa: D102
+                raw: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]) -> torch.Tensor:
+        ctx.raw = raw
+        return raw(b, x0)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, None, None]:  # noqa: D102
+        if grad is None:
+            return None, None, None
+        return ctx.raw(grad.contiguous(), None), None, None

@@ -1,0 +1,212 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from hybridzoo.physics.navier_stokes import NavierStokes2D
+
+F64 = torch.float64
+
+
+def taylor_green(n: int, nu: float, t_end: float, cfl: float = 0.25, **kw):
+    """Max velocity error against u = sin x cos y exp(-2 nu t) on [0, 2 pi]^2 (k = 1)."""
+    s = NavierStokes2D(n, n, 2 * math.pi, **kw)
+    xu, yu = s.coordinates("u", dtype=F64)
+    xv, yv = s.coordinates("v", dtype=F64)
+    mode_u, mode_v = torch.sin(xu) * torch.cos(yu), -torch.cos(xv) * torch.sin(yv)
+    u, v = mode_u[None].clone(), mode_v[None].clone()
+    steps = s.step_count(t_end, cfl * s.h)
+    dt = t_end / steps
+    p = None
+    for _ in range(steps):
+        u, v, p = s.step(u, v, dt, nu, p)
+    amp = float((u[0] * mode_u).sum() / (mode_u**2).sum())
+    exact = math.exp(-2 * nu * t_end)
+    err = max(float((u[0] - exact * mode_u).abs().max()), float((v[0] - exact * mode_v).abs().max()))
+    return amp, exact, err, s, u, v
+
+
+def test_taylor_green_decays_at_the_viscous_rate():
+    amp, exact, err, s, u, v = taylor_green(32, nu=0.1, t_end=1.0)
+    # decay factor exp(-2 nu k^2 t) = 0.819; the scheme's own dissipation at 32^2 stays below 1.5 %
+    assert abs(amp - exact) / exact < 0.015
+    assert err < 0.01
+    assert s.divergence(u, v).abs().max() < 1e-10
+
+
+def test_taylor_green_converges_with_resolution():
+    errs = [taylor_green(n, nu=0.05, t_end=0.5)[2] for n in (16, 32, 64)]
+    orders = [math.log2(errs[i] / errs[i + 1]) for i in range(2)]
+    # operator splitting at fixed CFL is first order overall: each doubling must roughly halve the error
+    assert all(o > 0.8 for o in orders), (errs, orders)
+
+
+def test_maccormack_beats_semi_lagrangian():
+    mc = taylor_green(32, nu=0.0, t_end=0.5, advection="maccormack")[2]
+    sl = taylor_green(32, nu=0.0, t_end=0.5, advection="semi-lagrangian")[2]
+    assert mc < 0.5 * sl
+
+
+@pytest.mark.parametrize("diffusion", ["explicit", "implicit"])
+def test_shear_wave_diffusion(diffusion):
+    # u = sin(y), v = 0 is an exact Navier-Stokes solution decaying as exp(-nu t) (advection is zero)
+    n, nu, t_end = 24, 1.0, 0.5
+    s = NavierStokes2D(n, n, 2 * math.pi, diffusion=diffusion)
+    _, yu = s.coordinates("u", dtype=F64)
+    u = torch.sin(yu)[None]
+    v = torch.zeros(1, *s.v_shape, dtype=F64)
+    h = s.h
+    dt = 0.2 * h**2 / nu if diffusion == "explicit" else 1.5 * h**2 / nu  # implicit: beyond the explicit limit
+    steps = s.step_count(t_end, dt)
+    dt = t_end / steps
+    for _ in range(steps):
+        u, v, _ = s.step(u, v, dt, nu)
+    # discrete Laplacian eigenvalue of sin(y) on the grid, exact in time up to O(dt)
+    lam = (2 - 2 * math.cos(h)) / h**2
+    expected = math.exp(-nu * lam * t_end)
+    amp = float((u[0] * torch.sin(yu)).sum() / (torch.sin(yu) ** 2).sum())
+    # first-order-in-time error ~ (nu lam)^2 dt t / 2: about 0.002 (explicit) and 0.015 (implicit) here
+    assert abs(amp - expected) < (0.004 if diffusion == "explicit" else 0.025)
+
+
+def channel(nx=24, ny=10, dtype=F64, obstacle=True, seed=0):
+    h = 1.0 / ny
+    yc = (torch.arange(ny, dtype=F64) + 0.5) * h
+    solid = torch.zeros(ny, nx, dtype=torch.bool)
+    if obstacle:
+        solid[ny // 2 - 1:ny // 2 + 1, nx // 4:nx // 4 + 2] = True
+    inflow = 4 * yc * (1 - yc)
+    s = NavierStokes2D(nx, ny, nx * h, x_boundary="inflow-outflow", y_boundary="noslip", solid=solid, inflow=inflow)
+    g = torch.Generator().manual_seed(seed)
+    u = torch.rand(2, *s.u_shape, generator=g, dtype=F64).to(dtype)
+    v = 0.3 * torch.randn(2, *s.v_shape, generator=g, dtype=F64).to(dtype)
+    return s, u, v
+
+
+def test_projection_is_divergence_free_at_solver_tolerance():
+    s, u, v = channel()
+    assert s.divergence(*s.apply_boundaries(u, v)).abs().max() > 1.0  # the raw field is far from solenoidal
+    un, vn, p = s.step(u, v, 0.5 * s.h, 1e-3)
+    div = s.divergence(un, vn)
+    scale = un.abs().max() / s.h
+    assert div.abs().max() / scale < 1e-9
+    # walls, obstacle faces and inflow hold their boundary values after the projection
+    assert vn[:, 0].abs().max() == 0 and vn[:, -1].abs().max() == 0
+    torch.testing.assert_close(un[:, :, 0], s.inflow.expand(2, -1))
+    assert (un * (1 - s._masks["mu"])).abs().max() == 0
+
+
+def test_mass_conservation_in_the_channel():
+    s, u, v = channel()
+    p = None
+    for _ in range(5):
+        u, v, p = s.step(u, v, 0.5 * s.h, 1e-3, p)
+        inflow = u[:, :, 0].sum(-1) * s.h
+        outflow = u[:, :, -1].sum(-1) * s.h
+        torch.testing.assert_close(outflow, inflow, atol=1e-10, rtol=0)
+
+
+def test_float32_step_and_batched_viscosity_match_single_runs():
+    s, u, v = channel(dtype=torch.float32)
+    nu = torch.tensor([1e-3, 1e-2])
+    ub, vb, pb = s.step(u, v, 0.5 * s.h, nu)
+    for i in range(2):
+        ui, vi, pi = s.step(u[i:i + 1], v[i:i + 1], 0.5 * s.h, float(nu[i]))
+        torch.testing.assert_close(ub[i:i + 1], ui, atol=2e-5, rtol=0)
+    assert ub.dtype == torch.float32 and s.divergence(ub, vb).abs().max() < 1e-2
+
+
+def test_gradcheck_of_one_step_through_the_pressure_solve():
+    s = NavierStokes2D(5, 4, 1.25, x_boundary="inflow-outflow", y_boundary="noslip",
+                       solid=torch.tensor([[0, 0, 0, 0, 0], [0, 1, 0, 0, 0], [0, 0, 0, 0, 0], [0, 0, 0, 0, 0]]).bool(),
+                       inflow=torch.tensor([0.2, 0.4, 0.4, 0.2], dtype=F64), pressure_tol=1e-13)
+    g = torch.Generator().manual_seed(3)
+    u = (0.3 * torch.rand(1, *s.u_shape, generator=g, dtype=F64)).requires_grad_()
+    v = (0.1 * torch.randn(1, *s.v_shape, generator=g, dtype=F64)).requires_grad_()
+
+    def f(u, v):
+        un, vn, p = s.step(u, v, 0.3, 0.01)
+        return un, vn, p
+
+    assert torch.autograd.gradcheck(f, (u, v), atol=1e-6)
+
+
+def test_checkpointed_rollout_gives_the_same_gradient():
+    s, u, v = channel(nx=16, ny=8)
+    grads = []
+    for ck in (False, True):
+        u0 = u.clone().requires_grad_()
+        us, vs, _ = s.rollout(u0, v, 0.5 * s.h, 1e-3, steps=3, checkpoint=ck)
+        (us[:, -1] ** 2).sum().backward()
+        grads.append(u0.grad)
+    torch.testing.assert_close(grads[0], grads[1])
+
+
+def test_bad_input_is_rejected_with_the_argument_named():
+    s, u, v = channel()
+    with pytest.raises(ValueError, match="CFL"):
+        s.step(u, v, 5 * s.h, 1e-3)
+    with pytest.raises(ValueError, match="nu"):
+        s.step(u, v, 0.1 * s.h, -1e-3)
+    with pytest.raises(ValueError, match="nu"):
+        s.step(u, v, 0.1 * s.h, torch.tensor([1e-3, -1.0], dtype=F64))
+    with pytest.raises(ValueError, match="diffusion limit"):
+        s.step(u, v, 0.5 * s.h, 1.0)
+    with pytest.raises(ValueError, match="^u must have shape"):
+        s.step(u[..., :-1], v, 0.1 * s.h, 1e-3)
+    with pytest.raises(ValueError, match="batch size"):
+        s.step(u, v[:1], 0.1 * s.h, 1e-3)
+    bad = v.clone()
+    bad[0, 3, 3] = float("nan")
+    with pytest.raises(ValueError, match="v contains NaN"):
+        s.step(u, bad, 0.1 * s.h, 1e-3)
+    with pytest.raises(ValueError, match="dt"):
+        s.step(u, v, -0.1, 1e-3)
+    with pytest.raises(TypeError, match="u must be a torch.Tensor"):
+        s.step(u.numpy(), v, 0.1, 1e-3)
+    with pytest.raises(ValueError, match="inflow"):
+        NavierStokes2D(8, 4, 1.0, x_boundary="inflow-outflow")
+    with pytest.raises(ValueError, match="solid"):
+        NavierStokes2D(8, 4, 1.0, solid=torch.zeros(4, 7, dtype=torch.bool))
+    with pytest.raises(ValueError, match="y_boundary"):
+        NavierStokes2D(8, 4, 1.0, y_boundary="open")
+
+
+def schaefer_turek_strouhal(ny: int, t_end: float) -> float:
+    """Strouhal number of the 2D-2 benchmark (Re = 100) on a uniform grid with ``ny`` cells across."""
+    H, D, nu, Um = 0.41, 0.1, 1e-3, 1.5
+    h = H / ny
+    nx = int(round(2.2 / h))
+    yc = (torch.arange(ny, dtype=F64) + 0.5) * h
+    xc = (torch.arange(nx, dtype=F64) + 0.5) * h
+    Y, X = torch.meshgrid(yc, xc, indexing="ij")
+    solid = (X - 0.2) ** 2 + (Y - 0.2) ** 2 <= (D / 2) ** 2
+    inflow = 4 * Um * yc * (H - yc) / H**2
+    s = NavierStokes2D(nx, ny, nx * h, x_boundary="inflow-outflow", y_boundary="noslip", solid=solid,
+                       inflow=inflow, validate=False)
+    dt = 0.6 * h / 2.0
+    u = torch.zeros(1, *s.u_shape) + inflow.float()[None, :, None]
+    v = 0.1 * torch.randn(1, *s.v_shape, generator=torch.Generator().manual_seed(0))  # breaks the symmetry
+    u, v = s.apply_boundaries(u, v)
+    steps = int(t_end / dt)
+    probe = np.empty(steps)
+    ip, jp = int(0.45 / h), int(0.2 / h)
+    p = None
+    with torch.no_grad():
+        for k in range(steps):
+            u, v, p = s.step(u, v, dt, nu, p)
+            probe[k] = float(v[0, jp, ip])
+    tail = probe[steps // 2:] - probe[steps // 2:].mean()
+    up = np.where((tail[:-1] < 0) & (tail[1:] >= 0))[0]
+    # sub-step crossing times by linear interpolation
+    tc = (up + tail[up] / (tail[up] - tail[up + 1])) * dt
+    period = float(np.diff(tc).mean())
+    return D / (period * 1.0)  # mean inflow speed 2 Um / 3 = 1 m/s
+
+
+@pytest.mark.slow
+def test_schaefer_turek_2d2_strouhal_number():
+    st = schaefer_turek_strouhal(ny=62, t_end=6.0)
+    # published range 0.295-0.305 (Schaefer & Turek 1996); 5 % around 0.30 at 15 cells per diameter
+    assert 0.285 <= st <= 0.315, st

@@ -1,0 +1,118 @@
+import math
+
+import pytest
+import torch
+
+from hybridzoo.physics.pressure import PoissonOperator, pcg
+
+
+def _dense(op: PoissonOperator) -> torch.Tensor:
+    n = op.ny * op.nx
+    eye = torch.eye(n, dtype=torch.float64).reshape(n, op.ny, op.nx)
+    return op.apply(eye).reshape(n, n).T
+
+
+@pytest.mark.parametrize("rules", [("periodic", "periodic"), ("neumann-dirichlet", "neumann"),
+                                   ("periodic", "neumann"), ("neumann", "periodic")])
+@pytest.mark.parametrize("with_solid", [False, True])
+def test_operator_is_symmetric_and_matches_div_grad(rules, with_solid):
+    ny, nx = 5, 7
+    solid = torch.zeros(ny, nx, dtype=torch.bool)
+    if with_solid:
+        solid[2, 3] = solid[1, 3] = True
+    op = PoissonOperator(ny, nx, 0.3, rules[0], rules[1], solid if with_solid else None)
+    a = _dense(op)
+    torch.testing.assert_close(a, a.T)
+    eig = torch.linalg.eigvalsh(a)
+    assert eig.min() > -1e-10  # positive semidefinite
+    # singular exactly when nothing pins the pressure level
+    assert (eig.abs().min() < 1e-9) == op.singular
+
+
+def test_periodic_fft_solve_matches_analytic_mode():
+    # -lap of cos(kx x) sin(ky y) on the grid is the known discrete eigenvalue times the mode
+    n, L = 16, 2 * math.pi
+    op = PoissonOperator(n, n, L / n, "periodic", "periodic")
+    x = (torch.arange(n, dtype=torch.float64) + 0.5) * L / n
+    Y, X = torch.meshgrid(x, x, indexing="ij")
+    mode = torch.cos(2 * X) * torch.sin(3 * Y)
+    h = L / n
+    lam = (2 - 2 * math.cos(2 * h) + 2 - 2 * math.cos(3 * h)) / h**2
+    p = op.solve(lam * mode[None])
+    torch.testing.assert_close(p[0], mode, atol=1e-10, rtol=0)
+
+
+@pytest.mark.parametrize("rules", [("neumann-dirichlet", "neumann"), ("periodic", "periodic"), ("periodic", "neumann")])
+def test_pcg_with_obstacle_solves_to_tolerance(rules):
+    torch.manual_seed(0)
+    ny, nx = 12, 20
+    solid = torch.zeros(ny, nx, dtype=torch.bool)
+    solid[4:8, 5:8] = True
+    op = PoissonOperator(ny, nx, 0.1, rules[0], rules[1], solid)
+    b = torch.randn(3, ny, nx, dtype=torch.float64) * (~solid)
+    x, it, res = op.solve_raw(b, tol=1e-11)
+    assert 0 < it < 60 and res <= 1e-11
+    # compare against the dense pseudo-inverse (null space removed as the solver does)
+    a = _dense(op)
+    bb = op._project_nullspace(b).reshape(3, -1)
+    ref = torch.linalg.lstsq(a.expand(3, -1, -1), bb.unsqueeze(-1), driver="gelsd").solution.squeeze(-1)
+    ref = op._project_nullspace(ref.reshape(3, ny, nx))
+    torch.testing.assert_close(x, ref, atol=1e-8, rtol=0)
+
+
+def test_pcg_respects_batch_and_warm_start():
+    solid = torch.zeros(8, 8, dtype=torch.bool)
+    solid[3:5, 2:4] = True
+    op = PoissonOperator(8, 8, 0.2, "neumann-dirichlet", "neumann", solid)
+    b = torch.randn(2, 8, 8, dtype=torch.float64)
+    x1, it1, _ = op.solve_raw(b, tol=1e-10)
+    x2, it2, _ = op.solve_raw(b, x0=x1, tol=1e-10)
+    assert it2 <= 1 and torch.allclose(x1, x2, atol=1e-9)
+    single, _, _ = op.solve_raw(b[1:], tol=1e-10)
+    torch.testing.assert_close(single[0], x1[1], atol=1e-9, rtol=0)
+
+
+def test_gradient_by_adjoint_solve_passes_gradcheck():
+    ny, nx = 4, 5
+    solid = torch.zeros(ny, nx, dtype=torch.bool)
+    solid[1, 2] = True
+    op = PoissonOperator(ny, nx, 0.5, "neumann-dirichlet", "neumann", solid)
+    b = torch.randn(2, ny, nx, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: op.solve(t, tol=1e-13), (b,))
+
+
+def test_backward_does_not_store_iterations():
+    # the graph holds the solve as one node: backward calls the solver once more, not CG's ops
+    solid = torch.zeros(16, 16, dtype=torch.bool)
+    solid[6:9, 4:6] = True
+    op = PoissonOperator(16, 16, 0.1, "neumann-dirichlet", "neumann", solid)
+    b = torch.randn(1, 16, 16, dtype=torch.float64, requires_grad=True)
+    x = op.solve(b, tol=1e-12)
+    assert type(x.grad_fn).__name__ == "PoissonSolveBackward"
+    w = torch.randn_like(x)
+    (x * w).sum().backward()
+    # the gradient is the adjoint solve A^{-1} w (A symmetric, non-singular with an outflow)
+    torch.testing.assert_close(op.apply(b.grad), w, atol=1e-9, rtol=0)
+
+
+def test_generic_pcg_on_spd_matrix():
+    torch.manual_seed(1)
+    m = torch.randn(6, 6, dtype=torch.float64)
+    a = m @ m.T + 6 * torch.eye(6, dtype=torch.float64)
+    b = torch.randn(1, 6, 1, dtype=torch.float64)
+    x, _, res = pcg(lambda z: a @ z, b, lambda r: r, tol=1e-12)
+    torch.testing.assert_close(a @ x, b, atol=1e-10, rtol=0)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="x_rule"):
+        PoissonOperator(4, 4, 0.1, "dirichlet", "neumann")
+    with pytest.raises(ValueError, match="solid"):
+        PoissonOperator(4, 4, 0.1, "periodic", "periodic", torch.zeros(3, 4, dtype=torch.bool))
+    with pytest.raises(ValueError, match="h must"):
+        PoissonOperator(4, 4, -1.0, "periodic", "periodic")
+    op = PoissonOperator(4, 4, 0.1, "periodic", "periodic")
+    with pytest.raises(ValueError, match="b must"):
+        op.solve(torch.zeros(1, 4, 5))
+    with pytest.raises(ValueError, match="b contains NaN"):
+        op.solve(torch.full((1, 4, 4), float("nan")))
