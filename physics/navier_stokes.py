@@ -26,10 +26,9 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from torch.utils.checkpoint import checkpoint as _checkpoint
-
 from hybridzoo.physics.pressure import PoissonOperator
 from hybridzoo.physics.validation import check_positive_int, check_positive_number, check_tensor
+from torch.utils.checkpoint import checkpoint as _checkpoint
 
 XBoundary = Literal["periodic", "inflow-outflow"]
 YBoundary = Literal["periodic", "noslip", "slip"]
@@ -147,12 +146,16 @@ class NavierStokes2D:
     def _t(self, like: torch.Tensor) -> dict[str, torch.Tensor]:
         key = (like.device, like.dtype)
         if key not in self._cache:
-            kw = {"device": like.device, "dtype": like.dtype}
-            c = {k: v.to(**kw) for k, v in self._masks.items()}
-            if self.inflow is not None:
-                c["inflow"] = self.inflow.to(**kw)
-            self._cache[key] = c
+            with torch.inference_mode(False):  # a cache filled under inference mode must still serve autograd
+                self._cache[key] = self._cached_tensors(like)
         return self._cache[key]
+
+    def _cached_tensors(self, like: torch.Tensor) -> dict[str, torch.Tensor]:
+        kw = {"device": like.device, "dtype": like.dtype}
+        c = {k: v.to(**kw) for k, v in self._masks.items()}
+        if self.inflow is not None:
+            c["inflow"] = self.inflow.to(**kw)
+        return c
 
     def coordinates(self, where: Literal["u", "v", "p"], *, dtype: torch.dtype = torch.float32,
                     device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -401,19 +404,6 @@ class NavierStokes2D:
         vc = 0.5 * (v + v.roll(-1, dims=-2)) if self.y_boundary == "periodic" \
             else 0.5 * (v[..., 1:, :] + v[..., :-1, :])
         return torch.stack((uc, vc), dim=-3)
-
-    def from_centers(self, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Face velocities from cell-centred ``c (B, 2, ny, nx)`` (averages of the two neighbours)."""
-        uc, vc = c[..., 0, :, :], c[..., 1, :, :]
-        if self.x_boundary == "periodic":
-            u = 0.5 * (uc + uc.roll(1, dims=-1))
-        else:
-            u = torch.cat([uc[..., :1], 0.5 * (uc[..., 1:] + uc[..., :-1]), uc[..., -1:]], dim=-1)
-        if self.y_boundary == "periodic":
-            v = 0.5 * (vc + vc.roll(1, dims=-2))
-        else:
-            v = torch.cat([vc[..., :1, :], 0.5 * (vc[..., 1:, :] + vc[..., :-1, :]), vc[..., -1:, :]], dim=-2)
-        return u, v
 
     def vorticity(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """Vorticity ``dv/dx - du/dy`` (1/s) at cell centres, ``(B, ny, nx)`` (central differences)."""

@@ -28,7 +28,6 @@ from collections.abc import Callable
 from typing import Literal
 
 import torch
-
 from hybridzoo.physics.validation import check_tensor
 
 AxisRule = Literal["periodic", "neumann", "neumann-dirichlet"]
@@ -111,24 +110,28 @@ class PoissonOperator:
     def _t(self, like: torch.Tensor) -> dict[str, torch.Tensor]:
         key = (like.device, like.dtype)
         if key not in self._cache:
-            if self._eig is None:
-                self._eig = {}
-                for axis, n, rule in (("x", self.nx, self.x_rule), ("y", self.ny, self.y_rule)):
-                    lam, q = torch.linalg.eigh(_laplacian_1d(n, rule))
-                    lam = lam.clamp_min(0.0)
-                    lam[lam < 1e-10] = 0.0
-                    self._eig[axis] = (lam, q)
-            lx, qx = self._eig["x"]
-            ly, qy = self._eig["y"]
-            denom = (ly[:, None] + lx[None, :]) / self.h**2
-            inv = torch.where(denom > 0, 1.0 / denom.clamp_min(1e-300), torch.zeros_like(denom))
-            diag = self._diagonal()
-            kw = {"device": like.device, "dtype": like.dtype}
-            self._cache[key] = {
-                "wx": self._wx.to(**kw), "wy": self._wy.to(**kw), "fluid": self._fluid.to(**kw),
-                "qx": qx.to(**kw), "qy": qy.to(**kw), "inv": inv.to(**kw), "diag": diag.to(**kw),
-            }
+            with torch.inference_mode(False):  # a cache filled under inference mode must still serve autograd
+                self._cache[key] = self._cached_tensors(like)
         return self._cache[key]
+
+    def _cached_tensors(self, like: torch.Tensor) -> dict[str, torch.Tensor]:
+        if self._eig is None:
+            self._eig = {}
+            for axis, n, rule in (("x", self.nx, self.x_rule), ("y", self.ny, self.y_rule)):
+                lam, q = torch.linalg.eigh(_laplacian_1d(n, rule))
+                lam = lam.clamp_min(0.0)
+                lam[lam < 1e-10] = 0.0
+                self._eig[axis] = (lam, q)
+        lx, qx = self._eig["x"]
+        ly, qy = self._eig["y"]
+        denom = (ly[:, None] + lx[None, :]) / self.h**2
+        inv = torch.where(denom > 0, 1.0 / denom.clamp_min(1e-300), torch.zeros_like(denom))
+        diag = self._diagonal()
+        kw = {"device": like.device, "dtype": like.dtype}
+        return {
+            "wx": self._wx.to(**kw), "wy": self._wy.to(**kw), "fluid": self._fluid.to(**kw),
+            "qx": qx.to(**kw), "qy": qy.to(**kw), "inv": inv.to(**kw), "diag": diag.to(**kw),
+        }
 
     def _diagonal(self) -> torch.Tensor:
         wx, wy = self._wx, self._wy
@@ -145,7 +148,11 @@ class PoissonOperator:
 
     # ------------------------------------------------------------------ G, D and A
     def gradient(self, p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Face gradients ``W G p`` of ``p (..., ny, nx)``: x-faces ``(..., ny, nx[+1])``, y-faces ``(..., ny[+1], nx)``."""
+        """Face gradients ``W G p`` of ``p (..., ny, nx)``.
+
+        Returns:
+            x-faces ``(..., ny, nx[+1])`` and y-faces ``(..., ny[+1], nx)``.
+        """
         t = self._t(p)
         h = self.h
         if self.x_rule == "periodic":

@@ -15,6 +15,7 @@ Conventions a subclass follows:
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Any, ClassVar, Literal
 
@@ -122,6 +123,20 @@ class HybridModule(L.LightningModule):
         if self._base_weight_decay > 0:
             return torch.optim.AdamW(params, lr=self._base_lr, weight_decay=self._base_weight_decay)
         return torch.optim.Adam(params, lr=self._base_lr)
+
+    def with_cosine_schedule(self, optimizer: torch.optim.Optimizer) -> Any:
+        """Wrap ``optimizer`` with a per-step cosine decay of the learning rate to 0 over the whole run.
+
+        Returns the optimiser alone where the run's length is unknown (no trainer, or an unbounded
+        ``max_steps``/``max_epochs``).
+        """
+        if self._trainer is None:
+            return optimizer
+        total = self.trainer.estimated_stepping_batches
+        if not math.isfinite(total):
+            return optimizer
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(int(total), 1))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     # ------------------------------------------------------------------ data
     def datamodule(self, **overrides: Any) -> L.LightningDataModule:

@@ -7,7 +7,6 @@ TV-regularised PDHG, so the card's four methods are measured by the same code on
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -146,13 +145,7 @@ class LearnedPrimalDualCT(HybridModule):
 
     def configure_optimizers(self) -> Any:  # noqa: D102
         opt = super().configure_optimizers()
-        if not self.hparams.cosine_schedule or self._trainer is None:
-            return opt
-        total = max(int(self.trainer.estimated_stepping_batches), 1)
-        if not math.isfinite(total):
-            return opt
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        return self.with_cosine_schedule(opt) if self.hparams.cosine_schedule else opt
 
     # ------------------------------------------------------------------ evaluation
     def _evaluate(self, batch: dict[str, torch.Tensor], stage: str) -> dict[str, torch.Tensor]:

@@ -199,3 +199,12 @@ register(
     paper="Chen, Rubanova, Bettencourt & Duvenaud, Neural Ordinary Differential Equations, NeurIPS 2018",
     summary="RK-Net with the paper's MNIST network (IDX files, checksummed download); no weights shipped",
 )
+register(
+    "solver-in-the-loop-ns",
+    model="hybridzoo.zoo.solver_in_the_loop:SolverInTheLoop",
+    datamodule="hybridzoo.datamodules.wake_flow:WakeFlowDataModule",
+    config="solver_in_the_loop_ns.yaml",
+    paper="Um, Brand, Fei, Holl & Thuerey, Solver-in-the-Loop: Learning from Differentiable Physics to Interact "
+    "with Iterative PDE-Solvers, NeurIPS 2020",
+    summary="Cylinder wakes: a CNN correction after every coarse Navier-Stokes step, trained through the unrolled solver",
+)

@@ -16,7 +16,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 def data_config(datamodule: L.LightningDataModule) -> dict[str, Any]:
     """The DataModule's init arguments that define the data (cache location left out)."""
     hp = dict(getattr(datamodule, "hparams", {}) or {})
-    return {k: v for k, v in hp.items() if k not in ("cache_dir", "num_workers", "data_dir")}
+    return {k: v for k, v in hp.items() if k not in ("cache_dir", "num_workers", "data_dir", "progress")}
 
 
 def release(

@@ -287,11 +287,7 @@ class RKNet(HybridModule):
     def configure_optimizers(self) -> Any:
         """Use the base optimiser, with a per-step cosine decay to 0 when ``cosine_schedule``."""
         opt = super().configure_optimizers()
-        if not self.hparams.cosine_schedule:
-            return opt
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        return self.with_cosine_schedule(opt) if self.hparams.cosine_schedule else opt
 
     # ------------------------------------------------------------------ evaluation
     def _timed(self, net: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, float]:

@@ -3,7 +3,6 @@ import math
 import numpy as np
 import pytest
 import torch
-
 from hybridzoo.physics.navier_stokes import NavierStokes2D
 
 F64 = torch.float64
@@ -210,3 +209,24 @@ def test_schaefer_turek_2d2_strouhal_number():
     st = schaefer_turek_strouhal(ny=62, t_end=6.0)
     # published range 0.295-0.305 (Schaefer & Turek 1996); 5 % around 0.30 at 15 cells per diameter
     assert 0.285 <= st <= 0.315, st
+
+
+def test_a_first_step_under_inference_mode_does_not_poison_autograd():
+    # Trainer.test runs under inference_mode; the solver's cached masks must still serve a later training step
+    s, u, v = channel(nx=12, ny=6, dtype=torch.float32)
+    with torch.inference_mode():
+        s.step(u, v, 0.5 * s.h, 1e-3)
+    u = u.clone().requires_grad_()
+    un, _, _ = s.step(u, v, 0.5 * s.h, 1e-3)
+    un.square().sum().backward()
+    assert torch.isfinite(u.grad).all() and u.grad.abs().sum() > 0
+
+
+def test_max_stable_dt_is_accepted_and_just_beyond_it_is_not():
+    s, u, v = channel()
+    u, v = s.apply_boundaries(u, v)
+    speed = float(torch.maximum(u.abs().max(), v.abs().max()))
+    dt = s.max_stable_dt(speed, nu=1e-3)
+    s.step(u, v, dt, 1e-3)
+    with pytest.raises(ValueError, match="CFL"):
+        s.step(u, v, 1.01 * dt, 1e-3)

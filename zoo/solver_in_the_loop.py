@@ -1,0 +1,304 @@
+"""Solver-in-the-loop (Um, Brand, Fei, Holl & Thuerey, NeurIPS 2020) on cylinder wakes.
+
+Every coarse step of the differentiable Navier-Stokes solver is followed by a CNN correction::
+
+    (u*, v*, p) = NavierStokes2D.step(u_t, v_t)          advection, diffusion, pressure projection
+    (u_{t+1}, v_{t+1}) = (u*, v*) + NN(u*, v*, p, fluid, Re; theta)
+
+SOL-n trains the correction through ``n`` unrolled hybrid steps against the reference (the same
+solver at ``factor`` times the resolution, restricted to the coarse grid), so the network sees the
+states its own corrections produce. NON, the paper's non-interacting baseline, is the same network
+trained on one-step pairs that always start from reference states. Both train in the same run
+(independent weights, one summed loss), and every evaluation rolls out SRC (the coarse solver
+alone), NON and SOL from the same reference state, beside the coarse solver run at 2x resolution.
+
+Only the velocity is corrected: in a projection method the pressure is recomputed from scratch each
+step (the previous one merely warm-starts the solve), so a pressure correction would have no effect.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+from hybridzoo.datamodules.wake_flow import wake_solver
+from hybridzoo.physics.navier_stokes import NavierStokes2D
+from hybridzoo.physics.validation import check_positive_int, check_positive_number, check_tensor
+from hybridzoo.zoo.base import Freeze, HybridModule
+from hybridzoo.zoo.ns_networks import CorrectionCNN
+from torch import nn
+from torch.utils.checkpoint import checkpoint as _checkpoint
+from torchmetrics import MeanMetric
+
+#: Rollouts compared at every evaluation: the hybrid first (logged without suffix), then the baselines.
+METHODS = ("sol", "non", "src", "2x")
+#: Attributes of the wake geometry that the model and its DataModule must share.
+GEOMETRY = ("nx", "ny", "length_x", "center", "diameter", "inflow_speed", "dt")
+
+
+def velocity_mae(u: torch.Tensor, v: torch.Tensor, u_ref: torch.Tensor, v_ref: torch.Tensor) -> torch.Tensor:
+    """Mean absolute velocity error (m/s) over all u and v faces, per leading index: ``(B, T, ...) -> (B, T)``."""
+    du = (u - u_ref).abs().flatten(2)
+    dv = (v - v_ref).abs().flatten(2)
+    return (du.sum(-1) + dv.sum(-1)) / (du.shape[-1] + dv.shape[-1])
+
+
+class SolverInTheLoop(HybridModule):
+    """A coarse Navier-Stokes solver with a learned per-step correction (SOL) and its NON baseline.
+
+    State: face velocities ``u (B, ny, nx + 1)``, ``v (B, ny + 1, nx)`` in m/s of the channel flow
+    past a cylinder (see :func:`hybridzoo.datamodules.wake_flow.wake_solver`), and the Reynolds
+    number ``re (B,)``; the viscosity is ``inflow_speed * diameter / re``.
+
+    Args:
+        nx, ny, length_x, center, diameter, inflow_speed, dt: the coarse solver's wake geometry (m, m/s,
+            s); must equal the DataModule's.
+        look_ahead: SOL's number of unrolled steps per training window (the ``n`` of SOL-n).
+        curriculum: optional increasing look-aheads, one per ``curriculum_epochs`` epochs (e.g.
+            ``[2, 4, 8, 16]``); the last one stays. ``None`` trains with ``look_ahead`` throughout.
+        curriculum_epochs: epochs per curriculum stage.
+        train_non: also train the NON baseline in the same run.
+        width, depth, kernel: the correction CNN (see :class:`CorrectionCNN`).
+        re_scale: the Reynolds number enters the network as ``re / re_scale``.
+        gradient_checkpointing: recompute each unrolled step in the backward pass instead of storing
+            it (memory grows with the number of states only; for long look-aheads on big grids).
+        cosine_schedule: cosine-anneal the learning rate to 0 over the run.
+        lr, weight_decay, pretrained, freeze: see :class:`HybridModule`.
+    """
+
+    zoo_name = "solver-in-the-loop-ns"
+    monitor = "val/rollout_mae"
+    mode = "min"
+
+    def __init__(
+        self,
+        nx: int = 32,
+        ny: int = 16,
+        length_x: float = 8.0,
+        center: tuple[float, float] = (2.0, 2.0),
+        diameter: float = 1.0,
+        inflow_speed: float = 1.0,
+        dt: float = 0.1,
+        look_ahead: int = 16,
+        curriculum: list[int] | None = None,
+        curriculum_epochs: int = 2,
+        train_non: bool = True,
+        width: int = 32,
+        depth: int = 4,
+        kernel: int = 5,
+        re_scale: float = 1000.0,
+        gradient_checkpointing: bool = False,
+        cosine_schedule: bool = True,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        pretrained: str | None = None,
+        freeze: Freeze = "none",
+    ) -> None:
+        super().__init__(lr=lr, weight_decay=weight_decay, pretrained=pretrained, freeze=freeze)
+        for name in ("look_ahead", "curriculum_epochs", "width", "depth", "kernel"):
+            check_positive_int(name, locals()[name])
+        for name in ("dt", "re_scale"):
+            check_positive_number(name, locals()[name])
+        if curriculum is not None:
+            curriculum = [check_positive_int("curriculum", int(n)) for n in curriculum]
+            if not curriculum or curriculum != sorted(curriculum):
+                raise ValueError(f"curriculum must be a non-empty increasing list of look-aheads, got {curriculum}")
+        self.save_hyperparameters()
+        self.solver: NavierStokes2D = wake_solver(nx, ny, length_x, tuple(center), diameter, inflow_speed,
+                                                  validate=False)
+        self.register_buffer("fluid", self.solver._masks["fluid"].float(), persistent=False)
+        nets = {"sol": CorrectionCNN(width, depth, kernel)}
+        if train_non:
+            nets["non"] = CorrectionCNN(width, depth, kernel)
+        self.net = nn.ModuleDict(nets)
+        self.metrics = nn.ModuleDict({
+            stage: nn.ModuleDict({m: MeanMetric() for m in METHODS}) for stage in ("val", "test")
+        })
+        self._curves: dict[str, torch.Tensor] | None = None
+
+    # ------------------------------------------------------------------ the hybrid solver
+    def viscosity(self, re: torch.Tensor) -> torch.Tensor:
+        """Kinematic viscosity (m²/s) of Reynolds numbers ``re (B,)``."""
+        hp = self.hparams
+        return hp.inflow_speed * hp.diameter / re
+
+    @property
+    def look_ahead(self) -> int:
+        """The look-ahead ``n`` of the current epoch (curriculum stage, or ``look_ahead``)."""
+        hp = self.hparams
+        if not hp.curriculum:
+            return int(hp.look_ahead)
+        epoch = self.current_epoch if self._trainer is not None else 0
+        return int(hp.curriculum[min(epoch // hp.curriculum_epochs, len(hp.curriculum) - 1)])
+
+    def _net(self, method: str) -> nn.Module | None:
+        if method == "src":
+            return None
+        if method not in self.net:
+            raise ValueError(f"method must be one of {tuple(self.net)} or 'src', got {method!r}")
+        return self.net[method]
+
+    def hybrid_step(self, u: torch.Tensor, v: torch.Tensor, re: torch.Tensor, p: torch.Tensor | None = None,
+                    method: str = "sol") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One coarse step of ``dt``, then the ``method``'s correction (``"src"``: none); returns ``(u, v, p)``."""
+        net = self._net(method)
+        u, v, p = self.solver.step(u, v, self.hparams.dt, self.viscosity(re), p)
+        if net is None:
+            return u, v, p
+        du, dv = net(u, v, p, self.fluid.to(u.dtype), re / self.hparams.re_scale)
+        u, v = self.solver.apply_boundaries(u + du, v + dv)
+        return u, v, p
+
+    def rollout(self, u: torch.Tensor, v: torch.Tensor, re: torch.Tensor, steps: int, method: str = "sol",
+                gradient_checkpointing: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Roll ``steps`` hybrid steps out of ``u (B, ny, nx+1)``, ``v (B, ny+1, nx)`` at Reynolds numbers ``re (B,)``.
+
+        Returns:
+            ``u (B, steps, ny, nx+1)`` and ``v (B, steps, ny+1, nx)``, the states after each step.
+        """
+        check_positive_int("steps", steps)
+        self.solver.check_state(u, v)
+        re = check_tensor("re", re, ndim=1, positive=True)
+        if re.shape[0] != u.shape[0]:
+            raise ValueError(f"re must have shape ({u.shape[0]},), got {tuple(re.shape)}")
+        ck = self.hparams.gradient_checkpointing if gradient_checkpointing is None else gradient_checkpointing
+        us, vs, p = [], [], None
+        for _ in range(steps):
+            if ck and torch.is_grad_enabled():
+                u, v, p = _checkpoint(self.hybrid_step, u, v, re, p, method, use_reentrant=False)
+            else:
+                u, v, p = self.hybrid_step(u, v, re, p, method)
+            us.append(u)
+            vs.append(v)
+        return torch.stack(us, 1), torch.stack(vs, 1)
+
+    def forward(self, u: torch.Tensor, v: torch.Tensor, re: torch.Tensor, steps: int = 1,
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """SOL rollout (see :meth:`rollout`)."""
+        return self.rollout(u, v, re, steps, "sol")
+
+    # ------------------------------------------------------------------ training
+    def setup(self, stage: str) -> None:  # noqa: D102
+        super().setup(stage)
+        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        hp = getattr(dm, "hparams", None)
+        if hp is None or "nx" not in hp:
+            return
+        differ = [k for k in GEOMETRY if _plain(hp[k]) != _plain(self.hparams[k])]
+        if differ:
+            raise ValueError("the DataModule's wake geometry differs from the model's in "
+                             + ", ".join(f"{k} ({hp[k]} vs {self.hparams[k]})" for k in differ))
+        if stage == "fit" and self._max_look_ahead() > hp["window"]:
+            raise ValueError(f"look-ahead {self._max_look_ahead()} exceeds the DataModule's window={hp['window']}")
+
+    def _max_look_ahead(self) -> int:
+        hp = self.hparams
+        return int(max(hp.curriculum)) if hp.curriculum else int(hp.look_ahead)
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:  # noqa: D102
+        n = self.look_ahead
+        u_ref, v_ref, re = batch["u"][:, : n + 1], batch["v"][:, : n + 1], batch["re"]
+        us, vs = self.rollout(u_ref[:, 0], v_ref[:, 0], re, n, "sol")
+        loss = _mse(us, u_ref[:, 1:]) + _mse(vs, v_ref[:, 1:])
+        bs = re.shape[0]
+        self.log("train/loss", loss.detach(), prog_bar=True, batch_size=bs)
+        self.log("train/look_ahead", float(n), batch_size=1)
+        if "non" in self.net:
+            # NON: one step from every reference state of the window, never from its own output
+            un, vn, _ = self.hybrid_step(u_ref[:, :-1].flatten(0, 1), v_ref[:, :-1].flatten(0, 1),
+                                         re.repeat_interleave(n), None, "non")
+            loss_non = _mse(un, u_ref[:, 1:].flatten(0, 1)) + _mse(vn, v_ref[:, 1:].flatten(0, 1))
+            self.log("train/loss_non", loss_non.detach(), batch_size=bs)
+            loss = loss + loss_non
+        return loss
+
+    def configure_optimizers(self) -> Any:  # noqa: D102
+        opt = super().configure_optimizers()
+        return self.with_cosine_schedule(opt) if self.hparams.cosine_schedule else opt
+
+    # ------------------------------------------------------------------ evaluation
+    @torch.no_grad()
+    def rollouts(self, batch: dict[str, torch.Tensor]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """Every method's rollout over the batch's recorded steps, ``{method: (u, v)}`` each ``(B, T, ...)``.
+
+        ``"2x"`` is read from the batch (computed when the data was generated).
+        """
+        steps = batch["u"].shape[1] - 1
+        u0, v0, re = batch["u"][:, 0], batch["v"][:, 0], batch["re"]
+        out = {m: self.rollout(u0, v0, re, steps, m) for m in ("sol", *(("non",) if "non" in self.net else ()), "src")}
+        out["2x"] = (batch["u2x"][:, 1:], batch["v2x"][:, 1:])
+        return out
+
+    def _evaluate(self, batch: dict[str, torch.Tensor], stage: str) -> dict[str, torch.Tensor]:
+        preds = self.rollouts(batch)
+        curves = {m: velocity_mae(u, v, batch["u"][:, 1:], batch["v"][:, 1:]) for m, (u, v) in preds.items()}
+        for m, c in curves.items():
+            self.metrics[stage][m].update(c.mean(1))
+        self.log(f"{stage}/loss", _mse(preds["sol"][0], batch["u"][:, 1:]) + _mse(preds["sol"][1], batch["v"][:, 1:]),
+                 batch_size=batch["re"].shape[0], sync_dist=True)
+        return {"preds": preds, "curves": curves}
+
+    def _log_epoch(self, stage: str) -> None:
+        values = {m: self.metrics[stage][m].compute() for m in METHODS if self.metrics[stage][m].update_called}
+        self.log_with_baselines(stage, "rollout_mae", values["sol"], {m: v for m, v in values.items() if m != "sol"},
+                                prog_bar=stage == "val")
+        for m in METHODS:
+            self.metrics[stage][m].reset()
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:  # noqa: D102
+        out = self._evaluate(batch, "val")
+        if batch_idx == 0 and self.tensorboard is not None:
+            from hybridzoo.zoo.ns_plots import error_curve_figure, vorticity_figure
+
+            self.log_figure("val/vorticity", vorticity_figure(self.solver, batch, out["preds"]))
+            self.log_figure("val/rollout_error", error_curve_figure(out["curves"], self.hparams.dt))
+
+    def on_validation_epoch_end(self) -> None:  # noqa: D102
+        self._log_epoch("val")
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:  # noqa: D102
+        self._evaluate(batch, "test")
+        if batch_idx == 0:
+            ratio = self.step_time_ratio(batch["u"][:, 0], batch["v"][:, 0], batch["re"])
+            self.log("test/step_time_ratio_src", ratio, batch_size=1, sync_dist=True)
+
+    def on_test_epoch_end(self) -> None:  # noqa: D102
+        self._log_epoch("test")
+
+    def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: D102
+        return self.rollouts(batch)["sol"]
+
+    @torch.no_grad()
+    def step_time_ratio(self, u: torch.Tensor, v: torch.Tensor, re: torch.Tensor, steps: int = 10,
+                        repeats: int = 3) -> float:
+        """Wall time of ``steps`` SOL steps over that of ``steps`` source steps from the same state.
+
+        Each time is the best of ``repeats``, after one warm-up rollout.
+        """
+        def timed(method: str) -> float:
+            best = float("inf")
+            for _ in range(repeats):
+                if u.device.type == "cuda":
+                    torch.cuda.synchronize(u.device)
+                start = time.perf_counter()
+                self.rollout(u, v, re, steps, method)
+                if u.device.type == "cuda":
+                    torch.cuda.synchronize(u.device)
+                best = min(best, time.perf_counter() - start)
+            return best
+
+        timed("sol")  # warm-up: caches, kernels
+        return timed("sol") / timed("src")
+
+
+def _mse(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return torch.mean((a - b) ** 2)
+
+
+def _plain(value: Any) -> Any:
+    """Tuples and lists compare equal as lists (YAML gives lists, Python defaults tuples)."""
+    return [float(x) for x in value] if isinstance(value, (list, tuple)) else float(value)
+
+
+__all__ = ["SolverInTheLoop", "velocity_mae"]
