@@ -49,7 +49,9 @@ DIFFERENCES = [
     "so PhiFlow samples the velocity once less per point",
     "pressure solve, both from zero to ||r|| <= 1e-5 ||b||: ours FFT (box, direct) or CG preconditioned by the exact "
     "obstacle-free fast Poisson solve (wake); PhiFlow CG-adaptive, unpreconditioned (its 'auto' method for the "
-    "wake; for the singular box 'auto' means scipy-direct, which fails its own float32 tolerance check)",
+    "wake; for the singular box 'auto' means scipy-direct, which fails its own float32 tolerance check); its "
+    "'ilu' and 'cluster-ilu' preconditioners raise NotImplementedError on the torch backend (no sparse "
+    "triangular solves in torch), so unpreconditioned CG is the best it offers there",
     "obstacle: ours closes the faces of cells whose centre is inside the cylinder; PhiFlow's Obstacle(Sphere) "
     "builds its own staggered mask and keeps the velocity inside (the divergence check masks our solid cells)",
     "PhiFlow stores no inflow face and no wall-normal faces (its boundary fixes them), ours stores them with "

@@ -10,7 +10,6 @@ from hybridzoo.zoo.distil import distil
 from hybridzoo.zoo.registry import create_datamodule, create_model, load_config
 from lightning.pytorch.loggers import TensorBoardLogger
 
-
 # A shorter schedule than the shipped checkpoint's (130 epochs), so the demo stays under ~3 minutes on CPU.
 DEMO_SCHEDULE = {"adam_epochs": 100, "lbfgs_epochs": 18, "window_epochs": 10, "lbfgs_max_iter": 20}
 

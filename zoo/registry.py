@@ -206,5 +206,5 @@ register(
     config="solver_in_the_loop_ns.yaml",
     paper="Um, Brand, Fei, Holl & Thuerey, Solver-in-the-Loop: Learning from Differentiable Physics to Interact "
     "with Iterative PDE-Solvers, NeurIPS 2020",
-    summary="Cylinder wakes: a CNN correction after every coarse Navier-Stokes step, trained through the unrolled solver",
+    summary="Cylinder wakes: a CNN corrects every coarse Navier-Stokes step, trained through the unrolled solver",
 )

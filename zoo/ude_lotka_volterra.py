@@ -117,7 +117,8 @@ class UDELotkaVolterra(HybridModule):
         """``(alpha, -theta_3)``: the linear, known part of the vector field."""
         return torch.stack((self.physics.theta3.new_tensor(self.alpha), -self.physics.theta3))
 
-    def vector_field(self, state: torch.Tensor, use_net: bool = True, rates: torch.Tensor | None = None) -> torch.Tensor:
+    def vector_field(self, state: torch.Tensor, use_net: bool = True,
+                     rates: torch.Tensor | None = None) -> torch.Tensor:
         """``d(x, y)/dt`` of the hybrid (``use_net=False``: physics-only) at ``state (..., 2)``."""
         known = state * (self._rates() if rates is None else rates)
         return known + self.net(state) if use_net else known
