@@ -14,7 +14,9 @@ Backends:
 
 A model supports distillation by implementing three methods:
 ``distillation_data(datamodule) -> DistillationData``, ``with_terms(modules) -> HybridModule`` and
-``distillation_metrics(symbolic_model, datamodule, fine_tune_epochs) -> dict``.
+``distillation_metrics(symbolic_model, datamodule, fine_tune_epochs) -> dict``. It may also set
+``distillation_options = {backend: {option: value}}``: its defaults for that backend's options
+(e.g. ``{"sindy": {"max_degree": 2}}``), which the caller's ``backend_options`` override.
 """
 
 from __future__ import annotations
@@ -276,7 +278,8 @@ def distil(
         backend: ``"auto"``, ``"pysr"`` or ``"sindy"`` (see the module docstring).
         fine_tune_epochs: epochs of fine-tuning the symbolic model's constants with the Trainer (0: none).
         seed: seed of sampling and of PySR.
-        **backend_options: passed to :func:`fit_sindy` or :func:`fit_pysr`.
+        **backend_options: passed to :func:`fit_sindy` or :func:`fit_pysr`, over the model's
+            ``distillation_options`` for the chosen backend.
 
     Returns:
         A :class:`DistillationResult`.
@@ -293,6 +296,7 @@ def distil(
     dm = datamodule if datamodule is not None else model.datamodule()
     torch.manual_seed(seed)
     data: DistillationData = model.distillation_data(dm)
+    backend_options = {**getattr(model, "distillation_options", {}).get(chosen, {}), **backend_options}
     x = data.inputs.detach().double().cpu().numpy()
     fits: dict[str, TermFit] = {}
     for name, target in data.targets.items():

@@ -16,7 +16,7 @@ loss), so their comparison costs one run.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from hybridzoo.physics.airfoil import cst_fit, normalize, repanel
@@ -90,6 +90,9 @@ class ResidualAerofoil(HybridModule):
     zoo_name = "residual-aerofoil"
     monitor = "val/mae"
     mode = "min"
+    #: Quadratic SINDy library over the 7 inputs (36 candidates): a cubic one (120) overfits the stall rows
+    #: and its Pareto front jumps to formulas of dozens of terms.
+    distillation_options: ClassVar[dict[str, dict[str, Any]]] = {"sindy": {"max_degree": 2}}
 
     def __init__(
         self,
@@ -252,6 +255,28 @@ class ResidualAerofoil(HybridModule):
         names = getattr(dm, "names", None)
         self.log_figure("val/cl_alpha", cl_alpha_figure(x, cl, pred, foil, names, self.hparams.n_curves))
         self.log_figure("val/error_histogram", error_histogram(cl, pred))
+
+    # ------------------------------------------------------------------ distillation
+    def distillation_data(self, datamodule: Any) -> Any:
+        """The learned correction ``Cl_hybrid − Cl_panel`` at the training rows over interpretable inputs.
+
+        See :func:`hybridzoo.zoo.aerofoil_distil.distillation_data`.
+        """
+        from hybridzoo.zoo import aerofoil_distil
+
+        return aerofoil_distil.distillation_data(self, datamodule)
+
+    def with_terms(self, modules: dict[str, nn.Module]) -> Any:
+        """A symbolic model ``Cl_panel + modules["correction"]`` (see :mod:`hybridzoo.zoo.aerofoil_distil`)."""
+        from hybridzoo.zoo import aerofoil_distil
+
+        return aerofoil_distil.with_terms(self, modules)
+
+    def distillation_metrics(self, symbolic: Any, datamodule: Any, fine_tune_epochs: int) -> dict[str, float]:
+        """Test MAE of panel / hybrid / symbolic and the fraction of the hybrid's gain the formula keeps."""
+        from hybridzoo.zoo import aerofoil_distil
+
+        return aerofoil_distil.distillation_metrics(self, symbolic, datamodule, fine_tune_epochs)
 
     # ------------------------------------------------------------------ release
     def release_metrics(self, trainer: Any, datamodule: Any) -> dict[str, float]:
