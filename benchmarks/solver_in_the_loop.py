@@ -3,7 +3,9 @@
 For each method, on the unseen test Reynolds numbers of the shipped card's data:
 - the rollout's mean absolute velocity error against the reference (m/s), over ``rollout_steps`` coarse steps;
 - the wall time of advancing one coarse step ``dt`` (ms; the 2x and reference grids take 2 and ``factor``
-  substeps of their own), batch = the test Reynolds numbers, float32, one thread, median of repeats.
+  substeps of their own), batch = the test Reynolds numbers, float32, one thread, median of repeats;
+- the same errors over ``LONG_STEPS`` coarse steps, four times the card's rollouts (the data are simulated
+  again for that length: a few minutes), to see which corrections stay stable.
 
     .venv/bin/python benchmarks/solver_in_the_loop.py     # writes benchmarks/results/solver_in_the_loop.json
 """
@@ -21,6 +23,8 @@ import torch
 HERE = Path(__file__).resolve().parent
 REPEATS = 5
 STEPS = 10
+LONG_STEPS = 400
+BATCHES = (2, 16)
 
 
 def per_step_ms(advance, state) -> float:
@@ -36,19 +40,11 @@ def per_step_ms(advance, state) -> float:
     return 1e3 * statistics.median(times)
 
 
-def main() -> None:
-    import lightning as L
-    from hybridzoo.zoo import load_pretrained
-
-    torch.set_num_threads(1)
-    model = load_pretrained("solver-in-the-loop-ns").eval()
-    dm = model.datamodule(progress=False)
-    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
-                        enable_model_summary=False)
-    metrics = trainer.test(model, datamodule=dm, verbose=False)[0]
+def step_times(model, dm, batch: dict, size: int) -> dict[str, float]:
+    """ms per coarse step of each method at batch ``size`` (the test states, repeated)."""
     hp = dm.hparams
-    batch = next(iter(dm.test_dataloader()))
-    u0, v0, re = batch["u"][:, 0], batch["v"][:, 0], batch["re"]
+    idx = torch.arange(size) % batch["re"].shape[0]
+    u0, v0, re = batch["u"][idx, 0], batch["v"][idx, 0], batch["re"][idx]
     nu = model.viscosity(re)
 
     def hybrid(method):
@@ -70,22 +66,53 @@ def main() -> None:
                 for _ in range(factor):
                     uu, vv, pp = solver.step(uu, vv, hp.dt / factor, nu, pp)
             return uu, vv, pp
-        return advance, (u, v, p)
+        return per_step_ms(advance, (u, v, p))
 
-    start = (u0, v0, None)
-    rows = {
-        "src": {"rollout_mae": metrics["test/rollout_mae_src"], "ms_per_step": per_step_ms(hybrid("src"), start)},
-        "non": {"rollout_mae": metrics["test/rollout_mae_non"], "ms_per_step": per_step_ms(hybrid("non"), start)},
-        "sol": {"rollout_mae": metrics["test/rollout_mae"], "ms_per_step": per_step_ms(hybrid("sol"), start)},
-    }
-    adv2, s2 = finer(2)
-    rows["2x"] = {"rollout_mae": metrics["test/rollout_mae_2x"], "ms_per_step": per_step_ms(adv2, s2)}
-    advr, sr = finer(hp.factor)
-    rows["reference"] = {"rollout_mae": 0.0, "ms_per_step": per_step_ms(advr, sr)}
+    out = {m: per_step_ms(hybrid(m), (u0, v0, None)) for m in ("src", "non", "sol")}
+    out.update({"2x": finer(2), "reference": finer(hp.factor)})
+    return out
+
+
+def long_rollouts(model, dm, steps: int = LONG_STEPS) -> dict:
+    """Rollout error of every method over ``steps`` coarse steps (far beyond the card's), at the test Re."""
+    from hybridzoo.datamodules.wake_flow import WakeFlowDataModule
+    from hybridzoo.zoo.solver_in_the_loop import velocity_mae
+
+    hp = dict(dm.hparams)
+    # the same simulations (same seed, warm-up and Re), recorded for longer; one training Re keeps it cheap
+    hp.update(steps=steps, rollout_steps=steps, re_train=hp["re_train"][:1], re_val=hp["re_val"][:1],
+              cache_dir=None, progress=True)
+    long_dm = WakeFlowDataModule(**hp)
+    long_dm.setup()
+    batch = next(iter(long_dm.test_dataloader()))
+    preds = model.rollouts(batch)
+    curves = {m: velocity_mae(u, v, batch["u"][:, 1:], batch["v"][:, 1:]).mean(0) for m, (u, v) in preds.items()}
+    windows = {"all": slice(0, steps), "first_100": slice(0, 100), f"last_{steps // 4}": slice(-(steps // 4), None)}
+    return {"steps": steps, "test_reynolds": [float(r) for r in batch["re"]],
+            "rollout_mae": {w: {m: float(c[sl].mean()) for m, c in curves.items()} for w, sl in windows.items()}}
+
+
+def main() -> None:
+    import lightning as L
+    from hybridzoo.zoo import load_pretrained
+
+    torch.set_num_threads(1)
+    model = load_pretrained("solver-in-the-loop-ns").eval()
+    dm = model.datamodule(progress=False)
+    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
+                        enable_model_summary=False)
+    metrics = trainer.test(model, datamodule=dm, verbose=False)[0]
+    hp = dm.hparams
+    batch = next(iter(dm.test_dataloader()))
+    errors = {"src": metrics["test/rollout_mae_src"], "non": metrics["test/rollout_mae_non"],
+              "sol": metrics["test/rollout_mae"], "2x": metrics["test/rollout_mae_2x"], "reference": 0.0}
+    # per-step cost depends on the batch: small grids are bound by per-kernel overhead, large batches by cells
+    timings = {str(b): step_times(model, dm, batch, b) for b in BATCHES}
+    rows = {m: {"rollout_mae": e, "ms_per_step": timings[str(BATCHES[0])][m]} for m, e in errors.items()}
     sol = rows["sol"]
     result = {
         "model": "solver-in-the-loop-ns (shipped checkpoint)",
-        "test_reynolds": [float(r) for r in re],
+        "test_reynolds": [float(r) for r in batch["re"]],
         "grid": f"{hp.nx}x{hp.ny} coarse, reference x{hp.factor}",
         "rollout_steps": hp.rollout_steps,
         "threads": 1,
@@ -97,11 +124,14 @@ def main() -> None:
             "error_src_over_sol": rows["src"]["rollout_mae"] / sol["rollout_mae"],
             "error_non_over_sol": rows["non"]["rollout_mae"] / sol["rollout_mae"],
             "error_2x_over_sol": rows["2x"]["rollout_mae"] / sol["rollout_mae"],
-            "time_sol_over_src": sol["ms_per_step"] / rows["src"]["ms_per_step"],
-            "time_reference_over_sol": rows["reference"]["ms_per_step"] / sol["ms_per_step"],
-            "time_2x_over_sol": rows["2x"]["ms_per_step"] / sol["ms_per_step"],
+        },
+        "ms_per_step_by_batch": timings,
+        "time_ratios_by_batch": {
+            b: {"sol_over_src": t["sol"] / t["src"], "reference_over_sol": t["reference"] / t["sol"],
+                "2x_over_sol": t["2x"] / t["sol"]} for b, t in timings.items()
         },
     }
+    result["long_rollouts"] = long_rollouts(model, dm)
     out = HERE / "results" / "solver_in_the_loop.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
