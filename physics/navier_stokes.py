@@ -22,6 +22,7 @@ Velocities are in m/s, ``dt`` in s, the kinematic viscosity ``nu`` in m²/s (a f
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Literal
 
 import torch
@@ -32,6 +33,7 @@ from torch.utils.checkpoint import checkpoint as _checkpoint
 
 XBoundary = Literal["periodic", "inflow-outflow"]
 YBoundary = Literal["periodic", "noslip", "slip"]
+State = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 _PAD = 2  # ghost layers: enough for a back-trace of up to one cell at max_cfl <= 1
 
 
@@ -385,17 +387,7 @@ class NavierStokes2D:
         ``checkpoint=True`` recomputes each step in the backward pass instead of storing its
         intermediates, so memory grows with the number of states only.
         """
-        check_positive_int("steps", steps)
-        us, vs, ps = [], [], []
-        for _ in range(steps):
-            if checkpoint and torch.is_grad_enabled():
-                u, v, p = _checkpoint(self.step, u, v, dt, nu, p, use_reentrant=False)
-            else:
-                u, v, p = self.step(u, v, dt, nu, p)
-            us.append(u)
-            vs.append(v)
-            ps.append(p)
-        return torch.stack(us, 1), torch.stack(vs, 1), torch.stack(ps, 1)
+        return unroll(lambda u, v, p: self.step(u, v, dt, nu, p), u, v, p, steps, checkpoint)
 
     # ------------------------------------------------------------------ diagnostics
     def to_centers(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -415,3 +407,24 @@ class NavierStokes2D:
     def step_count(self, t_end: float, dt: float) -> int:
         """Whole steps of size ``dt`` that reach ``t_end`` (rounded)."""
         return max(1, int(math.floor(t_end / dt + 0.5)))
+
+
+def unroll(step: Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], State], u: torch.Tensor,
+           v: torch.Tensor, p: torch.Tensor | None, steps: int, checkpoint: bool = False,
+           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Apply ``step(u, v, p) -> (u, v, p)`` ``steps`` times; returns the stacked states ``(B, steps, ...)``.
+
+    ``checkpoint=True`` (under autograd) recomputes each step in the backward pass instead of storing
+    its intermediates, so memory grows with the number of states only.
+    """
+    check_positive_int("steps", steps)
+    us, vs, ps = [], [], []
+    for _ in range(steps):
+        if checkpoint and torch.is_grad_enabled():
+            u, v, p = _checkpoint(step, u, v, p, use_reentrant=False)
+        else:
+            u, v, p = step(u, v, p)
+        us.append(u)
+        vs.append(v)
+        ps.append(p)
+    return torch.stack(us, 1), torch.stack(vs, 1), torch.stack(ps, 1)

@@ -23,12 +23,11 @@ from typing import Any
 
 import torch
 from hybridzoo.datamodules.wake_flow import wake_solver
-from hybridzoo.physics.navier_stokes import NavierStokes2D
+from hybridzoo.physics.navier_stokes import NavierStokes2D, unroll
 from hybridzoo.physics.validation import check_positive_int, check_positive_number, check_tensor
 from hybridzoo.zoo.base import Freeze, HybridModule
 from hybridzoo.zoo.ns_networks import CorrectionCNN
 from torch import nn
-from torch.utils.checkpoint import checkpoint as _checkpoint
 from torchmetrics import MeanMetric
 
 #: Rollouts compared at every evaluation: the hybrid first (logged without suffix), then the baselines.
@@ -163,15 +162,8 @@ class SolverInTheLoop(HybridModule):
         if re.shape[0] != u.shape[0]:
             raise ValueError(f"re must have shape ({u.shape[0]},), got {tuple(re.shape)}")
         ck = self.hparams.gradient_checkpointing if gradient_checkpointing is None else gradient_checkpointing
-        us, vs, p = [], [], None
-        for _ in range(steps):
-            if ck and torch.is_grad_enabled():
-                u, v, p = _checkpoint(self.hybrid_step, u, v, re, p, method, use_reentrant=False)
-            else:
-                u, v, p = self.hybrid_step(u, v, re, p, method)
-            us.append(u)
-            vs.append(v)
-        return torch.stack(us, 1), torch.stack(vs, 1)
+        us, vs, _ = unroll(lambda u, v, p: self.hybrid_step(u, v, re, p, method), u, v, None, steps, ck)
+        return us, vs
 
     def forward(self, u: torch.Tensor, v: torch.Tensor, re: torch.Tensor, steps: int = 1,
                 ) -> tuple[torch.Tensor, torch.Tensor]:
