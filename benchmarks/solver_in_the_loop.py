@@ -1,4 +1,4 @@
-"""Accuracy against cost of the shipped solver-in-the-loop model: SRC, NON, SOL, 2x grid and reference grid.
+"""Accuracy against cost of the shipped solver-in-the-loop models: SRC, NON, SOL, 2x grid and reference grid.
 
 For each method, on the unseen test Reynolds numbers of the shipped card's data:
 - the rollout's mean absolute velocity error against the reference (m/s), over ``rollout_steps`` coarse steps;
@@ -7,11 +7,12 @@ For each method, on the unseen test Reynolds numbers of the shipped card's data:
 - the same errors over ``LONG_STEPS`` coarse steps, four times the card's rollouts (the data are simulated
   again for that length: a few minutes), to see which corrections stay stable.
 
-    .venv/bin/python benchmarks/solver_in_the_loop.py     # writes benchmarks/results/solver_in_the_loop.json
+    .venv/bin/python benchmarks/solver_in_the_loop.py [NAME ...]   # writes benchmarks/results/<name>.json
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import platform
 import statistics
@@ -25,6 +26,7 @@ REPEATS = 5
 STEPS = 10
 LONG_STEPS = 400
 BATCHES = (2, 16)
+NAMES = ("solver-in-the-loop-ns", "solver-in-the-loop-ns-large")
 
 
 def per_step_ms(advance, state) -> float:
@@ -93,11 +95,18 @@ def long_rollouts(model, dm, steps: int = LONG_STEPS) -> dict:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("names", nargs="*", default=list(NAMES), help=f"shipped checkpoints (default: {NAMES})")
+    torch.set_num_threads(1)
+    for name in parser.parse_args().names:
+        measure(name)
+
+
+def measure(name: str) -> None:
     import lightning as L
     from hybridzoo.zoo import load_pretrained
 
-    torch.set_num_threads(1)
-    model = load_pretrained("solver-in-the-loop-ns").eval()
+    model = load_pretrained(name).eval()
     dm = model.datamodule(progress=False)
     trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
                         enable_model_summary=False)
@@ -111,7 +120,7 @@ def main() -> None:
     rows = {m: {"rollout_mae": e, "ms_per_step": timings[str(BATCHES[0])][m]} for m, e in errors.items()}
     sol = rows["sol"]
     result = {
-        "model": "solver-in-the-loop-ns (shipped checkpoint)",
+        "model": f"{name} (shipped checkpoint, CNN width {model.hparams.width}, depth {model.hparams.depth})",
         "test_reynolds": [float(r) for r in batch["re"]],
         "grid": f"{hp.nx}x{hp.ny} coarse, reference x{hp.factor}",
         "rollout_steps": hp.rollout_steps,
@@ -132,7 +141,7 @@ def main() -> None:
         },
     }
     result["long_rollouts"] = long_rollouts(model, dm)
-    out = HERE / "results" / "solver_in_the_loop.json"
+    out = HERE / "results" / f"{name.replace('-', '_')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
