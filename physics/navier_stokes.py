@@ -27,7 +27,7 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from hybridzoo.physics.pressure import PoissonOperator
+from hybridzoo.physics.pressure import PoissonOperator, per_device
 from hybridzoo.physics.validation import check_positive_int, check_positive_number, check_tensor
 from torch.utils.checkpoint import checkpoint as _checkpoint
 
@@ -146,11 +146,7 @@ class NavierStokes2D:
         return {"mu": mu, "mv": mv, "fluid": fluid}
 
     def _t(self, like: torch.Tensor) -> dict[str, torch.Tensor]:
-        key = (like.device, like.dtype)
-        if key not in self._cache:
-            with torch.inference_mode(False):  # a cache filled under inference mode must still serve autograd
-                self._cache[key] = self._cached_tensors(like)
-        return self._cache[key]
+        return per_device(self._cache, like, self._cached_tensors)
 
     def _cached_tensors(self, like: torch.Tensor) -> dict[str, torch.Tensor]:
         kw = {"device": like.device, "dtype": like.dtype}

@@ -55,6 +55,16 @@ def _laplacian_1d(n: int, rule: str) -> torch.Tensor:
     return a
 
 
+def per_device(cache: dict, like: torch.Tensor,
+               build: Callable[[torch.Tensor], dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """``build(like)``'s tensors, made once per ``(device, dtype)`` of ``like`` and kept in ``cache``."""
+    key = (like.device, like.dtype)
+    if key not in cache:
+        with torch.inference_mode(False):  # a cache filled under inference mode must still serve autograd
+            cache[key] = build(like)
+    return cache[key]
+
+
 class PoissonOperator:
     """``A = -D W G`` on a ``(ny, nx)`` cell grid with spacing ``h``, optional obstacle, any axis rules.
 
@@ -108,11 +118,7 @@ class PoissonOperator:
 
     # ------------------------------------------------------------------ cached tensors
     def _t(self, like: torch.Tensor) -> dict[str, torch.Tensor]:
-        key = (like.device, like.dtype)
-        if key not in self._cache:
-            with torch.inference_mode(False):  # a cache filled under inference mode must still serve autograd
-                self._cache[key] = self._cached_tensors(like)
-        return self._cache[key]
+        return per_device(self._cache, like, self._cached_tensors)
 
     def _cached_tensors(self, like: torch.Tensor) -> dict[str, torch.Tensor]:
         if self._eig is None:
