@@ -2,7 +2,7 @@
 
 One step (operator splitting, unit density)::
 
-    u*      = advect(u^n; u^n, dt)              semi-Lagrangian or MacCormack, RK2 back-trace
+    u*      = advect(u^n; u^n, dt)              semi-Lagrangian or MacCormack, RK2 back-trace (physics/advection.py)
     u**     = u* + dt * nu * lap(u*)            explicit, or implicit (backward Euler, Jacobi sweeps)
     p^{n+1} = A^{-1}(-div(u**) / dt)            pressure Poisson solve (physics/pressure.py)
     u^{n+1} = u** - dt * grad(p^{n+1})          projection: div(u^{n+1}) = 0 to solver tolerance
@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from functools import partial
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
+from hybridzoo.physics.advection import maccormack, sample, semi_lagrangian
 from hybridzoo.physics.pressure import PoissonOperator, per_device
 from hybridzoo.physics.validation import check_positive_int, check_positive_number, check_tensor
 from torch.utils.checkpoint import checkpoint as _checkpoint
@@ -205,7 +206,7 @@ class NavierStokes2D:
             dt = min(dt, 0.25 * self.h**2 / nu)
         return dt
 
-    # ------------------------------------------------------------------ padding and sampling
+    # ------------------------------------------------------------------ padding
     def _pad_u(self, u: torch.Tensor) -> torch.Tensor:
         P = _PAD
         if self.x_boundary == "periodic":
@@ -234,51 +235,14 @@ class NavierStokes2D:
             lo, hi = sign * q[..., :P, :].flip(-2), sign * q[..., -P:, :].flip(-2)
         return torch.cat([lo, q, hi], dim=-2)
 
-    def _sample(self, padded: torch.Tensor, origin: tuple[float, float], x: torch.Tensor, y: torch.Tensor,
-                mode: str = "bilinear") -> torch.Tensor:
-        """Interpolate ``padded (B, H, W)`` (node (0, 0) at ``origin``) at points ``x, y (B, h, w)``."""
-        H, W = padded.shape[-2:]
-        gx = 2.0 * (x - origin[0]) / ((W - 1) * self.h) - 1.0
-        gy = 2.0 * (y - origin[1]) / ((H - 1) * self.h) - 1.0
-        grid = torch.stack((gx, gy), dim=-1)
-        out = F.grid_sample(padded.unsqueeze(1), grid, mode=mode, padding_mode="border", align_corners=True)
-        return out.squeeze(1)
-
     def _origins(self) -> dict[str, tuple[float, float]]:
         P, h = _PAD, self.h
         return {"u": (-P * h, (0.5 - P) * h), "v": ((0.5 - P) * h, -P * h)}
 
-    # ------------------------------------------------------------------ advection
+    # ------------------------------------------------------------------ advection (physics/advection.py)
     def _velocity_at(self, up: torch.Tensor, vp: torch.Tensor, x: torch.Tensor, y: torch.Tensor):
         o = self._origins()
-        return self._sample(up, o["u"], x, y), self._sample(vp, o["v"], x, y)
-
-    def _departure(self, up, vp, x, y, dt, own: tuple[torch.Tensor, torch.Tensor]):
-        """RK2 (midpoint) back-trace of the points ``(x, y)``; ``own`` is the velocity at them."""
-        xm, ym = x - 0.5 * dt * own[0], y - 0.5 * dt * own[1]
-        um, vm = self._velocity_at(up, vp, xm, ym)
-        return x - dt * um, y - dt * vm
-
-    def _advect_component(self, q: torch.Tensor, name: str, up, vp, dt: float,
-                          pts: tuple[torch.Tensor, torch.Tensor], own) -> torch.Tensor:
-        pad = self._pad_u if name == "u" else self._pad_v
-        origin = self._origins()[name]
-        xd, yd = self._departure(up, vp, pts[0], pts[1], dt, own)
-        qp = pad(q)
-        fwd = self._sample(qp, origin, xd, yd)
-        if self.advection == "semi-lagrangian":
-            return fwd
-        # MacCormack: advect back, correct half the round-trip error, limit to the local extrema
-        xa, ya = self._departure(up, vp, pts[0], pts[1], -dt, own)
-        back = self._sample(pad(fwd), origin, xa, ya)
-        corrected = fwd + 0.5 * (q - back)
-        hi = F.max_pool2d(qp.unsqueeze(1), 2, stride=1).squeeze(1)
-        lo = -F.max_pool2d(-qp.unsqueeze(1), 2, stride=1).squeeze(1)
-        corner = (origin[0] + 0.5 * self.h, origin[1] + 0.5 * self.h)
-        qmax = self._sample(hi, corner, xd, yd, mode="nearest")
-        qmin = self._sample(lo, corner, xd, yd, mode="nearest")
-        out_of_range = (corrected > qmax) | (corrected < qmin)
-        return torch.where(out_of_range, fwd, corrected)
+        return sample(up, o["u"], self.h, x, y), sample(vp, o["v"], self.h, x, y)
 
     def advect(self, u: torch.Tensor, v: torch.Tensor, dt: float) -> tuple[torch.Tensor, torch.Tensor]:
         """Self-advection of the velocity over ``dt`` (s): ``u (B, *u_shape)``, ``v (B, *v_shape)``."""
@@ -287,10 +251,12 @@ class NavierStokes2D:
         xu, yu = (c.expand(B, -1, -1) for c in self.coordinates("u", dtype=u.dtype, device=u.device))
         xv, yv = (c.expand(B, -1, -1) for c in self.coordinates("v", dtype=u.dtype, device=u.device))
         o = self._origins()
-        own_u = (u, self._sample(vp, o["v"], xu, yu))
-        own_v = (self._sample(up, o["u"], xv, yv), v)
-        u_new = self._advect_component(u, "u", up, vp, dt, (xu, yu), own_u)
-        v_new = self._advect_component(v, "v", up, vp, dt, (xv, yv), own_v)
+        own_u = (u, sample(vp, o["v"], self.h, xu, yu))
+        own_v = (sample(up, o["u"], self.h, xv, yv), v)
+        scheme = semi_lagrangian if self.advection == "semi-lagrangian" else maccormack
+        velocity_at = partial(self._velocity_at, up, vp)  # the velocity at the start of the step advects
+        u_new = scheme(u, self._pad_u, o["u"], self.h, velocity_at, (xu, yu), own_u, dt)
+        v_new = scheme(v, self._pad_v, o["v"], self.h, velocity_at, (xv, yv), own_v, dt)
         return u_new, v_new
 
     # ------------------------------------------------------------------ diffusion
