@@ -7,7 +7,7 @@ Same test aerofoils (unseen in training), same angles and Reynolds numbers for a
 - XFOIL: the reference itself (its MAE is 0 by definition; only its speed is measured).
 
 Throughput: ``--batch`` (default 1024) predictions, i.e. (aerofoil, alpha, Re) rows, starting from
-contours; the panel/hybrid timings include the panel solves, the hybrid's from the CST features too.
+contours; the panel/hybrid timings include the panel solves, the hybrid's the boundary layer and CST fit too.
 
     python benchmarks/aerofoil.py [--train 150] [--batch 1024] [--xfoil-polars 4]
 Writes benchmarks/results/aerofoil.json.
@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from hybridzoo.datamodules.aerofoil import CST_ORDER, AerofoilDataModule
-from hybridzoo.physics.airfoil import cst_fit
+from hybridzoo.datamodules.aerofoil import AerofoilDataModule
+from hybridzoo.datamodules.aerofoil_features import ALPHA, LOG_RE, aerofoil_inputs
 from hybridzoo.physics.panel import hess_smith
 from hybridzoo.zoo.residual_aerofoil import ResidualAerofoil, neuralfoil_cl
 
@@ -81,7 +81,7 @@ def main() -> None:
     x, cl_panel, cl, foil = dm.datasets["test"].tensors
     with torch.no_grad():
         pred = model(x, cl_panel)
-    alpha, re = x[:, 13].double(), 10 ** x[:, 14].double()
+    alpha, re = x[:, ALPHA].double(), 10 ** x[:, LOG_RE].double()
     nf = neuralfoil_cl(dm.coords[foil].double(), alpha, re).float()
     mae = {m: float((pred[m] - cl).abs().mean()) for m in ("panel", "nn", "residual", "pgml")}
     mae["neuralfoil"] = float((nf - cl).abs().mean())
@@ -98,7 +98,7 @@ def main() -> None:
     groups = [(row_foil == f).nonzero().squeeze(-1) for f in ufoils]
     width = max(len(g) for g in groups)
     pad_alpha = torch.zeros(len(groups), width)
-    pad_logre = torch.zeros(len(groups), width)
+    pad_logre = torch.full((len(groups), width), 6.0)  # padding: a harmless Re of 1e6
     for k, g in enumerate(groups):
         pad_alpha[k, : len(g)] = a_rows[g].float()
         pad_logre[k, : len(g)] = torch.log10(re_rows[g]).float()
@@ -108,12 +108,10 @@ def main() -> None:
     def run_panel():
         return hess_smith(foil_coords, pad_alpha).cl[valid]
 
-    def run_hybrid():
-        cp = hess_smith(foil_coords, pad_alpha).cl
-        cst = cst_fit(foil_coords, CST_ORDER)[:, None].expand(-1, width, -1)
-        feats = torch.cat([cst, pad_alpha[..., None], pad_logre[..., None]], -1)[valid]
+    def run_hybrid():  # the whole pipeline: panel solve, boundary layer, shape fit, network
+        feats, cp = aerofoil_inputs(foil_coords, pad_alpha, 10**pad_logre)
         with torch.no_grad():
-            return model(feats, cp[valid])["residual"]
+            return model(feats[valid], cp[valid])["residual"]
 
     def run_neuralfoil():
         neuralfoil_cl(coords_rows, a_rows, re_rows)

@@ -2,9 +2,10 @@
 
 For each number of training aerofoils the four modes (panel-only, NN-only, residual, PGML) are
 trained in one run for the same number of optimiser steps and measured on the same unseen test
-aerofoils (the split is fixed; smaller training sets are prefixes of the full one).
+aerofoils (the split is fixed; smaller training sets are prefixes of the full one). Each size is
+trained with every seed; the summary holds the mean and standard deviation over seeds.
 
-    python benchmarks/aerofoil_data_efficiency.py [--sizes 10 25 50 100] [--steps 3000] [--seeds 0]
+    python benchmarks/aerofoil_data_efficiency.py [--sizes 10 25 50 100 0] [--steps 3000] [--seeds 0 1 2]
 Writes benchmarks/results/aerofoil_data_efficiency.json.
 """
 
@@ -16,6 +17,7 @@ import time
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import torch
 from hybridzoo.datamodules.aerofoil import AerofoilDataModule
 from hybridzoo.zoo.registry import load_config
@@ -27,10 +29,10 @@ OUT = Path(__file__).parent / "results" / "aerofoil_data_efficiency.json"
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument(
-        "--sizes", type=int, nargs="+", default=[10, 25, 50, 0], help="0 means all training aerofoils"
+        "--sizes", type=int, nargs="+", default=[10, 25, 50, 100, 0], help="0 means all training aerofoils"
     )
     ap.add_argument("--steps", type=int, default=3000)
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     args = ap.parse_args()
     torch.set_num_threads(1)
     model_args = dict(load_config("residual-aerofoil")["model"]["init_args"])
@@ -62,7 +64,29 @@ def main() -> None:
             rows.append(row)
             print(json.dumps(row), flush=True)
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps({"steps": args.steps, "model": model_args, "rows": rows}, indent=2))
+    summary = summarise(rows)
+    for row in summary:
+        print(json.dumps(row))
+    OUT.write_text(
+        json.dumps({"steps": args.steps, "model": model_args, "summary": summary, "rows": rows}, indent=2)
+    )
+
+
+def summarise(rows: list[dict]) -> list[dict]:
+    """Mean and standard deviation over seeds of every test metric, per training-set size."""
+    out = []
+    for n in sorted({r["n_train_foils"] for r in rows}):
+        group = [r for r in rows if r["n_train_foils"] == n]
+        entry: dict = {"n_train_foils": n, "seeds": len(group)}
+        for key in (k for k in group[0] if k.startswith("test/")):
+            values = np.array([r[key] for r in group])
+            entry[key] = float(values.mean())
+            entry[key + "_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+        nn_over = np.array([r["test/mae_nn"] / r["test/mae"] for r in group])
+        entry["nn_over_residual"] = float(nn_over.mean())
+        entry["panel_over_residual"] = float(np.mean([r["test/mae_panel"] / r["test/mae"] for r in group]))
+        out.append(entry)
+    return out
 
 
 if __name__ == "__main__":

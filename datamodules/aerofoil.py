@@ -21,20 +21,20 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
+from hybridzoo.datamodules.aerofoil_features import aerofoil_inputs
 from hybridzoo.datamodules.cache import ArrayCache, atomic_write_bytes
-from hybridzoo.physics.airfoil import check_airfoil, cst_fit, naca4, normalize, parse_naca4, read_dat, repanel
-from hybridzoo.physics.panel import hess_smith
+from hybridzoo.physics.airfoil import check_airfoil, naca4, normalize, parse_naca4, read_dat, repanel
 from torch.utils.data import DataLoader, TensorDataset
 
 GENERATOR_VERSION = "1"
-CST_ORDER = 5
-#: Columns of the per-row inputs ``x``: CST weights (upper, lower), TE thickness, alpha (rad), log10 Re.
-N_FEATURES = 2 * (CST_ORDER + 1) + 1 + 2
 
 DEFAULT_NACA = tuple(
     [f"00{t:02d}" for t in (6, 9, 12, 15, 18, 21)]
     + [f"{m}{p}{t:02d}" for m in (1, 2, 4, 6) for p in (2, 4, 6) for t in (8, 12, 16)]
 )
+
+#: Angles of attack (degrees) of the polars: pre-stall for most aerofoils, 1° apart.
+DEFAULT_ALPHAS = tuple(float(a) for a in range(-4, 11))
 
 
 def shipped_path() -> Path:
@@ -200,7 +200,8 @@ class AerofoilDataModule(L.LightningDataModule):
     Each batch is a tuple ``(x, cl_panel, cl, foil)``:
 
     - ``x`` ``(B, N_FEATURES)``: CST weights of the shape (6 upper, 6 lower), TE thickness,
-      alpha in radians, log10 Re;
+      alpha in radians, log10 Re, then the boundary-layer features of the panel solution (columns in
+      :mod:`hybridzoo.datamodules.aerofoil_features`);
     - ``cl_panel`` ``(B,)``: inviscid Hess-Smith lift at that shape and angle (parameter-free, so it
       is computed once in :meth:`setup` for all rows instead of at every step);
     - ``cl`` ``(B,)``: XFOIL's lift coefficient (the target);
@@ -227,10 +228,10 @@ class AerofoilDataModule(L.LightningDataModule):
         split_seed: int = 0,
         n_panels_per_side: int = 60,
         batch_size: int = 256,
-        n_uiuc: int = 110,
+        n_uiuc: int = 300,
         naca: Sequence[str] = DEFAULT_NACA,
-        reynolds: Sequence[float] = (2e5, 1e6, 5e6),
-        alphas: Sequence[float] = (-4.0, -2.0, 0.0, 1.5, 3.0, 4.5, 6.0, 7.5, 9.0, 10.5),
+        reynolds: Sequence[float] = (2e5, 1e6, 5e6, 1e7),
+        alphas: Sequence[float] = DEFAULT_ALPHAS,
         n_per_side: int = 80,
         seed: int = 0,
         workers: int = 2,
@@ -323,18 +324,19 @@ class AerofoilDataModule(L.LightningDataModule):
             coords = torch.stack([repanel(c, n_side) for c in coords])
         self.coords = coords.float()
         self.names = [str(n) for n in a["names"]]
-        self.cst = cst_fit(coords, CST_ORDER).float()  # (F, 13)
         foil = torch.from_numpy(a["foil"]).long()
         alpha = torch.deg2rad(torch.from_numpy(a["alpha_deg"]))
         re = torch.from_numpy(a["re"])
         cl = torch.from_numpy(a["cl"]).float()
         self.n_missing = int(torch.isnan(cl).sum())
         self.n_rows = int(cl.numel())
-        # One panel solve per aerofoil for all its distinct angles.
-        angles = torch.unique(alpha)
-        panel = hess_smith(coords, angles.expand(coords.shape[0], -1)).cl  # (F, A)
-        cl_panel = panel[foil, torch.searchsorted(angles, alpha)].float()
-        x = torch.cat([self.cst[foil], alpha.float()[:, None], torch.log10(re).float()[:, None]], 1)
+        # The inputs on the (aerofoil, angle, Re) grid, one batched panel solve per Re, then per row.
+        angles, res = torch.unique(alpha), torch.unique(re)
+        grid = angles.expand(coords.shape[0], -1)
+        xs, panels = zip(*(aerofoil_inputs(coords, grid, torch.full_like(grid, r)) for r in res.tolist()))
+        at = (foil, torch.searchsorted(angles, alpha), torch.searchsorted(res, re))
+        x = torch.stack(xs, 2)[at].float()
+        cl_panel = torch.stack(panels, 2)[at].float()
         ok = ~torch.isnan(cl)
         train, val, test = split_foils(
             len(self.names), self.hparams.val_fraction, self.hparams.test_fraction, self.hparams.split_seed

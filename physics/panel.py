@@ -33,6 +33,9 @@ class PanelSolution:
         sigma: source strengths, ``(B, A, N)``.
         gamma: vortex strength (clockwise positive), ``(B, A)``.
         midpoints: panel midpoints ``(B, N, 2)``.
+        vt: tangential surface velocity at the midpoints along the panel direction (Selig order:
+            from the upper trailing edge round the nose to the lower one), ``(B, A, N)``; its sign change
+            marks the stagnation point, and ``cp = 1 - vt**2``.
     """
 
     cl: torch.Tensor
@@ -41,6 +44,7 @@ class PanelSolution:
     sigma: torch.Tensor
     gamma: torch.Tensor
     midpoints: torch.Tensor
+    vt: torch.Tensor
 
 
 def _geometry(coords: torch.Tensor):
@@ -194,11 +198,11 @@ def hess_smith(
     )  # (B, A, 2)
     cl_p = force[..., 1] * torch.cos(alpha) - force[..., 0] * torch.sin(alpha)
     if scalar_alpha:  # a scalar angle gives no angle dimension
-        cl, cl_p, cp, sigma, gamma = cl[:, 0], cl_p[:, 0], cp[:, 0], sigma[:, 0], gamma[:, 0]
-    sol = PanelSolution(cl, cl_p, cp, sigma, gamma, mid)
+        cl, cl_p, cp, sigma, gamma, vt = cl[:, 0], cl_p[:, 0], cp[:, 0], sigma[:, 0], gamma[:, 0], vt[:, 0]
+    sol = PanelSolution(cl, cl_p, cp, sigma, gamma, mid, vt)
     if squeeze:
         sol = PanelSolution(
-            *(getattr(sol, f)[0] for f in ("cl", "cl_pressure", "cp", "sigma", "gamma", "midpoints"))
+            *(getattr(sol, f)[0] for f in ("cl", "cl_pressure", "cp", "sigma", "gamma", "midpoints", "vt"))
         )
     return sol
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import lightning as L
 import sympy
 import torch
-from hybridzoo.datamodules.aerofoil import CST_ORDER, N_FEATURES
+from hybridzoo.datamodules.aerofoil_features import ALPHA, CST_ORDER, LOG_RE, N_CST, N_FEATURES
 from hybridzoo.physics.airfoil import cst_surface
 from hybridzoo.physics.validation import check_positive_int, check_tensor
 from hybridzoo.zoo.base import HybridModule
@@ -40,8 +40,6 @@ if TYPE_CHECKING:
 INPUT_NAMES = ("alpha", "log_re", "t", "x_t", "m", "x_m", "cl_panel")
 #: The one learned term of the residual model.
 TERM = "correction"
-N_CST = 2 * (CST_ORDER + 1) + 1  # upper weights, lower weights, TE thickness
-ALPHA, LOG_RE = N_CST, N_CST + 1  # columns of the data rows ``x``
 #: Log10 of the reference Reynolds number: centring log Re keeps the polynomial library well conditioned
 #: (``log_re`` and its powers are otherwise almost collinear with the constant), which STLSQ needs.
 LOG_RE_REF = 6.0
@@ -105,8 +103,8 @@ def symbolic_inputs(x: torch.Tensor, cl_panel: torch.Tensor) -> torch.Tensor:
     """The formula's inputs (:data:`INPUT_NAMES`) of data rows.
 
     Args:
-        x: ``(B, 15)`` rows of :class:`~hybridzoo.datamodules.aerofoil.AerofoilDataModule`: 13 CST values,
-            α in radians, log10 Re.
+        x: ``(B, N_FEATURES)`` rows of :class:`~hybridzoo.datamodules.aerofoil.AerofoilDataModule`: 13 CST
+            values, α in radians, log10 Re, boundary-layer features (unused here).
         cl_panel: ``(B,)`` Hess-Smith lift coefficients of the rows.
 
     Returns:
@@ -156,7 +154,7 @@ class SymbolicAerofoil(HybridModule):
     def forward(self, x: torch.Tensor, cl_panel: torch.Tensor) -> dict[str, torch.Tensor]:
         """``{"symbolic": (B,), "panel": (B,)}`` lift coefficients from ``x`` and ``cl_panel (B,)``.
 
-        ``x`` is ``(B, 15)`` data rows or ``(B, 7)`` formula inputs from :func:`symbolic_inputs`.
+        ``x`` is ``(B, N_FEATURES)`` data rows or ``(B, 7)`` formula inputs from :func:`symbolic_inputs`.
         """
         precomputed = x.ndim == 2 and x.shape[-1] == len(INPUT_NAMES)
         delta = self.net.terms[TERM](x if precomputed else symbolic_inputs(x, cl_panel))

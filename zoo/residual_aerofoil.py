@@ -7,8 +7,14 @@ same run, on the same unseen aerofoils:
 
 - ``panel``: the inviscid Hess-Smith panel method alone (no learning);
 - ``nn``: an MLP of (shape, α, Re) alone;
-- ``residual`` (the hybrid, ``test/mae``): ``Cl = Cl_panel + MLP(shape, α, Re)``;
-- ``pgml``: the paper's PGML network, which feeds ``Cl_panel`` into a hidden layer.
+- ``residual`` (the hybrid, ``test/mae``): ``Cl = Cl_panel + MLP(shape, α, Re, physics)``;
+- ``pgml``: the paper's PGML network, which feeds the physics into a hidden layer.
+
+"physics" is ``Cl_panel`` and, with ``boundary_layer=True`` (the default), the state of an integral
+boundary layer (Thwaites-Michel-Head, :mod:`hybridzoo.physics.boundary_layer`) marched on the panel
+method's surface speed: where it transitions and separates, how thick it is at the trailing edge.
+That is the simplified theory of *viscous* lift that the correction is about; the NN-only baseline
+sees the same shape, α and Re but none of the physics.
 
 The three networks have the same widths and are trained together (independent parameters, one summed
 loss), so their comparison costs one run.
@@ -19,16 +25,14 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import torch
-from hybridzoo.physics.airfoil import cst_fit, normalize, repanel
-from hybridzoo.physics.panel import hess_smith
+from hybridzoo.datamodules.aerofoil_features import ALPHA, LOG_RE, N_FEATURES, N_PROBLEM, aerofoil_inputs
+from hybridzoo.physics.airfoil import normalize, repanel
 from hybridzoo.physics.validation import check_positive_int, check_tensor
 from hybridzoo.zoo.base import Freeze, HybridModule
 from torch import nn
 from torchmetrics import MeanAbsoluteError
 
 MODES = ("residual", "pgml", "nn", "panel")
-N_FEATURES = 15  # 13 CST/TE-thickness values, alpha (rad), log10 Re
-CST_ORDER = 5
 _LOSSES = {
     "mse": torch.nn.functional.mse_loss,
     "l1": torch.nn.functional.l1_loss,
@@ -57,16 +61,16 @@ class MLPHead(nn.Module):
 
 
 class PGMLNet(nn.Module):
-    """PGML: the physics output joins the features after the first hidden layer (Pawar et al. 2021)."""
+    """PGML: the physics outputs ``(B, P)`` join the features after the first hidden layer (Pawar et al. 2021)."""
 
-    def __init__(self, n_in: int, hidden: int, depth: int) -> None:
+    def __init__(self, n_in: int, hidden: int, depth: int, n_physics: int = 1) -> None:
         super().__init__()
         self.first = _mlp(n_in, hidden, 1)
-        self.rest = _mlp(hidden + 1, hidden, max(depth - 1, 1))
+        self.rest = _mlp(hidden + n_physics, hidden, max(depth - 1, 1))
         self.out = nn.Linear(hidden, 1)
 
-    def forward(self, x: torch.Tensor, cl_panel: torch.Tensor) -> torch.Tensor:  # noqa: D102
-        h = torch.cat([self.first(x), cl_panel[:, None]], -1)
+    def forward(self, x: torch.Tensor, physics: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        h = torch.cat([self.first(x), physics], -1)
         return self.out(self.rest(h)).squeeze(-1)
 
 
@@ -74,8 +78,10 @@ class ResidualAerofoil(HybridModule):
     """Lift-coefficient predictors (panel / NN / residual / PGML) trained and measured in one run.
 
     Batches ``(x, cl_panel, cl, foil)`` come from
-    :class:`~hybridzoo.datamodules.aerofoil.AerofoilDataModule`: ``x (B, 15)`` = 13 CST/TE values,
-    α in radians and log10 Re; ``cl_panel (B,)`` the Hess-Smith lift; ``cl (B,)`` XFOIL's lift.
+    :class:`~hybridzoo.datamodules.aerofoil.AerofoilDataModule`: ``x (B, 26)`` = 13 CST/TE values,
+    α in radians, log10 Re and 11 boundary-layer values (see
+    :mod:`hybridzoo.datamodules.aerofoil_features`); ``cl_panel (B,)`` the Hess-Smith lift;
+    ``cl (B,)`` XFOIL's lift.
 
     Args:
         hidden: width of every hidden layer.
@@ -83,6 +89,8 @@ class ResidualAerofoil(HybridModule):
         n_curves: aerofoils drawn in the validation Cl-α figure.
         residual_sees_panel: also feed ``Cl_panel`` to the residual network (``Cl_panel + NN(x, Cl_panel)``),
             which lets it scale the inviscid lift; ``False`` is the paper's ``Cl_panel + NN(x)``.
+        boundary_layer: give the residual and PGML networks the boundary-layer features as well;
+            ``False``: only ``Cl_panel``, as in the paper.
         loss: ``"mse"``, ``"l1"`` or ``"huber"`` (δ = 0.05 in Cl): the training loss of every network.
         lr, weight_decay, pretrained, freeze: see :class:`~hybridzoo.zoo.base.HybridModule`.
     """
@@ -100,6 +108,7 @@ class ResidualAerofoil(HybridModule):
         depth: int = 3,
         n_curves: int = 4,
         residual_sees_panel: bool = False,
+        boundary_layer: bool = True,
         loss: str = "mse",
         lr: float = 3e-3,
         weight_decay: float = 0.0,
@@ -113,11 +122,12 @@ class ResidualAerofoil(HybridModule):
         if loss not in _LOSSES:
             raise ValueError(f"loss must be one of {sorted(_LOSSES)}, got {loss!r}")
         self.save_hyperparameters()
+        n_layer = N_FEATURES - N_PROBLEM if boundary_layer else 0
         self.net = nn.ModuleDict(
             {
-                "residual": MLPHead(N_FEATURES + int(residual_sees_panel), hidden, depth),
-                "nn": MLPHead(N_FEATURES, hidden, depth),
-                "pgml": PGMLNet(N_FEATURES, hidden, depth),
+                "residual": MLPHead(N_PROBLEM + n_layer + int(residual_sees_panel), hidden, depth),
+                "nn": MLPHead(N_PROBLEM, hidden, depth),
+                "pgml": PGMLNet(N_PROBLEM, hidden, depth, n_physics=1 + n_layer),
             }
         )
         # Feature standardisation, fitted on the training rows at the first fit and then saved
@@ -131,15 +141,19 @@ class ResidualAerofoil(HybridModule):
 
     # ------------------------------------------------------------------ prediction
     def forward(self, x: torch.Tensor, cl_panel: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Lift coefficient of every mode, each ``(B,)``, from ``x (B, 15)`` and ``cl_panel (B,)``."""
+        """Lift coefficient of every mode, each ``(B,)``, from ``x (B, 26)`` and ``cl_panel (B,)``."""
         check_tensor("x", x, ndim=2, last_dim=N_FEATURES)
         check_tensor("cl_panel", cl_panel, ndim=1)
+        if cl_panel.shape[0] != x.shape[0]:
+            raise ValueError(f"cl_panel {tuple(cl_panel.shape)} must have one value per row of x {tuple(x.shape)}")
         z = (x - self.x_mean) / self.x_std
-        zr = torch.cat([z, cl_panel[:, None]], -1) if self.hparams.residual_sees_panel else z
+        problem = z[:, :N_PROBLEM]
+        layer = z[:, N_PROBLEM:] if self.hparams.boundary_layer else z[:, :0]
+        zr = torch.cat([problem, layer] + ([cl_panel[:, None]] if self.hparams.residual_sees_panel else []), -1)
         return {
             "residual": cl_panel + self.net["residual"](zr),
-            "pgml": self.net["pgml"](z, cl_panel),
-            "nn": self.net["nn"](z),
+            "pgml": self.net["pgml"](problem, torch.cat([cl_panel[:, None], layer], -1)),
+            "nn": self.net["nn"](problem),
             "panel": cl_panel,
         }
 
@@ -167,24 +181,16 @@ class ResidualAerofoil(HybridModule):
                 f"with B = {coords.shape[0]}"
             )
         shapes = torch.stack([repanel(normalize(c.double()), n_panels_per_side) for c in coords])
-        cl_panel = hess_smith(shapes, alpha.double()).cl
-        cst = cst_fit(shapes, CST_ORDER)
+        x, cl_panel = aerofoil_inputs(shapes, alpha.double(), re.double())
         b, a = alpha.shape
-        x = torch.cat(
-            [cst[:, None].expand(b, a, -1), alpha.double()[..., None], torch.log10(re.double())[..., None]],
-            -1,
-        )
         dtype = self.x_mean.dtype
         out = self(x.reshape(b * a, -1).to(dtype), cl_panel.reshape(-1).to(dtype))
         return {k: v.reshape(b, a) for k, v in out.items()}
 
     # ------------------------------------------------------------------ training
     def configure_optimizers(self) -> Any:
-        """Use the base optimiser with cosine decay of the learning rate over ``max_epochs``."""
-        opt = super().configure_optimizers()
-        epochs = max(int(getattr(self.trainer, "max_epochs", 0) or 0), 1)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs, eta_min=0.02 * self._base_lr)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+        """Use the base optimiser with a per-step cosine decay over the run (``max_epochs`` or ``max_steps``)."""
+        return self.with_cosine_schedule(super().configure_optimizers())
 
     def on_fit_start(self) -> None:
         """Fit the feature standardisation on the training rows (once)."""
@@ -280,13 +286,22 @@ class ResidualAerofoil(HybridModule):
 
     # ------------------------------------------------------------------ release
     def release_metrics(self, trainer: Any, datamodule: Any) -> dict[str, float]:
-        """``test/mae_neuralfoil``: NeuralFoil (if installed) on the same test rows, against XFOIL."""
+        """The distilled formula's errors (:mod:`~hybridzoo.zoo.aerofoil_distil`) and ``test/mae_neuralfoil``.
+
+        NeuralFoil (if installed) is run on the same test rows and scored against XFOIL.
+        """
+        from hybridzoo.zoo.distil import distil
+
+        metrics = dict(distil(self, datamodule, backend="auto").metrics)
         try:
             x, _, cl, foil = datamodule.datasets["test"].tensors
-            pred = neuralfoil_cl(datamodule.coords[foil].double(), x[:, 13].double(), 10 ** x[:, 14].double())
+            pred = neuralfoil_cl(
+                datamodule.coords[foil].double(), x[:, ALPHA].double(), 10 ** x[:, LOG_RE].double()
+            )
         except ImportError:
-            return {}
-        return {"test/mae_neuralfoil": float((pred.float() - cl).abs().mean())}
+            return metrics
+        metrics["test/mae_neuralfoil"] = float((pred.float() - cl).abs().mean())
+        return metrics
 
 
 # ---------------------------------------------------------------------------------------- helpers
@@ -331,15 +346,15 @@ def cl_alpha_figure(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    log_re = x[:, 14]
+    log_re = x[:, LOG_RE]
     res = torch.unique(log_re)
     mid = res[len(res) // 2]
     foils = torch.unique(foil)[:n_curves]
     fig, axes = plt.subplots(1, len(foils), figsize=(3.2 * len(foils), 3), squeeze=False)
     for ax, f in zip(axes[0], foils.tolist()):
         rows = ((foil == f) & (log_re == mid)).nonzero().squeeze(-1)
-        rows = rows[torch.argsort(x[rows, 13])]
-        a = torch.rad2deg(x[rows, 13]).cpu()
+        rows = rows[torch.argsort(x[rows, ALPHA])]
+        a = torch.rad2deg(x[rows, ALPHA]).cpu()
         ax.plot(a, cl[rows].cpu(), "ko", label="XFOIL")
         for m, style in (("panel", "--"), ("nn", ":"), ("residual", "-"), ("pgml", "-.")):
             ax.plot(a, pred[m][rows].cpu(), style, label=m)

@@ -1,10 +1,11 @@
 import numpy as np
 import pytest
 import torch
-from hybridzoo.datamodules import aerofoil as af
+from hybridzoo.datamodules import aerofoil_features as af
 from hybridzoo.datamodules import xfoil
 from hybridzoo.datamodules.aerofoil import AerofoilDataModule, load_arrays, shipped_path, split_foils
 from hybridzoo.physics.airfoil import check_airfoil
+from hybridzoo.physics.boundary_layer import aerofoil_boundary_layer
 from hybridzoo.physics.panel import hess_smith
 
 
@@ -52,7 +53,7 @@ def test_panel_column_matches_the_panel_method(shipped):
     x, cl_panel, cl, foil = shipped.datasets["test"].tensors
     f = int(foil[0])
     rows = foil == f
-    direct = hess_smith(shipped.coords[f].double(), x[rows, 13].double()).cl
+    direct = hess_smith(shipped.coords[f].double(), x[rows, af.ALPHA].double()).cl
     torch.testing.assert_close(cl_panel[rows].double(), direct, rtol=1e-4, atol=1e-4)
     # the panel method over-predicts the viscous lift on average, which is what the model corrects
     assert (cl_panel - cl).mean() > 0
@@ -104,3 +105,20 @@ def test_tiny_real_build(tmp_path, monkeypatch):
     )
     a = load_arrays(dm.build())
     np.testing.assert_allclose(a["cl"], [0.24, 0.81], atol=0.01)
+
+
+def test_input_columns_are_the_shape_the_flow_and_the_boundary_layer(shipped):
+    x, cl_panel, _, foil = shipped.datasets["test"].tensors
+    rows = (foil == int(foil[0])).nonzero().squeeze(-1)[:4]
+    coords = shipped.coords[int(foil[0])].double()[None]
+    alpha, re = x[rows, af.ALPHA].double()[None], (10 ** x[rows, af.LOG_RE].double())[None]
+    got, panel = af.aerofoil_inputs(coords, alpha, re)
+    torch.testing.assert_close(got[0].float(), x[rows], rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(panel[0].float(), cl_panel[rows], rtol=1e-4, atol=1e-4)
+    layer = aerofoil_boundary_layer(hess_smith(coords, alpha), re).features()
+    torch.testing.assert_close(got[..., af.N_PROBLEM :], layer)
+    assert got.shape[-1] == af.N_FEATURES == af.N_PROBLEM + 11
+    with pytest.raises(ValueError, match="alpha"):
+        af.aerofoil_inputs(coords, alpha, re[:, :2])
+    with pytest.raises(ValueError, match="re"):
+        af.aerofoil_inputs(coords, alpha, -re)

@@ -6,6 +6,7 @@ import types
 import pytest
 import sympy
 import torch
+from hybridzoo.datamodules.aerofoil_features import ALPHA, LOG_RE, N_FEATURES
 from hybridzoo.physics.airfoil import cst_fit, naca4_from_code, parse_naca4
 from hybridzoo.zoo import distil, load_pretrained
 from hybridzoo.zoo.aerofoil_distil import INPUT_NAMES, SymbolicAerofoil, shape_features, symbolic_inputs
@@ -48,8 +49,8 @@ def test_symbolic_inputs_columns_and_checks(dm):
     x, cp, _, _ = dm.datasets["train"].tensors[:4]
     inp = symbolic_inputs(x[:5], cp[:5])
     assert inp.shape == (5, len(INPUT_NAMES))
-    torch.testing.assert_close(inp[:, 0], x[:5, 13])  # alpha, radians
-    torch.testing.assert_close(inp[:, 1], x[:5, 14] - 6.0)  # log10(Re / 1e6)
+    torch.testing.assert_close(inp[:, 0], x[:5, ALPHA])  # alpha, radians
+    torch.testing.assert_close(inp[:, 1], x[:5, LOG_RE] - 6.0)  # log10(Re / 1e6)
     torch.testing.assert_close(inp[:, 2:6], shape_features(x[:5, :13]))
     torch.testing.assert_close(inp[:, 6], cp[:5])
     assert shape_features(torch.zeros(2, 3, 13)).shape == (2, 3, 4)
@@ -68,7 +69,9 @@ class PlantedCorrection(nn.Module):
         self.register_buffer("x_std", x_std.clone())
 
     def forward(self, zr: torch.Tensor) -> torch.Tensor:
-        cols = dict(zip(INPUT_NAMES, symbolic_inputs(zr[:, :15] * self.x_std + self.x_mean, zr[:, 15]).unbind(-1)))
+        # zr = (standardised data row, Cl_panel): the residual network's input with residual_sees_panel
+        x = zr[:, :N_FEATURES] * self.x_std + self.x_mean
+        cols = dict(zip(INPUT_NAMES, symbolic_inputs(x, zr[:, -1]).unbind(-1)))
         expr = sum(c * mono for mono, c in PLANTED.items())
         return sympy.lambdify(sympy.symbols(INPUT_NAMES), expr, "torch")(*cols.values())
 

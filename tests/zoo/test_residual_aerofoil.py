@@ -2,6 +2,7 @@ import lightning as L
 import pytest
 import torch
 from hybridzoo.datamodules.aerofoil import AerofoilDataModule
+from hybridzoo.datamodules.aerofoil_features import ALPHA, LOG_RE, N_PROBLEM
 from hybridzoo.physics.airfoil import naca4_from_code
 from hybridzoo.zoo.residual_aerofoil import ResidualAerofoil, cl_alpha_figure, error_histogram
 
@@ -37,6 +38,24 @@ def test_bad_arguments():
         m.predict_cl(naca4_from_code("0012", 30)[None], torch.zeros(1, 2), torch.zeros(1, 2))
 
 
+@pytest.mark.parametrize("boundary_layer", [True, False])
+def test_only_the_hybrids_see_the_physics(dm, boundary_layer):
+    torch.manual_seed(0)
+    model = ResidualAerofoil(hidden=16, depth=2, residual_sees_panel=True, boundary_layer=boundary_layer)
+    x, cl_panel, _, _ = dm.datasets["train"].tensors[:4]
+    x, cl_panel = x[:64], cl_panel[:64]
+    layer = x.clone()
+    layer[:, N_PROBLEM:] += torch.randn_like(layer[:, N_PROBLEM:])  # other boundary-layer features
+    panel = cl_panel + 0.1  # another panel lift
+    with torch.no_grad():
+        base, moved, lifted = model(x, cl_panel), model(layer, cl_panel), model(x, panel)
+    torch.testing.assert_close(moved["nn"], base["nn"])  # NN-only sees shape, alpha and Re alone
+    torch.testing.assert_close(lifted["nn"], base["nn"])
+    for mode in ("residual", "pgml"):
+        assert not torch.allclose(lifted[mode], base[mode])
+        assert torch.allclose(moved[mode], base[mode]) is not boundary_layer
+
+
 def test_short_training_beats_the_panel_method(dm, tmp_path):
     L.seed_everything(0)
     model = ResidualAerofoil(hidden=32, depth=2, lr=3e-3)
@@ -58,7 +77,7 @@ def test_short_training_beats_the_panel_method(dm, tmp_path):
     with torch.no_grad():
         ref = model(x[rows], cl_panel[rows])
     got = model.predict_cl(
-        dm.coords[f][None], x[rows, 13][None], (10 ** x[rows, 14].double())[None], n_panels_per_side=40
+        dm.coords[f][None], x[rows, ALPHA][None], (10 ** x[rows, LOG_RE].double())[None], n_panels_per_side=40
     )
     for mode in ("residual", "pgml", "nn", "panel"):
         torch.testing.assert_close(got[mode][0], ref[mode], atol=2e-3, rtol=1e-3)
@@ -114,10 +133,11 @@ def test_cli_fast_dev_run(tmp_path, monkeypatch):
 
 def test_shipped_checkpoint_reproduces_its_card(dm, tmp_path):
     hub = pytest.importorskip("hybridzoo.zoo.hub")
-    try:
-        model = hub.load_pretrained("residual-aerofoil")
-    except Exception as err:  # no shipped checkpoint in this checkout
-        pytest.skip(f"no shipped residual-aerofoil checkpoint: {err}")
+    from hybridzoo.zoo.registry import read_packaged_card
+
+    if read_packaged_card("residual-aerofoil") is None:
+        pytest.skip("no shipped residual-aerofoil checkpoint in this checkout")
+    model = hub.load_pretrained("residual-aerofoil")
     full = model.datamodule()  # the card's data config: the shipped data set at the card's panel resolution
     res = _trainer(tmp_path).test(model, datamodule=full, verbose=False)[0]
     for key in ("test/mae", "test/mae_pgml", "test/mae_nn", "test/mae_panel"):

@@ -1,0 +1,61 @@
+"""Network inputs of the residual aerofoil model: shape, flow condition and the physics' own outputs.
+
+One function serves the data set (all rows at once) and :meth:`ResidualAerofoil.predict_cl` (raw
+aerofoils), so that a trained model always sees inputs computed the same way.
+
+Columns of ``x``:
+
+- ``0:13`` CST weights of the shape (6 upper, 6 lower) and the trailing-edge thickness;
+- ``13`` α in radians, ``14`` log10 Re;
+- ``15:26`` the integral boundary layer on the panel method's surface speed
+  (:meth:`hybridzoo.physics.boundary_layer.AerofoilLayer.features`): per surface log10 θ_TE, H_TE and
+  the chordwise positions of transition, laminar and turbulent separation, then log10 of the
+  Squire-Young drag.
+
+The first 15 columns describe the problem; the last 11 are physics output. The NN-only baseline sees
+only the problem, the hybrids see both (and ``Cl_panel``, returned separately).
+"""
+
+from __future__ import annotations
+
+import torch
+from hybridzoo.physics.airfoil import cst_fit
+from hybridzoo.physics.boundary_layer import N_FEATURES as N_BOUNDARY_LAYER
+from hybridzoo.physics.boundary_layer import aerofoil_boundary_layer
+from hybridzoo.physics.panel import hess_smith
+from hybridzoo.physics.validation import check_tensor
+
+CST_ORDER = 5
+N_CST = 2 * (CST_ORDER + 1) + 1
+ALPHA, LOG_RE = N_CST, N_CST + 1
+#: Columns that describe the problem (shape, α, Re): all that the NN-only baseline sees.
+N_PROBLEM = N_CST + 2
+N_FEATURES = N_PROBLEM + N_BOUNDARY_LAYER
+
+
+def aerofoil_inputs(coords: torch.Tensor, alpha: torch.Tensor, re: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Network inputs and inviscid lift of ``B`` aerofoils at ``A`` conditions each.
+
+    Args:
+        coords: ``(B, K, 2)`` chord-normalised contours in Selig order, re-panelled as the panel method
+            should see them.
+        alpha: ``(B, A)`` angles of attack in radians.
+        re: ``(B, A)`` chord Reynolds numbers.
+
+    Returns:
+        ``x (B, A, N_FEATURES)`` (columns in the module docstring) and ``cl_panel (B, A)``, in the
+        dtype of ``coords``.
+    """
+    check_tensor("coords", coords, ndim=3, last_dim=2)
+    check_tensor("alpha", alpha, ndim=2)
+    check_tensor("re", re, ndim=2, positive=True)
+    if alpha.shape != re.shape or alpha.shape[0] != coords.shape[0]:
+        raise ValueError(
+            f"alpha {tuple(alpha.shape)} and re {tuple(re.shape)} must both be (B, A) with B = {coords.shape[0]}"
+        )
+    alpha, re = alpha.to(coords), re.to(coords)
+    sol = hess_smith(coords, alpha)
+    layer = aerofoil_boundary_layer(sol, re).features()
+    cst = cst_fit(coords, CST_ORDER)[:, None].expand(-1, alpha.shape[1], -1)
+    x = torch.cat([cst, alpha[..., None], torch.log10(re)[..., None], layer], -1)
+    return x, sol.cl

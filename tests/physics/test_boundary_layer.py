@@ -1,0 +1,170 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+from hybridzoo.physics.airfoil import naca4_from_code, normalize, repanel
+from hybridzoo.physics.boundary_layer import (
+    N_FEATURES,
+    aerofoil_boundary_layer,
+    head_entrainment_shape,
+    head_shape_from_entrainment,
+    march,
+)
+from hybridzoo.physics.panel import hess_smith
+
+F64 = torch.float64
+
+
+def plate(n: int = 2001, length: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    s = torch.linspace(1e-7, length, n, dtype=F64)[None]
+    return torch.ones_like(s), s
+
+
+def bisect(f, lo: float, hi: float) -> float:
+    for _ in range(200):
+        mid = math.sqrt(lo * hi)
+        lo, hi = (mid, hi) if f(mid) < 0 else (lo, mid)
+    return lo
+
+
+def test_laminar_flat_plate_matches_blasius():
+    ue, s = plate()
+    layer = march(ue, s, 1e5)  # Re_x ≤ 1e5: laminar all the way
+    assert (layer.transition == -1).all()
+    # Blasius: θ √Re_x / x = 0.664, H = 2.59; Thwaites' quadrature gives √0.45 = 0.671 and 2.61.
+    coef = layer.theta[0, 1:] * torch.sqrt(1e5 / s[0, 1:])
+    assert torch.allclose(coef, torch.full_like(coef, 0.664), rtol=0.015)
+    assert layer.shape_factor[0, -1].item() == pytest.approx(2.59, rel=0.01)
+
+
+def test_flat_plate_transition_where_michel_meets_thwaites():
+    ue, s = plate(20001)
+    re = 1e7
+    layer = march(ue, s, re)
+    re_x = s[0, layer.transition.item()].item() * re
+
+    def gap(rx: float) -> float:  # Thwaites θ Re against Michel's Re_θ at Re_x = rx
+        return math.sqrt(0.45 * rx) - 1.174 * (1 + 22400 / rx) * rx**0.46
+
+    expected = bisect(gap, 1e4, 1e8)
+    assert 1e6 < expected < 3e6
+    assert re_x == pytest.approx(expected, rel=0.01)
+
+
+def test_tripped_turbulent_flat_plate_follows_the_one_seventh_power_law():
+    ue, s = plate()
+    re = 1e7
+    layer = march(ue, s, re, trip=1e-4)
+    i_tr = layer.transition.item()
+    assert s[0, i_tr - 1].item() < 1e-4 <= s[0, i_tr].item()  # the first station at or past the trip
+    # Schlichting's 1/7-power-law plate: θ / x = 0.036 Re_x^-1/5; H ≈ 1.3.
+    for x in (0.3, 1.0):
+        i = int(torch.searchsorted(s[0], x))
+        assert layer.theta[0, i].item() == pytest.approx(0.036 * x * (re * x) ** -0.2, rel=0.05)
+    assert 1.25 < layer.shape_factor[0, -1].item() < 1.45
+    assert (layer.turbulent_separation == -1).all()
+
+
+def test_howarth_retarded_flow_separates_where_thwaites_predicts():
+    # u_e = 1 - x/L: the exact laminar separation is at x/L = 0.1199 (Howarth 1938); Thwaites: 0.123.
+    s = torch.linspace(1e-7, 2.0, 8001, dtype=F64)[None]
+    layer = march(1 - s / 8, s, 1e4)
+    x_sep = s[0, layer.laminar_separation.item()].item() / 8
+    assert x_sep == pytest.approx(0.1199, rel=0.03)
+    assert layer.transition.item() == layer.laminar_separation.item()  # a separated laminar layer trips
+
+
+def test_stagnation_point_flow_is_exact():
+    # u_e = s (Hiemenz): Thwaites gives λ = 0.075 and a constant θ at every station.
+    s = torch.linspace(1e-3, 0.1, 50, dtype=F64)[None]
+    layer = march(s.clone(), s, 1e6)
+    assert torch.allclose(layer.theta**2 * 1e6, torch.full_like(s, 0.075), rtol=1e-10)
+
+
+def test_head_shape_closure_inverts():
+    h = torch.linspace(1.15, 3.0, 200, dtype=F64)
+    back = head_shape_from_entrainment(head_entrainment_shape(h))
+    assert torch.allclose(back, h, atol=0.03)  # the two branches of the fit meet with a 0.4 % jump
+    assert torch.allclose(back[h < 1.55], h[h < 1.55], atol=1e-9)
+
+
+def test_march_gradients_are_finite_and_checked():
+    s = torch.linspace(0.01, 0.5, 12, dtype=F64)[None]
+    ue = (1 + 0.2 * s).requires_grad_()
+    assert torch.autograd.gradcheck(lambda u: march(u, s, 1e5).theta, (ue,))
+
+
+def naca(code: str) -> torch.Tensor:
+    return repanel(normalize(naca4_from_code(code, 200, dtype=F64)), 80)
+
+
+def test_symmetric_aerofoil_surfaces_agree_at_zero_incidence():
+    sol = hess_smith(naca("0012")[None], torch.zeros(1, 1, dtype=F64))
+    layer = aerofoil_boundary_layer(sol, 1e6)
+    for f in ("theta_te", "shape_factor_te", "x_transition"):
+        up, low = getattr(layer, f)[0, 0]
+        assert up.item() == pytest.approx(low.item(), rel=1e-6), f
+    assert abs(layer.x_stagnation.item()) < 1e-3
+
+
+def test_transition_moves_forward_with_incidence_and_reynolds_number():
+    alpha = torch.deg2rad(torch.tensor([[0.0, 2.0, 4.0, 6.0]], dtype=F64))
+    sol = hess_smith(naca("2412")[None], alpha)
+    upper = [aerofoil_boundary_layer(sol, re).x_transition[0, :, 0] for re in (2e5, 1e6, 5e6)]
+    for x in upper:
+        assert (torch.diff(x) < 0).all()  # suction-side transition moves towards the nose as α grows
+    assert (upper[0] > upper[1]).all() and (upper[1] > upper[2]).all()
+    lower = aerofoil_boundary_layer(sol, 1e6).x_transition[0, :, 1]
+    assert (torch.diff(lower) > 0).all()  # and the pressure side's moves aft
+
+
+def test_squire_young_drag_matches_xfoil_at_low_incidence():
+    from hybridzoo.datamodules.aerofoil import load_arrays, shipped_path
+
+    data = load_arrays(shipped_path())
+    names = [str(n) for n in data["names"]]
+    i = names.index("naca0012")
+    coords = repanel(torch.from_numpy(data["coords"][i]).double(), 60)
+    checked = 0
+    for re in (1e6, 5e6):
+        rows = (data["foil"] == i) & (data["re"] == re) & (np.abs(data["alpha_deg"]) <= 2)
+        rows &= np.isfinite(data["cd"])
+        alpha = torch.deg2rad(torch.from_numpy(data["alpha_deg"][rows]))[None]
+        cd = aerofoil_boundary_layer(hess_smith(coords[None], alpha), re).cd[0]
+        # XFOIL (e^9 transition, viscous-inviscid coupling) against a one-way integral method.
+        assert torch.allclose(cd, torch.from_numpy(data["cd"][rows]), rtol=0.2), (re, cd)
+        checked += rows.sum()
+    assert checked >= 4
+
+
+def test_batched_equals_one_at_a_time_and_features():
+    shapes = torch.stack([naca("0012"), naca("4412"), naca("2415")])
+    alpha = torch.deg2rad(torch.tensor([[0.0, 5.0], [2.0, 8.0], [-3.0, 4.0]], dtype=F64))
+    re = torch.tensor([[1e6, 3e6], [2e5, 1e6], [5e6, 1e7]], dtype=F64)
+    both = aerofoil_boundary_layer(hess_smith(shapes, alpha), re)
+    feats = both.features()
+    assert feats.shape == (3, 2, N_FEATURES) and torch.isfinite(feats).all()
+    for b in range(3):
+        for a in range(2):
+            one = aerofoil_boundary_layer(hess_smith(shapes[b : b + 1], alpha[b : b + 1, a : a + 1]), re[b, a].item())
+            assert torch.allclose(one.features()[0, 0], feats[b, a], rtol=1e-8, atol=1e-10)
+
+
+def test_bad_inputs_name_the_argument():
+    ue, s = plate(10)
+    with pytest.raises(ValueError, match="re"):
+        march(ue, s, -1.0)
+    with pytest.raises(ValueError, match="same shape"):
+        march(ue, s[:, :5], 1e6)
+    with pytest.raises(ValueError, match="non-decreasing"):
+        march(ue, s.flip(-1), 1e6)
+    with pytest.raises(ValueError, match="ue"):
+        march(ue * float("nan"), s, 1e6)
+    with pytest.raises(ValueError, match="ue"):
+        march(-ue, s, 1e6)
+    sol = hess_smith(naca("0012")[None], torch.zeros(1, 2, dtype=F64))
+    with pytest.raises(ValueError, match=r"re must be a scalar or \(B, A\)"):
+        aerofoil_boundary_layer(sol, torch.ones(3, dtype=F64) * 1e6)
+    with pytest.raises(ValueError, match="batched"):
+        aerofoil_boundary_layer(hess_smith(naca("0012"), 0.1), 1e6)
