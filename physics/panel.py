@@ -68,25 +68,31 @@ def influence_matrices(coords: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """
     start, end, length, tangent, normal = _geometry(coords)
     mid = 0.5 * (start + end)
-    rs = start[:, None, :, :] - mid[:, :, None, :]  # (B, i, j, 2)
-    re = end[:, None, :, :] - mid[:, :, None, :]
+    # Vectors from midpoint i to the ends of panel j, by component: (B, i, j) each. Working with dot
+    # products of the panel frames (batched matmuls) instead of (B, i, j, 2) vectors keeps the assembly
+    # at a few passes over N² entries.
+    sx, sy = (start[:, None, :, k] - mid[:, :, None, k] for k in (0, 1))
+    ex, ey = (end[:, None, :, k] - mid[:, :, None, k] for k in (0, 1))
     n = coords.shape[1] - 1
     eye = torch.eye(n, dtype=torch.bool, device=coords.device)
-    cross = rs[..., 0] * re[..., 1] - rs[..., 1] * re[..., 0]
-    dot = (rs * re).sum(-1)
+    cross = sx * ey - sy * ex
+    dot = sx * ex + sy * ey
     # Angle subtended by panel j at midpoint i; on the panel itself it is -pi seen from outside
     # (the limit from the fluid side), which atan2 cannot tell from +pi at cross == 0.
     beta = torch.where(eye, torch.full_like(dot, -math.pi), torch.atan2(cross, dot))
-    r1 = rs.norm(dim=-1)
-    r2 = re.norm(dim=-1)
-    log_ratio = torch.where(eye, torch.zeros_like(dot), torch.log(r1 / torch.where(eye, r1, r2)))
-    tj, zj = tangent[:, None, :, :], -normal[:, None, :, :]
-    # Unit source: local (ln(r1/r2), beta) / 2pi; unit clockwise vortex: local (beta, -ln(r1/r2)) / 2pi.
-    v_src = _INV_2PI * (log_ratio[..., None] * tj + beta[..., None] * zj)
-    v_vor = _INV_2PI * (beta[..., None] * tj - log_ratio[..., None] * zj)
-    ni, ti = normal[:, :, None, :], tangent[:, :, None, :]
-    an, at = (v_src * ni).sum(-1), (v_src * ti).sum(-1)
-    bn, bt = (v_vor * ni).sum(-1), (v_vor * ti).sum(-1)
+    r1_sq = sx * sx + sy * sy
+    r2_sq = ex * ex + ey * ey
+    log_ratio = torch.where(eye, torch.zeros_like(dot), 0.5 * torch.log(r1_sq / torch.where(eye, r1_sq, r2_sq)))
+    # Unit source: local (ln(r1/r2), beta) / 2pi in panel j's frame (t_j, -n_j); unit clockwise vortex:
+    # (beta, -ln(r1/r2)) / 2pi. Projected on the normal and tangent of panel i:
+    t_dot_n = normal @ tangent.transpose(1, 2)  # [i, j] = n_i · t_j
+    n_dot_n = normal @ normal.transpose(1, 2)  # n_i · n_j
+    t_dot_t = tangent @ tangent.transpose(1, 2)  # t_i · t_j
+    n_dot_t = tangent @ normal.transpose(1, 2)  # t_i · n_j
+    an = _INV_2PI * (log_ratio * t_dot_n - beta * n_dot_n)
+    at = _INV_2PI * (log_ratio * t_dot_t - beta * n_dot_t)
+    bn = _INV_2PI * (beta * t_dot_n + log_ratio * n_dot_n)
+    bt = _INV_2PI * (beta * t_dot_t + log_ratio * n_dot_t)
     return an, bn, at, bt, (start, end, length, tangent, normal, mid)
 
 
@@ -189,13 +195,11 @@ def hess_smith(
     x = torch.linalg.lstsq(mat, rhs).solution  # (B, N+1, A)
     sigma, gamma = x[:, :-1].transpose(1, 2), x[:, -1]  # (B, A, N), (B, A)
     vt = torch.einsum("bij,baj->bai", at, sigma)
-    vt = vt + gamma[..., None] * bt.sum(-1)[:, None, :] + (tangent[:, None] * vinf[:, :, None]).sum(-1)
+    vt = vt + gamma[..., None] * bt.sum(-1)[:, None, :] + vinf @ tangent.transpose(1, 2)
     cp = 1.0 - vt**2
     perimeter = length.sum(-1)
     cl = 2.0 * gamma * perimeter[:, None] / chord[:, None]
-    force = (
-        -(cp[..., None] * (normal * length[..., None])[:, None]).sum(-2) / chord[:, None, None]
-    )  # (B, A, 2)
+    force = -(cp @ (normal * length[..., None])) / chord[:, None, None]  # (B, A, 2)
     cl_p = force[..., 1] * torch.cos(alpha) - force[..., 0] * torch.sin(alpha)
     if scalar_alpha:  # a scalar angle gives no angle dimension
         cl, cl_p, cp, sigma, gamma, vt = cl[:, 0], cl_p[:, 0], cp[:, 0], sigma[:, 0], gamma[:, 0], vt[:, 0]
