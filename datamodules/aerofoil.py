@@ -330,13 +330,15 @@ class AerofoilDataModule(L.LightningDataModule):
         cl = torch.from_numpy(a["cl"]).float()
         self.n_missing = int(torch.isnan(cl).sum())
         self.n_rows = int(cl.numel())
-        # The inputs on the (aerofoil, angle, Re) grid, one batched panel solve per Re, then per row.
+        # The inputs on the (aerofoil, angle, Re) grid in one batched call, then picked per row.
         angles, res = torch.unique(alpha), torch.unique(re)
-        grid = angles.expand(coords.shape[0], -1)
-        xs, panels = zip(*(aerofoil_inputs(coords, grid, torch.full_like(grid, r)) for r in res.tolist()))
+        grid = torch.meshgrid(angles, res, indexing="ij")  # (A, R) each
+        grid_a, grid_re = (g.reshape(1, -1).expand(coords.shape[0], -1) for g in grid)
+        x_grid, panel_grid = aerofoil_inputs(coords, grid_a, grid_re)  # (F, A * R, ...)
+        shape = (coords.shape[0], len(angles), len(res))
         at = (foil, torch.searchsorted(angles, alpha), torch.searchsorted(res, re))
-        x = torch.stack(xs, 2)[at].float()
-        cl_panel = torch.stack(panels, 2)[at].float()
+        x = x_grid.reshape(*shape, -1)[at].float()
+        cl_panel = panel_grid.reshape(shape)[at].float()
         ok = ~torch.isnan(cl)
         train, val, test = split_foils(
             len(self.names), self.hparams.val_fraction, self.hparams.test_fraction, self.hparams.split_seed
