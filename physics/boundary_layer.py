@@ -216,8 +216,7 @@ def march(
 
     i_tsep = none.clone()
     separated = torch.zeros(m, dtype=torch.bool, device=ue.device)
-    theta_tr = theta_lam.gather(1, i_tr.clamp_min(0)[:, None])[:, 0]
-    theta = theta_tr
+    theta = theta_lam.gather(1, i_tr.clamp_min(0)[:, None])[:, 0]  # Head's method starts from θ at transition
     h = torch.full_like(theta, H_TURBULENT_START)
     h1u = ue.gather(1, i_tr.clamp_min(0)[:, None])[:, 0] * theta * head_entrainment_shape(h)
     thetas, shapes = [theta], [h]
