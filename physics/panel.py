@@ -13,7 +13,7 @@ LU routines return wrong answers under multi-threaded MKL on some machines, and
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 from hybridzoo.physics.airfoil import check_airfoil
@@ -205,9 +205,7 @@ def hess_smith(
         cl, cl_p, cp, sigma, gamma, vt = cl[:, 0], cl_p[:, 0], cp[:, 0], sigma[:, 0], gamma[:, 0], vt[:, 0]
     sol = PanelSolution(cl, cl_p, cp, sigma, gamma, mid, vt)
     if squeeze:
-        sol = PanelSolution(
-            *(getattr(sol, f)[0] for f in ("cl", "cl_pressure", "cp", "sigma", "gamma", "midpoints", "vt"))
-        )
+        sol = PanelSolution(*(getattr(sol, f.name)[0] for f in fields(PanelSolution)))
     return sol
 
 
