@@ -8,6 +8,8 @@ Same test aerofoils (unseen in training), same angles and Reynolds numbers for a
 
 Throughput: ``--batch`` (default 1024) predictions, i.e. (aerofoil, alpha, Re) rows, starting from
 contours; the panel/hybrid timings include the panel solves, the hybrid's the boundary layer and CST fit too.
+Both run under ``torch.inference_mode()``, as torch code serving predictions would (NeuralFoil is numpy and
+keeps no autograd state either).
 
     python benchmarks/aerofoil.py [--train 150] [--batch 1024] [--xfoil-polars 4]
 Writes benchmarks/results/aerofoil.json.
@@ -106,11 +108,12 @@ def main() -> None:
     foil_coords = dm.coords[ufoils].float()
 
     def run_panel():
-        return hess_smith(foil_coords, pad_alpha).cl[valid]
+        with torch.inference_mode():
+            return hess_smith(foil_coords, pad_alpha).cl[valid]
 
     def run_hybrid():  # the whole pipeline: panel solve, boundary layer, shape fit, network
-        feats, cp = aerofoil_inputs(foil_coords, pad_alpha, 10**pad_logre)
-        with torch.no_grad():
+        with torch.inference_mode():  # how torch code serves predictions: no autograd bookkeeping
+            feats, cp = aerofoil_inputs(foil_coords, pad_alpha, 10**pad_logre)
             return model(feats[valid], cp[valid])["residual"]
 
     def run_neuralfoil():

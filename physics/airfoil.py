@@ -305,20 +305,20 @@ def cst_fit(coords: torch.Tensor, order: int = 5) -> torch.Tensor:
     """
     coords = check_tensor("coords", coords, min_ndim=2, last_dim=2)
     order = check_positive_int("order", order)
-    flat = coords.reshape(-1, *coords.shape[-2:])
-    feats = []
-    for c in flat:
-        ile = int(torch.argmin(c[:, 0]))
-        te_thick = c[0, 1] - c[-1, 1]
-        ws = []
-        for seg, sign in ((c[: ile + 1], 1.0), (c[ile:], -1.0)):
-            psi = seg[:, 0].clamp(0, 1)
-            a = psi.sqrt() * (1 - psi)
-            design = a[:, None] * _bernstein(psi, order)
-            rhs = seg[:, 1] - psi * sign * 0.5 * te_thick
-            ws.append(torch.linalg.lstsq(design, rhs[:, None]).solution[:, 0])
-        feats.append(torch.cat([ws[0], ws[1], te_thick[None]]))
-    return torch.stack(feats).reshape(*coords.shape[:-2], -1)
+    flat = coords.reshape(-1, *coords.shape[-2:])  # (B, K, 2)
+    rows = torch.arange(flat.shape[1], device=flat.device)
+    ile = flat[..., 0].argmin(-1)[:, None]  # (B, 1)
+    te_thick = flat[:, 0, 1] - flat[:, -1, 1]  # (B,)
+    psi = flat[..., 0].clamp(0, 1)
+    basis = (psi.sqrt() * (1 - psi))[..., None] * _bernstein(psi, order)  # (B, K, order + 1)
+    weights = []
+    # Both surfaces share the leading-edge point; zeroed rows drop the other surface's points from
+    # each least-squares problem, so that all contours are fitted in one batched call.
+    for on_surface, sign in ((rows <= ile, 1.0), (rows >= ile, -1.0)):
+        design = basis * on_surface[..., None]
+        rhs = (flat[..., 1] - psi * sign * 0.5 * te_thick[:, None]) * on_surface
+        weights.append(torch.linalg.lstsq(design, rhs[..., None]).solution[..., 0])
+    return torch.cat([*weights, te_thick[:, None]], -1).reshape(*coords.shape[:-2], -1)
 
 
 def thickness_camber(

@@ -21,7 +21,9 @@ Everything is batched over independent surfaces and differentiable away from the
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from functools import cache
 
 import torch
 from hybridzoo.physics.panel import PanelSolution
@@ -30,6 +32,8 @@ from hybridzoo.physics.validation import check_tensor
 LAMBDA_SEPARATION = -0.09
 H_TURBULENT_START = 1.4
 H_TURBULENT_SEPARATION = 2.4
+_CF_H = 0.678 * math.log(10.0)  # 10^(-0.678 H) = exp(-_CF_H H)
+_LOG_HALF_CF0 = math.log(0.246 / 2)
 
 
 @dataclass
@@ -115,31 +119,65 @@ def _power(base: torch.Tensor, exponent: torch.Tensor | float) -> torch.Tensor:
     return torch.exp(exponent * torch.log(base))
 
 
+@cache
+def _constant(value: float | tuple[tuple[float, ...], ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    with torch.inference_mode(False):  # a cached inference tensor could not be saved for backward later
+        return torch.tensor(value, dtype=dtype, device=device)
+
+
+def _k(value: float | tuple[tuple[float, ...], ...], like: torch.Tensor) -> torch.Tensor:
+    """``value`` as a (cached) tensor of ``like``'s dtype and device.
+
+    The turbulent closures run once per station on small tensors, where a Python float operand costs a
+    scalar conversion that takes longer than the arithmetic itself.
+    """
+    return _constant(value, like.dtype, like.device)
+
+
+# Cebeci & Bradshaw's two-branch fit H1 = 3.3 + c (H - h0)^p, branch (h0, c, p) below and above H = 1.6,
+# where H1 = 5.3; the inverse needs (h0, log c, 1/p).
+_H1_FIT = ((1.1, 0.6778), (0.8234, 1.5501), (-1.287, -3.064))
+_H1_INVERSE = ((1.1, 0.6778), (math.log(0.8234), math.log(1.5501)), (-1 / 1.287, -1 / 3.064))
+
+
+def _branch(low: torch.Tensor, table: tuple[tuple[float, float], ...], like: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Per-element constants of a two-branch fit: ``table[i]`` is (value where ``low``, value elsewhere)."""
+    k = _k(table, like).reshape(len(table), 2, *[1] * low.ndim)
+    return torch.where(low, k[:, 0], k[:, 1]).unbind(0)
+
+
 def head_entrainment_shape(h: torch.Tensor) -> torch.Tensor:
     """Head's H1(H) = (δ - δ*)/θ, in Cebeci & Bradshaw's two-branch fit."""
-    low = h <= 1.6
-    base = torch.where(low, h - 1.1, h - 0.6778).clamp_min(1e-6)
-    coef = torch.where(low, 0.8234, 1.5501)
-    return 3.3 + coef * _power(base, torch.where(low, -1.287, -3.064))
+    h0, coef, expo = _branch(h <= 1.6, _H1_FIT, h)
+    return _k(3.3, h) + coef * _power((h - h0).clamp_min(1e-6), expo)
 
 
 def head_shape_from_entrainment(h1: torch.Tensor) -> torch.Tensor:
     """Inverse of :func:`head_entrainment_shape` (H1 ≤ 3.3 has no inverse: it maps to a large H)."""
-    low = h1 >= 5.3
-    excess = (h1 - 3.3).clamp_min(1e-6)
-    scaled = excess / torch.where(low, 0.8234, 1.5501)
-    return torch.where(low, 1.1, 0.6778) + _power(scaled, torch.where(low, -1 / 1.287, -1 / 3.064))
+    h0, log_coef, inv_expo = _branch(h1 >= 5.3, _H1_INVERSE, h1)
+    return h0 + torch.exp((torch.log((h1 - _k(3.3, h1)).clamp_min(1e-6)) - log_coef) * inv_expo)
 
 
 def ludwieg_tillmann_cf(h: torch.Tensor, re_theta: torch.Tensor) -> torch.Tensor:
     """Turbulent skin friction Cf = 0.246 · 10^(-0.678 H) · Re_θ^-0.268."""
-    return 0.246 * torch.exp(-0.678 * 2.302585092994046 * h - 0.268 * torch.log(re_theta.clamp_min(1.0)))
+    return 2 * _half_cf(h, torch.log(re_theta))
+
+
+def _half_cf(h: torch.Tensor, log_re_theta: torch.Tensor) -> torch.Tensor:
+    """Cf / 2 of :func:`ludwieg_tillmann_cf` from log Re_θ, which the march has without forming Re_θ."""
+    exponent = _k(_LOG_HALF_CF0, h) - _k(_CF_H, h) * h - _k(0.268, h) * log_re_theta.clamp_min(0.0)
+    return torch.exp(exponent)
+
+
+def head_entrainment(h1: torch.Tensor) -> torch.Tensor:
+    """Head's entrainment rate F = (1/u_e) d(u_e θ H1)/ds = 0.0306 (H1 - 3)^-0.6169."""
+    return _k(0.0306, h1) * _power((h1 - _k(3.0, h1)).clamp_min(1e-6), _k(-0.6169, h1))
 
 
 def michel_re_theta(re_s: torch.Tensor) -> torch.Tensor:
     """Michel's transition Re_θ at local Reynolds number Re_s = u_e s Re."""
     re_s = re_s.clamp_min(1.0)
-    return 1.174 * (1 + 22400 / re_s) * re_s**0.46
+    return 1.174 * (1 + 22400 / re_s) * _power(re_s, 0.46)
 
 
 def squire_young(theta_te: torch.Tensor, h_te: torch.Tensor, ue_te: torch.Tensor) -> torch.Tensor:
@@ -175,16 +213,18 @@ def march(
     m, p = ue.shape
     if p < 2:
         raise ValueError(f"ue needs at least 2 stations per surface, got shape {tuple(ue.shape)}")
-    ds = torch.diff(s, dim=1)
-    if (ds < 0).any():
+    if (torch.diff(s, dim=1) < 0).any():
         raise ValueError("s must be non-decreasing along each surface")
     re = check_tensor("re", torch.as_tensor(re, dtype=ue.dtype, device=ue.device), positive=True)
-    re = re.expand(m)
-    trip_s = (
-        torch.full((m,), torch.inf, dtype=ue.dtype, device=ue.device)
-        if trip is None
-        else check_tensor("trip", torch.as_tensor(trip, dtype=ue.dtype, device=ue.device)).expand(m)
-    )
+    trip_s = None if trip is None else check_tensor("trip", torch.as_tensor(trip, dtype=ue.dtype, device=ue.device))
+    return _march(ue, s, re.expand(m), trip_s)
+
+
+def _march(ue: torch.Tensor, s: torch.Tensor, re: torch.Tensor, trip: torch.Tensor | None) -> SurfaceLayer:
+    """:func:`march` on arguments already checked, with ``re (M,)`` and ``trip`` a tensor or ``None``."""
+    m, p = ue.shape
+    ds = torch.diff(s, dim=1)
+    trip_s = torch.full((m,), torch.inf, dtype=ue.dtype, device=ue.device) if trip is None else trip.expand(m)
     # The laminar part does not depend on what follows it, so it is solved for all stations at once;
     # only Head's turbulent march needs a loop.
     real = torch.cat([torch.ones_like(ds[:, :1], dtype=torch.bool), ds > 0], 1)  # padding repeats a station
@@ -214,33 +254,44 @@ def march(
     i_tr = torch.where(ever, start.int().argmax(1), none)
     i_lsep = torch.where(ever & lsep.gather(1, i_tr.clamp_min(0)[:, None])[:, 0], i_tr, none)
 
-    i_tsep = none.clone()
-    separated = torch.zeros(m, dtype=torch.bool, device=ue.device)
     theta = theta_lam.gather(1, i_tr.clamp_min(0)[:, None])[:, 0]  # Head's method starts from θ at transition
     h = torch.full_like(theta, H_TURBULENT_START)
-    h1u = ue.gather(1, i_tr.clamp_min(0)[:, None])[:, 0] * theta * head_entrainment_shape(h)
+    h1 = head_entrainment_shape(h)
+    h1u = ue.gather(1, i_tr.clamp_min(0)[:, None])[:, 0] * theta * h1
     thetas, shapes = [theta], [h]
     first = int(i_tr[ever].min()) if bool(ever.any()) else p
+    # Everything that does not depend on the marched state is computed for all stations up front, with
+    # each station's values in a contiguous row: the loop is ~35 small ops per station, and their number,
+    # not their size, sets the cost of the whole boundary layer; separation (H > 2.4, after which
+    # nothing steps) is read off the state afterwards for the same reason. H1 is carried as state, as
+    # Head's method integrates it: re-evaluating it from H would cost a fit per station and, since the
+    # fit's two branches do not quite meet at H = 1.6, would not return the H1 that was integrated.
+    on = ((cols > i_tr[:, None]) & ever[:, None] & real).t().contiguous()  # turbulent at j, from j-1
+    ln_ure = torch.log(ue * re[:, None]).t().contiguous()  # log Re_θ = log θ + log(u_e Re)
+    grad = (dudx / ue).t().contiguous()
+    ds_t = torch.cat([torch.zeros_like(ds[:, :1]), ds], 1).t().contiguous()
+    uds = ue.t() * ds_t
+    ue_t = ue.t().contiguous()
     for j in range(max(first, 0) + 1, p):  # Head's method, explicit steps, on surfaces turbulent at j-1
-        u = ue[:, j]
-        step = (i_tr >= 0) & (i_tr < j) & ~separated & real[:, j]
-        dtheta = ludwieg_tillmann_cf(h, u * theta * re) / 2 - (h + 2) * theta / u * dudx[:, j]
-        f_entr = 0.0306 * _power((head_entrainment_shape(h) - 3).clamp_min(1e-6), -0.6169)
-        theta_t = (theta + dtheta * ds[:, j - 1]).clamp_min(1e-9)
-        h1u_t = h1u + u * f_entr * ds[:, j - 1]
-        h_t = head_shape_from_entrainment(h1u_t / (u * theta_t)).clamp(1.05, 4.0)
+        step = on[j] & (h <= _k(H_TURBULENT_SEPARATION, h))
+        dtheta = _half_cf(h, torch.log(theta) + ln_ure[j]) - (h + 2) * theta * grad[j]
+        theta_t = (theta + dtheta * ds_t[j]).clamp_min(1e-9)
+        h1u_t = h1u + head_entrainment(h1) * uds[j]
+        h1_t = h1u_t / (ue_t[j] * theta_t)
+        h_t = head_shape_from_entrainment(h1_t).clamp(1.05, 4.0)
         theta = torch.where(step, theta_t, theta)
-        h1u = torch.where(step, h1u_t, h1u)
         h = torch.where(step, h_t, h)
-        tsep = step & (h > H_TURBULENT_SEPARATION)
-        i_tsep = torch.where(tsep, torch.full_like(i_tsep, j), i_tsep)
-        separated = separated | tsep
+        h1 = torch.where(step, h1_t, h1)
+        h1u = torch.where(step, h1u_t, h1u)
         thetas.append(theta)
         shapes.append(h)
-    n_lead = p - len(thetas)  # stations before any surface turns turbulent
-    pad = [thetas[0]] * n_lead
-    theta_turb = torch.stack(pad + thetas, 1)
-    h_turb = torch.stack([shapes[0]] * n_lead + shapes, 1)
+    # Column j holds the state after station j; the stations before any surface turned turbulent repeat
+    # the starting state.
+    n_lead = p - len(thetas)
+    theta_turb = torch.stack([thetas[0]] * n_lead + thetas, -1)
+    h_turb = torch.stack([shapes[0]] * n_lead + shapes, -1)
+    tsep = h_turb > H_TURBULENT_SEPARATION
+    i_tsep = torch.where(tsep.any(1), tsep.int().argmax(1), none)
     turbulent = (i_tr[:, None] >= 0) & (cols >= i_tr[:, None])
     theta_all = torch.where(turbulent, theta_turb, theta_lam)
     h_all = torch.where(turbulent, h_turb, h_lam)
@@ -307,7 +358,9 @@ def aerofoil_boundary_layer(
     s = (arc[None].expand(2, -1, -1, -1).gather(-1, idx) - arc_st[..., None]).abs().clamp_min(1e-6)
     s = torch.cummax(s, -1).values
     m = 2 * b * a
-    layer = march(ue.reshape(m, length), s.reshape(m, length), re_t[None].expand(2, -1, -1).reshape(-1), trip)
+    trip_t = None if trip is None else torch.as_tensor(trip, dtype=vt.dtype, device=vt.device)
+    # ue and s are valid by construction (clamped, cumulative): skip march's checks.
+    layer = _march(ue.reshape(m, length), s.reshape(m, length), re_t[None].expand(2, -1, -1).reshape(-1), trip_t)
     xs = x[None].expand(2, -1, -1, -1).gather(-1, idx).reshape(m, length)
     x_te = xs[:, -1]
 

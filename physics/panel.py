@@ -5,8 +5,9 @@ panels, with flow tangency at the panel midpoints and the Kutta condition (equal
 the two trailing-edge panels). Everything is dimensionless: free stream speed 1, lengths in the units
 of the coordinates (chord-normalised in the zoo), angles in radians.
 
-The linear system is solved with ``torch.linalg.lstsq`` (QR), not an LU solve: torch 2.13's batched
-LU routines return wrong answers under multi-threaded MKL on some machines, and
+The linear system is solved by LU, one aerofoil at a time on the CPU: torch 2.13's *batched* LU routines
+return wrong answers under multi-threaded MKL on some machines, while a single matrix is solved
+correctly, and a loop of LU solves is still twice as fast as one batched QR (``lstsq``).
 :func:`system_residual` exists so that tests can check whatever the solver returned.
 """
 
@@ -167,6 +168,13 @@ def _prepare(coords: object, alpha: object) -> tuple[torch.Tensor, torch.Tensor,
     return coords, alpha, squeeze, scalar_alpha
 
 
+def _solve(mat: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
+    """``mat⁻¹ rhs`` for ``(B, n, n)`` matrices and ``(B, n, A)`` right-hand sides (see the module docstring)."""
+    if mat.device.type != "cpu":
+        return torch.linalg.solve(mat, rhs)
+    return torch.stack([torch.linalg.solve(m, r) for m, r in zip(mat, rhs)])
+
+
 def hess_smith(
     coords: torch.Tensor, alpha: torch.Tensor | float, chord: torch.Tensor | float | None = None
 ) -> PanelSolution:
@@ -192,7 +200,7 @@ def hess_smith(
         te = 0.5 * (coords[:, 0] + coords[:, -1])
         chord = (coords - te[:, None]).norm(dim=-1).amax(-1)
     chord = torch.as_tensor(chord, dtype=coords.dtype, device=coords.device).expand(coords.shape[0])
-    x = torch.linalg.lstsq(mat, rhs).solution  # (B, N+1, A)
+    x = _solve(mat, rhs)  # (B, N+1, A)
     sigma, gamma = x[:, :-1].transpose(1, 2), x[:, -1]  # (B, A, N), (B, A)
     vt = torch.einsum("bij,baj->bai", at, sigma)
     vt = vt + gamma[..., None] * bt.sum(-1)[:, None, :] + vinf @ tangent.transpose(1, 2)

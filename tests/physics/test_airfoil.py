@@ -167,3 +167,25 @@ def test_cst_recovers_its_own_shape_and_fits_naca():
     assert (fit - up[:, 1]).abs().max().item() < 3e-3  # 5th-order CST misses a little at the nose
     assert (fit - up[:, 1]).pow(2).mean().sqrt().item() < 5e-4
     assert cst_fit(torch.stack([naca, naca]), 5).shape == (2, 13)
+
+
+def test_cst_fit_of_a_batch_equals_one_contour_at_a_time():
+    # Contours with their leading edge at different indices (40 upper points and 80 lower, and the
+    # reverse) share one batched least-squares call.
+    def contour(n_up: int, n_low: int, wu: list[float], wl: list[float]) -> torch.Tensor:
+        psi_u = 0.5 * (1 - torch.cos(torch.linspace(0, math.pi, n_up, dtype=F64)))
+        psi_l = 0.5 * (1 - torch.cos(torch.linspace(0, math.pi, n_low, dtype=F64)))
+        up = torch.stack([psi_u, cst_surface(torch.tensor(wu, dtype=F64), psi_u, 0.001)], -1).flip(0)
+        low = torch.stack([psi_l, cst_surface(torch.tensor(wl, dtype=F64), psi_l, -0.001)], -1)
+        return torch.cat([up, low[1:]])
+
+    shapes = torch.stack(
+        [
+            contour(40, 81, [0.2, 0.1, 0.25, 0.1, 0.2, 0.15], [-0.1, -0.1, -0.05, 0.0, 0.02, 0.05]),
+            contour(80, 41, [0.15, 0.2, 0.1, 0.2, 0.1, 0.2], [-0.2, -0.15, -0.1, -0.1, -0.05, 0.0]),
+        ]
+    )
+    batched = cst_fit(shapes, 5)
+    for b in range(2):
+        torch.testing.assert_close(batched[b], cst_fit(shapes[b], 5), atol=1e-12, rtol=0)
+    torch.testing.assert_close(batched[0, :6], torch.tensor([0.2, 0.1, 0.25, 0.1, 0.2, 0.15], dtype=F64))

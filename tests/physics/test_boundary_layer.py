@@ -151,6 +151,21 @@ def test_batched_equals_one_at_a_time_and_features():
             assert torch.allclose(one.features()[0, 0], feats[b, a], rtol=1e-8, atol=1e-10)
 
 
+def test_gradients_flow_after_a_call_in_inference_mode():
+    # The closures cache their constants as tensors; one created under inference mode could not be
+    # saved for backward by a later differentiable call.
+    import hybridzoo.physics.boundary_layer as bl
+
+    bl._constant.cache_clear()
+    shape = naca("2412")[None]
+    with torch.inference_mode():
+        aerofoil_boundary_layer(hess_smith(shape, torch.full((1, 1), 0.05, dtype=F64)), 1e6)
+    alpha = torch.full((1, 1), 0.05, dtype=F64, requires_grad=True)
+    layer = aerofoil_boundary_layer(hess_smith(shape, alpha), 1e6)
+    (grad,) = torch.autograd.grad(layer.cd.sum(), alpha)
+    assert torch.isfinite(grad).all() and grad.abs().item() > 0
+
+
 def test_bad_inputs_name_the_argument():
     ue, s = plate(10)
     with pytest.raises(ValueError, match="re"):
