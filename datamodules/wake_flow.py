@@ -26,7 +26,26 @@ from hybridzoo.physics.validation import check_positive_int, check_positive_numb
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-GENERATOR_VERSION = "2"
+GENERATOR_VERSION = "3"  # 3: the kick sign of a simulation depends on (seed, Re) only
+
+
+def wake_viscosity(re: torch.Tensor | np.ndarray | float, inflow_speed: float, diameter: float) -> torch.Tensor:
+    """Kinematic viscosity (m²/s) of Reynolds numbers ``re``: ν = inflow_speed · diameter / Re.
+
+    A tensor ``re`` keeps its dtype and device; anything else becomes a float64 tensor.
+    """
+    re = re if isinstance(re, torch.Tensor) else torch.as_tensor(re, dtype=torch.float64)
+    return inflow_speed * diameter / re
+
+
+def kick_sign(seed: int, re: float) -> float:
+    """Sign (±1) of the transverse kick that starts the shedding of the simulation at Reynolds number ``re``.
+
+    Drawn from ``(seed, re)`` alone, so that a simulation does not change when Reynolds numbers are added
+    to or removed from a data set.
+    """
+    entropy = np.random.SeedSequence([int(seed), int(round(float(re) * 1000))]).generate_state(1)[0]
+    return float(torch.randint(0, 2, (), generator=torch.Generator().manual_seed(int(entropy)))) * 2 - 1
 
 
 def wake_solver(nx: int, ny: int, length_x: float, center: tuple[float, float], diameter: float,
@@ -201,18 +220,17 @@ class WakeFlowDataModule(L.LightningDataModule):
 
     def viscosity(self, re: torch.Tensor | np.ndarray | float) -> torch.Tensor:
         """Kinematic viscosity (m²/s) for Reynolds numbers ``re``."""
-        h = self.hparams
-        return h.inflow_speed * h.diameter / torch.as_tensor(re, dtype=torch.float64)
+        return wake_viscosity(re, self.hparams.inflow_speed, self.hparams.diameter)
 
     # ------------------------------------------------------------------ generation
-    def _initial_state(self, s: NavierStokes2D, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        g = torch.Generator().manual_seed(int(self.hparams.seed))
+    def _initial_state(self, s: NavierStokes2D, re: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        n = len(re)
         u = torch.full((n, *s.u_shape), float(self.hparams.inflow_speed), dtype=torch.float64)
         x, y = s.coordinates("v", dtype=torch.float64)
         # a transverse bump behind the cylinder, random sign per simulation, breaks the symmetry
         cx, cy = self.hparams.center
         bump = torch.exp(-((x - cx - self.hparams.diameter) ** 2 + (y - cy) ** 2) / self.hparams.diameter**2)
-        sign = torch.randint(0, 2, (n, 1, 1), generator=g, dtype=torch.float64) * 2 - 1
+        sign = torch.tensor([kick_sign(self.hparams.seed, r) for r in re], dtype=torch.float64)[:, None, None]
         v = self.hparams.kick * sign * bump
         u, v = s.apply_boundaries(u, v)
         return s.project(u, v, 1.0)[:2]
@@ -225,7 +243,7 @@ class WakeFlowDataModule(L.LightningDataModule):
         fine = self.solver(h.factor, validate=False)
         fdt = h.dt / h.factor
         warmup = int(round(h.warmup / fdt))
-        u, v = self._initial_state(fine, len(re))
+        u, v = self._initial_state(fine, re)
         p = None
         bar = tqdm(total=warmup + h.steps * (h.factor + 2), desc=f"wake flows ({len(re)} Re)", unit="step",
                    disable=not self.progress)

@@ -22,7 +22,7 @@ import time
 from typing import Any
 
 import torch
-from hybridzoo.datamodules.wake_flow import wake_solver
+from hybridzoo.datamodules.wake_flow import wake_solver, wake_viscosity
 from hybridzoo.physics.navier_stokes import NavierStokes2D, unroll
 from hybridzoo.physics.validation import check_positive_int, check_positive_number, check_tensor
 from hybridzoo.zoo.base import Freeze, HybridModule
@@ -119,8 +119,7 @@ class SolverInTheLoop(HybridModule):
     # ------------------------------------------------------------------ the hybrid solver
     def viscosity(self, re: torch.Tensor) -> torch.Tensor:
         """Kinematic viscosity (m²/s) of Reynolds numbers ``re (B,)``."""
-        hp = self.hparams
-        return hp.inflow_speed * hp.diameter / re
+        return wake_viscosity(re, self.hparams.inflow_speed, self.hparams.diameter)
 
     @property
     def look_ahead(self) -> int:

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 import torch
-from hybridzoo.datamodules.wake_flow import WakeFlowDataModule, restrict_faces, wake_solver
+from hybridzoo.datamodules.wake_flow import WakeFlowDataModule, kick_sign, restrict_faces, wake_solver
 
 TINY = dict(nx=16, ny=8, length_x=8.0, center=(2.0, 2.0), diameter=1.0, inflow_speed=1.0, dt=0.2, factor=4,
             warmup=4.0, steps=12, re_train=(100.0, 200.0), re_val=(150.0,), re_test=(250.0,), window=4,
@@ -47,6 +47,19 @@ def test_generation_is_deterministic_cached_and_split_by_reynolds_number(tmp_pat
     assert item["u"].shape == (5, 8, 17) and float(item["re"]) == 100.0
     test = dm.rollout_dataset("test")
     assert len(test) == 1 and float(test[0]["re"]) == 250.0 and test[0]["u"].shape == (11, 8, 17)
+
+
+def test_a_simulation_does_not_depend_on_the_other_reynolds_numbers_in_the_set():
+    signs = {kick_sign(0, re) for re in (100.0, 150.0, 200.0, 250.0, 300.0, 400.0, 500.0)}
+    assert signs == {-1.0, 1.0}  # the kick still varies between simulations
+    small = dict(TINY, warmup=2.0, steps=3, window=2, rollout_steps=2)
+    one = WakeFlowDataModule(**{**small, "re_train": (250.0, 100.0), "re_val": (150.0,), "re_test": (200.0,)})
+    other = WakeFlowDataModule(**{**small, "re_train": (120.0, 200.0), "re_val": (130.0,), "re_test": (140.0,)})
+    a, b = one.generate(), other.generate()
+    i, j = list(a["re"]).index(200.0), list(b["re"]).index(200.0)
+    assert i != j
+    np.testing.assert_allclose(a["v"][i], b["v"][j], atol=1e-6)
+    assert np.abs(a["v"][i, 0]).max() > 0.01
 
 
 def test_corrupt_cache_is_rebuilt(tmp_path):
