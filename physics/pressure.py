@@ -248,10 +248,16 @@ class PoissonOperator:
             x0 = x0.detach()
 
         def raw(rhs: torch.Tensor, guess: torch.Tensor | None) -> torch.Tensor:
-            x, _, res = self.solve_raw(rhs, guess, tol, max_iter)
+            # The system is linear: solve for rhs scaled to |rhs| ≈ 1 per batch element, then scale back.
+            # Gradients from long unrolled rollouts can reach 1e20 and more, where CG's inner products
+            # would overflow float32; a power-of-two scale is exact, so results are otherwise unchanged.
+            peak = rhs.detach().abs().amax(dim=(-2, -1), keepdim=True)
+            exponent = torch.frexp(torch.where(peak > 0, peak, torch.ones_like(peak))).exponent
+            scaled = None if guess is None else torch.ldexp(guess, -exponent)
+            x, _, res = self.solve_raw(torch.ldexp(rhs, -exponent), scaled, tol, max_iter)
             if not math.isfinite(res):
                 raise FloatingPointError("pressure solve diverged (non-finite residual)")
-            return x
+            return torch.ldexp(x, exponent)
 
         return PoissonSolve.apply(b, x0, raw)
 

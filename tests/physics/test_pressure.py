@@ -115,3 +115,19 @@ def test_bad_arguments():
         op.solve(torch.zeros(1, 4, 5))
     with pytest.raises(ValueError, match="b contains NaN"):
         op.solve(torch.full((1, 4, 4), float("nan")))
+
+
+def test_adjoint_solve_of_a_huge_float32_gradient_stays_finite():
+    # Gradients through long unrolled rollouts can grow large; CG's inner products of a right-hand side
+    # near 1e25 overflow float32 (1e50 > 3e38), so the solve must not depend on the scale of its input.
+    solid = torch.zeros(8, 12, dtype=torch.bool)
+    solid[3:5, 3:5] = True
+    op = PoissonOperator(8, 12, 0.25, "neumann-dirichlet", "neumann", solid)
+    b = torch.randn(2, 8, 12, generator=torch.Generator().manual_seed(0))
+    b = b.requires_grad_()
+    x = op.solve(b)
+    w = torch.randn(x.shape, generator=torch.Generator().manual_seed(1))
+    (x * (w * 1e25)).sum().backward()
+    assert torch.isfinite(b.grad).all()
+    (small,) = torch.autograd.grad((op.solve(b) * w).sum(), b)
+    torch.testing.assert_close(b.grad / 1e25, small, rtol=1e-5, atol=1e-6 * float(small.abs().max()))
