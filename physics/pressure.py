@@ -314,4 +314,9 @@ class PoissonSolve(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, None, None]:  # noqa: D102
         if grad is None:
             return None, None, None
-        return ctx.raw(grad.contiguous(), None), None, None
+        try:
+            return ctx.raw(grad.contiguous(), None), None, None
+        except FloatingPointError:
+            # A non-finite gradient in gives a non-finite gradient out, as from any other op, so that
+            # the optimiser's side can see it and skip the update (the forward solve still raises).
+            return torch.full_like(grad, math.nan), None, None

@@ -27,6 +27,7 @@ from hybridzoo.physics.navier_stokes import NavierStokes2D, unroll
 from hybridzoo.physics.validation import check_positive_int, check_positive_number, check_tensor
 from hybridzoo.zoo.base import Freeze, HybridModule
 from hybridzoo.zoo.ns_networks import CorrectionCNN
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 from torchmetrics import MeanMetric
 
@@ -115,6 +116,7 @@ class SolverInTheLoop(HybridModule):
             stage: nn.ModuleDict({m: MeanMetric() for m in METHODS}) for stage in ("val", "test")
         })
         self._curves: dict[str, torch.Tensor] | None = None
+        self.skipped_steps = 0
 
     # ------------------------------------------------------------------ the hybrid solver
     def viscosity(self, re: torch.Tensor) -> torch.Tensor:
@@ -207,6 +209,23 @@ class SolverInTheLoop(HybridModule):
     def configure_optimizers(self) -> Any:  # noqa: D102
         opt = super().configure_optimizers()
         return self.with_cosine_schedule(opt) if self.hparams.cosine_schedule else opt
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Skip an update whose gradient is not finite, as AMP's gradient scaler does.
+
+        Gradients through a long look-ahead can overflow when the curriculum lengthens it (seen at the
+        switch to 16 steps); clipping cannot repair an infinite norm, and one such update turns every
+        weight into NaN. The count is logged as ``train/skipped_steps``.
+        """
+        grads = [p.grad for p in self.parameters() if p.grad is not None]
+        if not grads or bool(torch.stack([g.abs().amax() for g in grads]).isfinite().all()):
+            return
+        for p in self.parameters():
+            p.grad = None  # the optimiser leaves parameters without a gradient untouched
+        self.skipped_steps += 1
+        rank_zero_warn(f"non-finite gradient: update skipped ({self.skipped_steps} so far)")
+        if self._trainer is not None:
+            self.log("train/skipped_steps", float(self.skipped_steps), batch_size=1)
 
     # ------------------------------------------------------------------ evaluation
     @torch.no_grad()

@@ -110,3 +110,20 @@ def test_mismatched_geometry_and_bad_input(datamodule, tmp_path):
         SolverInTheLoop(**GEOMETRY, curriculum=[8, 4])
     with pytest.raises(TypeError, match="look_ahead"):
         SolverInTheLoop(**GEOMETRY, look_ahead=2.5)
+
+
+class _OverflowOnce(SolverInTheLoop):
+    def training_step(self, batch, batch_idx):
+        loss = super().training_step(batch, batch_idx)
+        return loss * float("inf") if batch_idx == 0 else loss
+
+
+def test_an_update_with_a_non_finite_gradient_is_skipped(datamodule, tmp_path):
+    model = _OverflowOnce(**GEOMETRY, look_ahead=2, train_non=False, **NET)
+    before = [p.detach().clone() for p in model.parameters()]
+    with pytest.warns(UserWarning, match="non-finite gradient"):
+        _trainer(tmp_path, max_steps=2, gradient_clip_val=1.0).fit(model, datamodule=datamodule)
+    assert model.skipped_steps == 1
+    after = list(model.parameters())
+    assert all(torch.isfinite(p).all() for p in after)
+    assert any(not torch.equal(a, b) for a, b in zip(after, before))  # the second, finite step did update
