@@ -223,7 +223,8 @@ class SolverInTheLoop(HybridModule):
         for p in self.parameters():
             p.grad = None  # the optimiser leaves parameters without a gradient untouched
         self.skipped_steps += 1
-        rank_zero_warn(f"non-finite gradient: update skipped ({self.skipped_steps} so far)")
+        if self.skipped_steps == 1:  # once: the count goes to the logger
+            rank_zero_warn("non-finite gradient: update skipped (further skips are logged as train/skipped_steps)")
         if self._trainer is not None:
             self.log("train/skipped_steps", float(self.skipped_steps), batch_size=1)
 
