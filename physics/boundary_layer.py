@@ -23,17 +23,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import cache
 
 import torch
 from hybridzoo.physics.panel import PanelSolution
+from hybridzoo.physics.tensor_cache import per_device
 from hybridzoo.physics.validation import check_tensor
 
 LAMBDA_SEPARATION = -0.09
 H_TURBULENT_START = 1.4
 H_TURBULENT_SEPARATION = 2.4
-_CF_H = 0.678 * math.log(10.0)  # 10^(-0.678 H) = exp(-_CF_H H)
-_LOG_HALF_CF0 = math.log(0.246 / 2)
 
 
 @dataclass
@@ -119,43 +117,53 @@ def _power(base: torch.Tensor, exponent: torch.Tensor | float) -> torch.Tensor:
     return torch.exp(exponent * torch.log(base))
 
 
-@cache
-def _constant(value: float | tuple[tuple[float, ...], ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    with torch.inference_mode(False):  # a cached inference tensor could not be saved for backward later
-        return torch.tensor(value, dtype=dtype, device=device)
+# Constants of the turbulent closures. They run once per station on small tensors, where a Python float
+# operand costs a scalar conversion that takes longer than the arithmetic itself, so the closures take
+# them as tensors of their data's dtype and device (:func:`_k`).
+# Cebeci & Bradshaw's two-branch fit H1 = 3.3 + c (H - h0)^p has branch (h0, c, p) below and above
+# H = 1.6, where H1 = 5.3; its inverse needs (h0, log c, 1/p).
+_CONSTANTS = {
+    "h1_base": 3.3,
+    "h1_fit": ((1.1, 0.6778), (0.8234, 1.5501), (-1.287, -3.064)),
+    "h1_inverse": ((1.1, 0.6778), (math.log(0.8234), math.log(1.5501)), (-1 / 1.287, -1 / 3.064)),
+    "log_half_cf0": math.log(0.246 / 2),
+    "cf_h": 0.678 * math.log(10.0),  # 10^(-0.678 H) = exp(-cf_h H)
+    "cf_re": 0.268,
+    "entrainment": 0.0306,
+    "entrainment_base": 3.0,
+    "entrainment_exponent": -0.6169,
+    "h_separation": H_TURBULENT_SEPARATION,
+}
+_CONSTANT_TENSORS: dict = {}
 
 
-def _k(value: float | tuple[tuple[float, ...], ...], like: torch.Tensor) -> torch.Tensor:
-    """``value`` as a (cached) tensor of ``like``'s dtype and device.
-
-    The turbulent closures run once per station on small tensors, where a Python float operand costs a
-    scalar conversion that takes longer than the arithmetic itself.
-    """
-    return _constant(value, like.dtype, like.device)
-
-
-# Cebeci & Bradshaw's two-branch fit H1 = 3.3 + c (H - h0)^p, branch (h0, c, p) below and above H = 1.6,
-# where H1 = 5.3; the inverse needs (h0, log c, 1/p).
-_H1_FIT = ((1.1, 0.6778), (0.8234, 1.5501), (-1.287, -3.064))
-_H1_INVERSE = ((1.1, 0.6778), (math.log(0.8234), math.log(1.5501)), (-1 / 1.287, -1 / 3.064))
+def _k(like: torch.Tensor) -> dict[str, torch.Tensor]:
+    """:data:`_CONSTANTS` as tensors of ``like``'s dtype and device (built once for each)."""
+    return per_device(
+        _CONSTANT_TENSORS,
+        like,
+        lambda t: {name: torch.tensor(v, dtype=t.dtype, device=t.device) for name, v in _CONSTANTS.items()},
+    )
 
 
-def _branch(low: torch.Tensor, table: tuple[tuple[float, float], ...], like: torch.Tensor) -> tuple[torch.Tensor, ...]:
+def _branch(low: torch.Tensor, table: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """Per-element constants of a two-branch fit: ``table[i]`` is (value where ``low``, value elsewhere)."""
-    k = _k(table, like).reshape(len(table), 2, *[1] * low.ndim)
+    k = table.reshape(table.shape[0], 2, *[1] * low.ndim)
     return torch.where(low, k[:, 0], k[:, 1]).unbind(0)
 
 
 def head_entrainment_shape(h: torch.Tensor) -> torch.Tensor:
     """Head's H1(H) = (δ - δ*)/θ, in Cebeci & Bradshaw's two-branch fit."""
-    h0, coef, expo = _branch(h <= 1.6, _H1_FIT, h)
-    return _k(3.3, h) + coef * _power((h - h0).clamp_min(1e-6), expo)
+    k = _k(h)
+    h0, coef, expo = _branch(h <= 1.6, k["h1_fit"])
+    return k["h1_base"] + coef * _power((h - h0).clamp_min(1e-6), expo)
 
 
 def head_shape_from_entrainment(h1: torch.Tensor) -> torch.Tensor:
     """Inverse of :func:`head_entrainment_shape` (H1 ≤ 3.3 has no inverse: it maps to a large H)."""
-    h0, log_coef, inv_expo = _branch(h1 >= 5.3, _H1_INVERSE, h1)
-    return h0 + torch.exp((torch.log((h1 - _k(3.3, h1)).clamp_min(1e-6)) - log_coef) * inv_expo)
+    k = _k(h1)
+    h0, log_coef, inv_expo = _branch(h1 >= 5.3, k["h1_inverse"])
+    return h0 + torch.exp((torch.log((h1 - k["h1_base"]).clamp_min(1e-6)) - log_coef) * inv_expo)
 
 
 def ludwieg_tillmann_cf(h: torch.Tensor, re_theta: torch.Tensor) -> torch.Tensor:
@@ -165,13 +173,14 @@ def ludwieg_tillmann_cf(h: torch.Tensor, re_theta: torch.Tensor) -> torch.Tensor
 
 def _half_cf(h: torch.Tensor, log_re_theta: torch.Tensor) -> torch.Tensor:
     """Cf / 2 of :func:`ludwieg_tillmann_cf` from log Re_θ, which the march has without forming Re_θ."""
-    exponent = _k(_LOG_HALF_CF0, h) - _k(_CF_H, h) * h - _k(0.268, h) * log_re_theta.clamp_min(0.0)
-    return torch.exp(exponent)
+    k = _k(h)
+    return torch.exp(k["log_half_cf0"] - k["cf_h"] * h - k["cf_re"] * log_re_theta.clamp_min(0.0))
 
 
 def head_entrainment(h1: torch.Tensor) -> torch.Tensor:
     """Head's entrainment rate F = (1/u_e) d(u_e θ H1)/ds = 0.0306 (H1 - 3)^-0.6169."""
-    return _k(0.0306, h1) * _power((h1 - _k(3.0, h1)).clamp_min(1e-6), _k(-0.6169, h1))
+    k = _k(h1)
+    return k["entrainment"] * _power((h1 - k["entrainment_base"]).clamp_min(1e-6), k["entrainment_exponent"])
 
 
 def michel_re_theta(re_s: torch.Tensor) -> torch.Tensor:
@@ -272,8 +281,9 @@ def _march(ue: torch.Tensor, s: torch.Tensor, re: torch.Tensor, trip: torch.Tens
     ds_t = torch.cat([torch.zeros_like(ds[:, :1]), ds], 1).t().contiguous()
     uds = ue.t() * ds_t
     ue_t = ue.t().contiguous()
+    h_separation = _k(h)["h_separation"]
     for j in range(max(first, 0) + 1, p):  # Head's method, explicit steps, on surfaces turbulent at j-1
-        step = on[j] & (h <= _k(H_TURBULENT_SEPARATION, h))
+        step = on[j] & (h <= h_separation)
         dtheta = _half_cf(h, torch.log(theta) + ln_ure[j]) - (h + 2) * theta * grad[j]
         theta_t = (theta + dtheta * ds_t[j]).clamp_min(1e-9)
         h1u_t = h1u + head_entrainment(h1) * uds[j]
@@ -358,7 +368,7 @@ def aerofoil_boundary_layer(
     s = (arc[None].expand(2, -1, -1, -1).gather(-1, idx) - arc_st[..., None]).abs().clamp_min(1e-6)
     s = torch.cummax(s, -1).values
     m = 2 * b * a
-    trip_t = None if trip is None else torch.as_tensor(trip, dtype=vt.dtype, device=vt.device)
+    trip_t = None if trip is None else check_tensor("trip", torch.as_tensor(trip, dtype=vt.dtype, device=vt.device))
     # ue and s are valid by construction (clamped, cumulative): skip march's checks.
     layer = _march(ue.reshape(m, length), s.reshape(m, length), re_t[None].expand(2, -1, -1).reshape(-1), trip_t)
     xs = x[None].expand(2, -1, -1, -1).gather(-1, idx).reshape(m, length)

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from typing import Literal
 
 import torch
+from hybridzoo.physics.tensor_cache import per_device
 from hybridzoo.physics.validation import check_tensor
 
 AxisRule = Literal["periodic", "neumann", "neumann-dirichlet"]
@@ -53,16 +54,6 @@ def _laplacian_1d(n: int, rule: str) -> torch.Tensor:
         if n == 1:
             a[0, 0] = 2.0 if rule == "neumann-dirichlet" else 0.0
     return a
-
-
-def per_device(cache: dict, like: torch.Tensor,
-               build: Callable[[torch.Tensor], dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    """``build(like)``'s tensors, made once per ``(device, dtype)`` of ``like`` and kept in ``cache``."""
-    key = (like.device, like.dtype)
-    if key not in cache:
-        with torch.inference_mode(False):  # a cache filled under inference mode must still serve autograd
-            cache[key] = build(like)
-    return cache[key]
 
 
 class PoissonOperator:

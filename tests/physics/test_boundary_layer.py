@@ -156,7 +156,7 @@ def test_gradients_flow_after_a_call_in_inference_mode():
     # saved for backward by a later differentiable call.
     import hybridzoo.physics.boundary_layer as bl
 
-    bl._constant.cache_clear()
+    bl._CONSTANT_TENSORS.clear()
     shape = naca("2412")[None]
     with torch.inference_mode():
         aerofoil_boundary_layer(hess_smith(shape, torch.full((1, 1), 0.05, dtype=F64)), 1e6)
@@ -183,3 +183,5 @@ def test_bad_inputs_name_the_argument():
         aerofoil_boundary_layer(sol, torch.ones(3, dtype=F64) * 1e6)
     with pytest.raises(ValueError, match="batched"):
         aerofoil_boundary_layer(hess_smith(naca("0012"), 0.1), 1e6)
+    with pytest.raises(ValueError, match="trip"):
+        aerofoil_boundary_layer(sol, 1e6, trip=float("nan"))
