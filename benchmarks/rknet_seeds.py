@@ -12,41 +12,23 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
-import time
+import sys
 import warnings
 from pathlib import Path
 
 import lightning as L
 import torch
-from hybridzoo.zoo.registry import create_datamodule, create_model, load_config
+from hybridzoo.zoo.registry import load_config
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _seeds  # noqa: E402
 
 KEYS = ("test/error", "test/error_resnet", "test/error_mlp")
 
 
 def run_seed(seed: int, epochs: int | None, threads: int) -> dict:
-    torch.set_num_threads(threads)
-    L.seed_everything(seed, workers=True, verbose=False)
-    model = create_model("rk-net-digits")
-    dm = create_datamodule("rk-net-digits")
-    trainer_cfg = dict(load_config("rk-net-digits").get("trainer") or {})
-    if epochs is not None:
-        trainer_cfg["max_epochs"] = epochs
-    trainer = L.Trainer(
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        **trainer_cfg,
-    )
-    start = time.perf_counter()
-    trainer.fit(model, datamodule=dm)
-    wall = time.perf_counter() - start
-    tested = trainer.test(model, datamodule=dm, verbose=False)[0]
-    row = {"seed": seed, "wall_time_s": round(wall, 1), "epochs": trainer.current_epoch}
-    row.update({k: float(tested[k]) for k in KEYS})
+    row, model = _seeds.run_seed("rk-net-digits", seed, threads, max_epochs=epochs)
+    row = {k: row[k] for k in ("seed", "wall_time_s", "epochs", *KEYS)}
     row.update(model.param_counts())
     return row
 
@@ -63,10 +45,7 @@ def main() -> None:
     for s in args.seeds:
         runs.append(run_seed(s, args.epochs, args.threads))
         print(json.dumps(runs[-1]), flush=True)
-    summary = {}
-    for k in KEYS:
-        vals = [r[k] for r in runs]
-        summary[k] = {"mean": statistics.mean(vals), "std": statistics.stdev(vals) if len(vals) > 1 else 0.0}
+    summary = _seeds.summarise(runs, KEYS)
     wins = sum(r["test/error"] <= r["test/error_resnet"] for r in runs)
     result = {
         "benchmark": "rk-net-digits: test error over training seeds (360 held-out images, data seed 0)",

@@ -1,0 +1,42 @@
+"""Shared by the ``*_seeds.py`` benchmarks: train a zoo config once per seed, test it, summarise over seeds."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any
+
+import lightning as L
+import torch
+from hybridzoo.zoo.registry import create_datamodule, create_model, load_config
+
+
+def run_seed(name: str, seed: int, threads: int, **trainer_overrides: Any) -> tuple[dict[str, Any], L.LightningModule]:
+    """Fit the zoo config ``name`` with ``seed_everything(seed)`` and test it; returns ``(row, model)``.
+
+    ``row`` holds the seed, the training wall time (s), the epochs run and every logged test metric.
+    """
+    torch.set_num_threads(threads)
+    L.seed_everything(seed, workers=True, verbose=False)
+    model = create_model(name)
+    dm = create_datamodule(name)
+    trainer_cfg = dict(load_config(name).get("trainer") or {})
+    trainer_cfg.update({k: v for k, v in trainer_overrides.items() if v is not None})
+    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, **trainer_cfg)
+    start = time.perf_counter()
+    trainer.fit(model, datamodule=dm)
+    wall = time.perf_counter() - start
+    tested = trainer.test(model, datamodule=dm, verbose=False)[0]
+    row: dict[str, Any] = {"seed": seed, "wall_time_s": round(wall, 1), "epochs": trainer.current_epoch}
+    row.update({k: float(v) for k, v in sorted(tested.items())})
+    return row, model
+
+
+def summarise(runs: list[dict[str, Any]], keys: list[str] | tuple[str, ...]) -> dict[str, dict[str, float]]:
+    """Mean and sample standard deviation (ddof=1; 0 for one run) of each key over the runs."""
+    out = {}
+    for k in keys:
+        vals = [r[k] for r in runs]
+        out[k] = {"mean": statistics.mean(vals), "std": statistics.stdev(vals) if len(vals) > 1 else 0.0}
+    return out

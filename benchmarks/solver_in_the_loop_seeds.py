@@ -1,0 +1,84 @@
+"""Solver-in-the-loop: SOL against NON and SRC over several training seeds (one run trains SOL and NON).
+
+Usage: python benchmarks/solver_in_the_loop_seeds.py [--name solver-in-the-loop-ns] [--seeds 0 1 2]
+       [--threads 2] [--out results/solver_in_the_loop_ns_seeds.json]
+
+Each seed trains the zoo config with ``lightning.seed_everything(seed)`` on the same data (data seed 0)
+and tests on the unseen Reynolds numbers: 100-step rollout MAE of SOL, NON, SRC and the 2x grid.
+The test set is one rollout per test Reynolds number, so a single run's NON/SOL ratio is noisy; this
+gives its spread. A training run takes ~14 min (small CNN, two threads): finished seeds are kept in
+the output file and skipped when the script is run again with the same config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import warnings
+from pathlib import Path
+
+import lightning as L
+import torch
+from hybridzoo.zoo.registry import load_config
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _seeds  # noqa: E402
+
+KEYS = ("test/rollout_mae", "test/rollout_mae_non", "test/rollout_mae_src", "test/rollout_mae_2x")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--name", default="solver-in-the-loop-ns", help="zoo model (its packaged config is trained)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", default=None, help="default: results/<name>_seeds.json (with underscores)")
+    args = ap.parse_args()
+    out = Path(args.out or Path(__file__).parent / "results" / f"{args.name.replace('-', '_')}_seeds.json")
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    config = load_config(args.name)
+    runs: list[dict] = []
+    if out.exists():
+        previous = json.loads(out.read_text())
+        if previous.get("config") == config:
+            runs = [r for r in previous["runs"] if r["seed"] in args.seeds]
+    done = {r["seed"] for r in runs}
+    for seed in args.seeds:
+        if seed in done:
+            print(f"seed {seed}: kept from {out}", flush=True)
+            continue
+        row, _ = _seeds.run_seed(args.name, seed, args.threads)
+        row = {k: row[k] for k in ("seed", "wall_time_s", "epochs", *KEYS)}
+        row["non_over_sol"] = row["test/rollout_mae_non"] / row["test/rollout_mae"]
+        row["src_over_sol"] = row["test/rollout_mae_src"] / row["test/rollout_mae"]
+        runs.append(row)
+        print(json.dumps(row), flush=True)
+        _write(out, args, config, runs)
+    summary = _write(out, args, config, runs)
+    print(json.dumps(summary, indent=2))
+    print(f"written {out}")
+
+
+def _write(out: Path, args: argparse.Namespace, config: dict, runs: list[dict]) -> dict:
+    runs = sorted(runs, key=lambda r: r["seed"])
+    summary = _seeds.summarise(runs, (*KEYS, "non_over_sol", "src_over_sol"))
+    result = {
+        "benchmark": f"{args.name}: 100-step rollout MAE (m/s) on the test Reynolds numbers over training seeds",
+        "config": config,
+        "runs": runs,
+        "summary": summary,
+        "non_over_sol_at_least_2": f"{sum(r['non_over_sol'] >= 2 for r in runs)}/{len(runs)}",
+        "non_over_sol_median": statistics.median(r["non_over_sol"] for r in runs),
+        "hardware": f"{platform.processor() or platform.machine()}, torch threads={args.threads}",
+        "versions": {"torch": torch.__version__, "lightning": L.__version__},
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    return summary
+
+
+if __name__ == "__main__":
+    main()
