@@ -6,7 +6,7 @@ Usage: python benchmarks/solver_in_the_loop_seeds.py [--name solver-in-the-loop-
 Each seed trains the zoo config with ``lightning.seed_everything(seed)`` on the same data (data seed 0)
 and tests on the unseen Reynolds numbers: 100-step rollout MAE of SOL, NON, SRC and the 2x grid.
 The test set is one rollout per test Reynolds number, so a single run's NON/SOL ratio is noisy; this
-gives its spread. A training run takes ~14 min (small CNN, two threads): finished seeds are kept in
+gives its spread. A training run takes ~10 min (small CNN, two threads): finished seeds are kept in
 the output file and skipped when the script is run again with the same config.
 """
 
