@@ -225,8 +225,12 @@ def march(
     if (torch.diff(s, dim=1) < 0).any():
         raise ValueError("s must be non-decreasing along each surface")
     re = check_tensor("re", torch.as_tensor(re, dtype=ue.dtype, device=ue.device), positive=True)
-    trip_s = None if trip is None else check_tensor("trip", torch.as_tensor(trip, dtype=ue.dtype, device=ue.device))
-    return _march(ue, s, re.expand(m), trip_s)
+    return _march(ue, s, re.expand(m), _checked_trip(trip, ue))
+
+
+def _checked_trip(trip: torch.Tensor | float | None, like: torch.Tensor) -> torch.Tensor | None:
+    """``trip`` checked (finite) as a tensor of ``like``'s dtype and device; ``None`` stays ``None``."""
+    return None if trip is None else check_tensor("trip", torch.as_tensor(trip, dtype=like.dtype, device=like.device))
 
 
 def _march(ue: torch.Tensor, s: torch.Tensor, re: torch.Tensor, trip: torch.Tensor | None) -> SurfaceLayer:
@@ -368,7 +372,7 @@ def aerofoil_boundary_layer(
     s = (arc[None].expand(2, -1, -1, -1).gather(-1, idx) - arc_st[..., None]).abs().clamp_min(1e-6)
     s = torch.cummax(s, -1).values
     m = 2 * b * a
-    trip_t = None if trip is None else check_tensor("trip", torch.as_tensor(trip, dtype=vt.dtype, device=vt.device))
+    trip_t = _checked_trip(trip, vt)
     # ue and s are valid by construction (clamped, cumulative): skip march's checks.
     layer = _march(ue.reshape(m, length), s.reshape(m, length), re_t[None].expand(2, -1, -1).reshape(-1), trip_t)
     xs = x[None].expand(2, -1, -1, -1).gather(-1, idx).reshape(m, length)
