@@ -11,10 +11,11 @@ import torch
 from hybridzoo.zoo.registry import create_datamodule, create_model, load_config
 
 
-def run_seed(name: str, seed: int, threads: int, **trainer_overrides: Any) -> tuple[dict[str, Any], L.LightningModule]:
+def run_seed(name: str, seed: int, threads: int, keys: tuple[str, ...],
+             **trainer_overrides: Any) -> tuple[dict[str, Any], L.LightningModule]:
     """Fit the zoo config ``name`` with ``seed_everything(seed)`` and test it; returns ``(row, model)``.
 
-    ``row`` holds the seed, the training wall time (s), the epochs run and every logged test metric.
+    ``row`` holds the seed, the training wall time (s), the epochs run and the test metrics ``keys``.
     """
     torch.set_num_threads(threads)
     L.seed_everything(seed, workers=True, verbose=False)
@@ -29,7 +30,7 @@ def run_seed(name: str, seed: int, threads: int, **trainer_overrides: Any) -> tu
     wall = time.perf_counter() - start
     tested = trainer.test(model, datamodule=dm, verbose=False)[0]
     row: dict[str, Any] = {"seed": seed, "wall_time_s": round(wall, 1), "epochs": trainer.current_epoch}
-    row.update({k: float(v) for k, v in sorted(tested.items())})
+    row.update({k: float(tested[k]) for k in keys})
     return row, model
 
 

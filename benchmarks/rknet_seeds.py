@@ -27,8 +27,7 @@ KEYS = ("test/error", "test/error_resnet", "test/error_mlp")
 
 
 def run_seed(seed: int, epochs: int | None, threads: int) -> dict:
-    row, model = _seeds.run_seed("rk-net-digits", seed, threads, max_epochs=epochs)
-    row = {k: row[k] for k in ("seed", "wall_time_s", "epochs", *KEYS)}
+    row, model = _seeds.run_seed("rk-net-digits", seed, threads, KEYS, max_epochs=epochs)
     row.update(model.param_counts())
     return row
 

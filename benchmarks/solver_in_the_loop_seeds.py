@@ -50,8 +50,7 @@ def main() -> None:
         if seed in done:
             print(f"seed {seed}: kept from {out}", flush=True)
             continue
-        row, _ = _seeds.run_seed(args.name, seed, args.threads)
-        row = {k: row[k] for k in ("seed", "wall_time_s", "epochs", *KEYS)}
+        row, _ = _seeds.run_seed(args.name, seed, args.threads, KEYS)
         row["non_over_sol"] = row["test/rollout_mae_non"] / row["test/rollout_mae"]
         row["src_over_sol"] = row["test/rollout_mae_src"] / row["test/rollout_mae"]
         runs.append(row)
