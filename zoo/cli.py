@@ -115,6 +115,7 @@ def cmd_zoo_show(args: argparse.Namespace) -> int:
 
 
 def _kv(pairs: Sequence[str] | None, what: str) -> dict:
+    """``["k=v", ...]`` → ``{k: yaml(v)}``; a key given twice is an error, since one of the values would be lost."""
     import yaml
 
     out = {}
@@ -122,6 +123,8 @@ def _kv(pairs: Sequence[str] | None, what: str) -> dict:
         if "=" not in p:
             raise SystemExit(f"hybridzoo: {what} overrides must be KEY=VALUE, got {p!r}")
         k, v = p.split("=", 1)
+        if k in out:
+            raise SystemExit(f"hybridzoo: {what} sets {k!r} twice ({out[k]!r} and {v!r})")
         out[k] = yaml.safe_load(v)
     return out
 
@@ -202,9 +205,9 @@ def tools_parser() -> argparse.ArgumentParser:
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--overwrite", action="store_true", help="replace existing files")
     q.add_argument("--log-dir", default="lightning_logs")
-    q.add_argument("--trainer", nargs="*", metavar="KEY=VALUE", help="Trainer overrides")
-    q.add_argument("--model", nargs="*", metavar="KEY=VALUE", help="model init overrides")
-    q.add_argument("--data", nargs="*", metavar="KEY=VALUE", help="DataModule init overrides")
+    q.add_argument("--trainer", nargs="*", action="extend", metavar="KEY=VALUE", help="Trainer overrides")
+    q.add_argument("--model", nargs="*", action="extend", metavar="KEY=VALUE", help="model init overrides")
+    q.add_argument("--data", nargs="*", action="extend", metavar="KEY=VALUE", help="DataModule init overrides")
     q.set_defaults(func=cmd_zoo_release)
     q = sub.add_parser("distil", help="symbolic distillation of a trained model's learned terms")
     q.add_argument("name", help="checkpoint name, card path or URL")
@@ -218,7 +221,7 @@ def tools_parser() -> argparse.ArgumentParser:
     q = data.add_parser("build", help="build (or rebuild with --force) a model's data set")
     q.add_argument("name")
     q.add_argument("--force", action="store_true")
-    q.add_argument("--data", nargs="*", metavar="KEY=VALUE", help="DataModule init overrides")
+    q.add_argument("--data", nargs="*", action="extend", metavar="KEY=VALUE", help="DataModule init overrides")
     q.set_defaults(func=cmd_data_build)
     q = sub.add_parser("demo", help="train the UDE, distil it, print the equations and errors")
     q.add_argument("--log-dir", default="lightning_logs")

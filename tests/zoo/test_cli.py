@@ -3,7 +3,7 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
-from hybridzoo.zoo.cli import main, resolve_config_args
+from hybridzoo.zoo.cli import main, resolve_config_args, tools_parser
 
 # rk_net_mnist needs MNIST's IDX files, which cannot be had offline: tests/zoo/test_rk_net.py runs its
 # fast_dev_run on small IDX files that it writes
@@ -62,6 +62,14 @@ def test_unknown_command_and_model(capsys):
 def test_data_build(capsys):
     assert main(["data", "build", "ude-lotka-volterra", "--data", "n_trajectories=5", "n_val=1", "n_test=1"]) == 0
     assert "data ready at" in capsys.readouterr().out
+
+
+def test_repeated_override_flags_accumulate_and_a_key_twice_is_an_error():
+    ns = tools_parser().parse_args(["zoo", "release", "x", "--out", "o", "--trainer", "max_steps=5",
+                                    "--trainer", "max_time=00:00:01:00", "--data", "a=1"])
+    assert ns.trainer == ["max_steps=5", "max_time=00:00:01:00"] and ns.data == ["a=1"]
+    with pytest.raises(SystemExit, match="--data sets 'n_val' twice"):
+        main(["data", "build", "ude-lotka-volterra", "--data", "n_val=1", "--data", "n_val=2"])
 
 
 def test_distil_command_writes_files(tmp_path, capsys):
