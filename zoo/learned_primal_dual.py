@@ -44,6 +44,7 @@ class LearnedPrimalDualCT(HybridModule):
         tv_weight, tv_iterations: the TV baseline (see ``tv_reconstruction``).
         fbp_filter: ``"ramp"`` or ``"hann"``, for the FBP baseline and LGD's starting point.
         cosine_schedule: cosine-anneal the learning rate to 0 over the run (as the paper).
+        adam_beta2: Adam's second-moment decay (0.99 as in the paper; torch's default is 0.999).
         lr, weight_decay, pretrained, freeze: see :class:`HybridModule`.
     """
 
@@ -69,6 +70,7 @@ class LearnedPrimalDualCT(HybridModule):
         tv_iterations: int = 300,
         fbp_filter: str = "hann",
         cosine_schedule: bool = True,
+        adam_beta2: float = 0.99,
         lr: float = 1e-3,
         weight_decay: float = 0.0,
         pretrained: str | None = None,
@@ -82,6 +84,8 @@ class LearnedPrimalDualCT(HybridModule):
             check_positive_int(name, locals()[name])
         check_positive_number("lambda_init", lambda_init)
         check_positive_number("tv_weight", tv_weight, allow_zero=True)
+        if not 0.0 <= adam_beta2 < 1.0:
+            raise ValueError(f"adam_beta2 must be in [0, 1), got {adam_beta2!r}")
         if fbp_filter not in ("ramp", "hann"):
             raise ValueError(f"fbp_filter must be 'ramp' or 'hann', got {fbp_filter!r}")
         self.geometry = ParallelBeamGeometry(image_size, num_angles, num_detectors)
@@ -145,7 +149,23 @@ class LearnedPrimalDualCT(HybridModule):
 
     def configure_optimizers(self) -> Any:  # noqa: D102
         opt = super().configure_optimizers()
+        for group in opt.param_groups:
+            group["betas"] = (group["betas"][0], self.hparams.adam_beta2)
         return self.with_cosine_schedule(opt) if self.hparams.cosine_schedule else opt
+
+    def configure_gradient_clipping(
+        self, optimizer: torch.optim.Optimizer, gradient_clip_val: float | None = None,
+        gradient_clip_algorithm: str | None = None,
+    ) -> None:
+        """Clip LPD's and LGD's gradients each on its own, as if trained in separate runs.
+
+        One joint norm would let one network's large gradients shrink the other's steps.
+        """
+        if gradient_clip_val is None or gradient_clip_algorithm not in (None, "norm"):
+            super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
+            return
+        for params in (self.net["lpd"].parameters(), [*self.net["lgd"].parameters(), *self.physics.parameters()]):
+            torch.nn.utils.clip_grad_norm_([p for p in params if p.grad is not None], gradient_clip_val)
 
     # ------------------------------------------------------------------ evaluation
     def _evaluate(self, batch: dict[str, torch.Tensor], stage: str) -> dict[str, torch.Tensor]:

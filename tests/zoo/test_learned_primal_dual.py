@@ -73,6 +73,24 @@ def test_geometry_mismatch_and_bad_inputs(tmp_path):
         LearnedPrimalDualCT(**SMALL, fbp_filter="shepp")
     with pytest.raises(ValueError, match="n_iter"):
         LearnedPrimalDualCT(**SMALL, n_iter=0)
+    with pytest.raises(ValueError, match="adam_beta2"):
+        LearnedPrimalDualCT(**SMALL, adam_beta2=1.0)
+
+
+def test_optimiser_uses_adam_beta2_and_clips_each_network_on_its_own():
+    model = LearnedPrimalDualCT(**SMALL, **TINY_NETS, adam_beta2=0.9, cosine_schedule=False)
+    assert all(g["betas"][1] == 0.9 for g in model.configure_optimizers().param_groups)
+    lgd = [*model.net["lgd"].parameters(), *model.physics.parameters()]
+    for p in model.net["lpd"].parameters():
+        p.grad = torch.full_like(p, 10.0)
+    for p in lgd:
+        p.grad = torch.full_like(p, 1e-4)
+    lgd_before = torch.cat([p.grad.flatten() for p in lgd]).clone()
+    model.configure_gradient_clipping(None, gradient_clip_val=1.0, gradient_clip_algorithm="norm")
+    lpd_norm = torch.cat([p.grad.flatten() for p in model.net["lpd"].parameters()]).norm()
+    assert torch.isclose(lpd_norm, torch.tensor(1.0), rtol=1e-4)
+    # a joint clip would have scaled LGD's small gradient down with LPD's large one
+    assert torch.equal(torch.cat([p.grad.flatten() for p in lgd]), lgd_before)
 
 
 def test_fit_through_cli_fast_dev_run(tmp_path):
