@@ -115,6 +115,26 @@ class HybridModule(L.LightningModule):
         self.apply_freeze()
 
     # ------------------------------------------------------------------ optimisation
+    def clip_groups(self) -> list[list[torch.nn.Parameter]] | None:
+        """Parameter sets that gradient-norm clipping treats each on its own; ``None``: one joint clip.
+
+        A model that trains independent networks side by side in one run returns one set per network,
+        so that one network's large gradient does not shrink the others' steps.
+        """
+        return None
+
+    def configure_gradient_clipping(
+        self, optimizer: torch.optim.Optimizer, gradient_clip_val: float | None = None,
+        gradient_clip_algorithm: str | None = None,
+    ) -> None:
+        """Lightning's clipping, except that norm clipping follows :meth:`clip_groups` where it is set."""
+        groups = self.clip_groups()
+        if groups is None or gradient_clip_val is None or gradient_clip_algorithm not in (None, "norm"):
+            super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
+            return
+        for params in groups:
+            torch.nn.utils.clip_grad_norm_([p for p in params if p.grad is not None], gradient_clip_val)
+
     def configure_optimizers(self) -> Any:
         """Adam (AdamW with weight decay) over the trainable parameters."""
         params = [p for p in self.parameters() if p.requires_grad]

@@ -153,19 +153,9 @@ class LearnedPrimalDualCT(HybridModule):
             group["betas"] = (group["betas"][0], self.hparams.adam_beta2)
         return self.with_cosine_schedule(opt) if self.hparams.cosine_schedule else opt
 
-    def configure_gradient_clipping(
-        self, optimizer: torch.optim.Optimizer, gradient_clip_val: float | None = None,
-        gradient_clip_algorithm: str | None = None,
-    ) -> None:
-        """Clip LPD's and LGD's gradients each on its own, as if trained in separate runs.
-
-        One joint norm would let one network's large gradients shrink the other's steps.
-        """
-        if gradient_clip_val is None or gradient_clip_algorithm not in (None, "norm"):
-            super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
-            return
-        for params in (self.net["lpd"].parameters(), [*self.net["lgd"].parameters(), *self.physics.parameters()]):
-            torch.nn.utils.clip_grad_norm_([p for p in params if p.grad is not None], gradient_clip_val)
+    def clip_groups(self) -> list[list[nn.Parameter]]:
+        """LPD, and LGD with its λ: two independent models trained in one run, clipped each on its own."""
+        return [list(self.net["lpd"].parameters()), [*self.net["lgd"].parameters(), *self.physics.parameters()]]
 
     # ------------------------------------------------------------------ evaluation
     def _evaluate(self, batch: dict[str, torch.Tensor], stage: str) -> dict[str, torch.Tensor]:
