@@ -32,6 +32,8 @@ class HybridModule(L.LightningModule):
     Args:
         lr: learning rate of the default Adam optimiser.
         weight_decay: decoupled weight decay (AdamW when > 0).
+        adam_beta2: Adam's second-moment decay (torch's default 0.999). A smaller value (0.99) lets the
+            step size follow a sudden rise of the gradient's scale sooner, such as a longer unroll brings.
         pretrained: name of a shipped checkpoint (or a path/URL of a card) whose weights are loaded
             when training starts, for fine-tuning. ``None`` starts from scratch.
         freeze: ``"none"``, ``"network"`` (train only physical parameters) or ``"physics"`` (train
@@ -47,6 +49,7 @@ class HybridModule(L.LightningModule):
         *,
         lr: float = 1e-3,
         weight_decay: float = 0.0,
+        adam_beta2: float = 0.999,
         pretrained: str | None = None,
         freeze: Freeze = "none",
     ) -> None:
@@ -57,8 +60,11 @@ class HybridModule(L.LightningModule):
             raise ValueError(f"lr must be a positive number, got {lr!r}")
         if not (isinstance(weight_decay, (int, float)) and weight_decay >= 0):
             raise ValueError(f"weight_decay must be a non-negative number, got {weight_decay!r}")
+        if not (isinstance(adam_beta2, (int, float)) and 0.0 <= adam_beta2 < 1.0):
+            raise ValueError(f"adam_beta2 must be a number in [0, 1), got {adam_beta2!r}")
         self._base_lr = float(lr)
         self._base_weight_decay = float(weight_decay)
+        self._adam_betas = (0.9, float(adam_beta2))
         self._pretrained = pretrained
         self._pretrained_done = False
         self._freeze: str = freeze
@@ -141,8 +147,9 @@ class HybridModule(L.LightningModule):
         if not params:
             raise ValueError("no trainable parameters: is everything frozen?")
         if self._base_weight_decay > 0:
-            return torch.optim.AdamW(params, lr=self._base_lr, weight_decay=self._base_weight_decay)
-        return torch.optim.Adam(params, lr=self._base_lr)
+            return torch.optim.AdamW(params, lr=self._base_lr, betas=self._adam_betas,
+                                     weight_decay=self._base_weight_decay)
+        return torch.optim.Adam(params, lr=self._base_lr, betas=self._adam_betas)
 
     def with_cosine_schedule(self, optimizer: torch.optim.Optimizer) -> Any:
         """Wrap ``optimizer`` with a per-step cosine decay of the learning rate to 0 over the whole run.

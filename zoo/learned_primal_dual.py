@@ -44,7 +44,7 @@ class LearnedPrimalDualCT(HybridModule):
         tv_weight, tv_iterations: the TV baseline (see ``tv_reconstruction``).
         fbp_filter: ``"ramp"`` or ``"hann"``, for the FBP baseline and LGD's starting point.
         cosine_schedule: cosine-anneal the learning rate to 0 over the run (as the paper).
-        adam_beta2: Adam's second-moment decay (0.99 as in the paper; torch's default is 0.999).
+        adam_beta2: Adam's second-moment decay (default 0.99 as in the paper).
         lr, weight_decay, pretrained, freeze: see :class:`HybridModule`.
     """
 
@@ -76,7 +76,8 @@ class LearnedPrimalDualCT(HybridModule):
         pretrained: str | None = None,
         freeze: Freeze = "none",
     ) -> None:
-        super().__init__(lr=lr, weight_decay=weight_decay, pretrained=pretrained, freeze=freeze)
+        super().__init__(lr=lr, weight_decay=weight_decay, adam_beta2=adam_beta2, pretrained=pretrained,
+                         freeze=freeze)
         self.save_hyperparameters()
         for name in (
             "n_iter", "n_primal", "n_dual", "width", "lgd_iter", "lgd_memory", "lgd_width", "tv_iterations"
@@ -84,8 +85,6 @@ class LearnedPrimalDualCT(HybridModule):
             check_positive_int(name, locals()[name])
         check_positive_number("lambda_init", lambda_init)
         check_positive_number("tv_weight", tv_weight, allow_zero=True)
-        if not 0.0 <= adam_beta2 < 1.0:
-            raise ValueError(f"adam_beta2 must be in [0, 1), got {adam_beta2!r}")
         if fbp_filter not in ("ramp", "hann"):
             raise ValueError(f"fbp_filter must be 'ramp' or 'hann', got {fbp_filter!r}")
         self.geometry = ParallelBeamGeometry(image_size, num_angles, num_detectors)
@@ -149,8 +148,6 @@ class LearnedPrimalDualCT(HybridModule):
 
     def configure_optimizers(self) -> Any:  # noqa: D102
         opt = super().configure_optimizers()
-        for group in opt.param_groups:
-            group["betas"] = (group["betas"][0], self.hparams.adam_beta2)
         return self.with_cosine_schedule(opt) if self.hparams.cosine_schedule else opt
 
     def clip_groups(self) -> list[list[nn.Parameter]]:

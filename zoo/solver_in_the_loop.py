@@ -64,7 +64,7 @@ class SolverInTheLoop(HybridModule):
         gradient_checkpointing: recompute each unrolled step in the backward pass instead of storing
             it (memory grows with the number of states only; for long look-aheads on big grids).
         cosine_schedule: cosine-anneal the learning rate to 0 over the run.
-        lr, weight_decay, pretrained, freeze: see :class:`HybridModule`.
+        lr, weight_decay, adam_beta2, pretrained, freeze: see :class:`HybridModule`.
     """
 
     zoo_name = "solver-in-the-loop-ns"
@@ -92,10 +92,12 @@ class SolverInTheLoop(HybridModule):
         cosine_schedule: bool = True,
         lr: float = 1e-3,
         weight_decay: float = 0.0,
+        adam_beta2: float = 0.999,
         pretrained: str | None = None,
         freeze: Freeze = "none",
     ) -> None:
-        super().__init__(lr=lr, weight_decay=weight_decay, pretrained=pretrained, freeze=freeze)
+        super().__init__(lr=lr, weight_decay=weight_decay, adam_beta2=adam_beta2, pretrained=pretrained,
+                         freeze=freeze)
         for name in ("look_ahead", "curriculum_epochs", "width", "depth", "kernel"):
             check_positive_int(name, locals()[name])
         for name in ("dt", "re_scale"):

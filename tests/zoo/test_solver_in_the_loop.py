@@ -75,6 +75,21 @@ def test_curriculum_and_non_flag():
         model.hybrid_step(torch.zeros(1, 8, 17), torch.zeros(1, 9, 16), torch.tensor([100.0]), method="non")
 
 
+def test_adam_beta2_reaches_the_optimiser_and_the_large_config_sets_it():
+    from hybridzoo.zoo.registry import create_model
+
+    betas = {g["betas"] for g in SolverInTheLoop(**GEOMETRY, **NET, cosine_schedule=False)
+             .configure_optimizers().param_groups}
+    assert betas == {(0.9, 0.999)}  # torch's default: the small shipped config trained with it
+    large = create_model("solver-in-the-loop-ns-large", cosine_schedule=False)
+    assert {g["betas"] for g in large.configure_optimizers().param_groups} == {(0.9, 0.99)}
+    decayed = SolverInTheLoop(**GEOMETRY, **NET, weight_decay=1e-4, adam_beta2=0.95, cosine_schedule=False)
+    opt = decayed.configure_optimizers()
+    assert isinstance(opt, torch.optim.AdamW) and {g["betas"] for g in opt.param_groups} == {(0.9, 0.95)}
+    with pytest.raises(ValueError, match="adam_beta2"):
+        SolverInTheLoop(**GEOMETRY, **NET, adam_beta2=-0.1)
+
+
 def test_checkpoint_round_trip(datamodule, tmp_path):
     model = SolverInTheLoop(**GEOMETRY, look_ahead=2, **NET)
     trainer = _trainer(tmp_path, max_steps=2, limit_val_batches=0)
