@@ -40,9 +40,12 @@ def ramp_filter(
     the mean). ``"hann"`` multiplies by ``(1 + cos(2 pi f)) / 2`` (``f`` in cycles per bin).
 
     Returns:
-        ``(P,)`` real response to multiply the ``fft`` of a zero-padded projection; includes the
-        ``tau`` of the convolution sum, so filtering approximates the continuous ramp convolution.
+        ``(P,)`` real response in ``dtype`` (a real floating dtype, else ``TypeError``) to multiply the
+        ``fft`` of a zero-padded projection; includes the ``tau`` of the convolution sum, so filtering
+        approximates the continuous ramp convolution.
     """
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"dtype must be a real floating-point torch.dtype, got {dtype}")
     d = check_positive_int("num_detectors", num_detectors)
     tau = check_positive_number("spacing", spacing)
     if filter not in ("ramp", "hann"):
@@ -104,7 +107,11 @@ def divergence(q: torch.Tensor) -> torch.Tensor:
 
 
 def tv_gradient(x: torch.Tensor, eps: float = 1e-2) -> torch.Tensor:
-    """Gradient of the smoothed isotropic TV ``sum sqrt(|grad x|^2 + eps^2)``, shape of ``x``."""
+    """Gradient of the smoothed isotropic TV ``sum sqrt(|grad x|^2 + eps^2)``, shape of ``x``.
+
+    ``eps > 0`` (image units): with ``eps = 0`` the gradient is ``0 / 0`` wherever the image is flat.
+    """
+    eps = check_positive_number("eps", eps)
     g = image_gradient(x)
     return -divergence(g / torch.sqrt((g * g).sum(dim=-3, keepdim=True) + eps * eps))
 
@@ -132,7 +139,8 @@ def tv_reconstruction(
         weight: TV weight (``lambda``), ``>= 0``.
         iterations: PDHG iterations.
         nonnegative: constrain ``x >= 0``.
-        x0: optional starting image ``(..., n, n)`` (zeros otherwise).
+        x0: optional starting image, the sinogram's leading dimensions by ``(n, n)``, with the
+            sinogram's dtype and device (zeros otherwise).
         step_ratio: ``r``, the balance of dual to primal step size (see above).
 
     Returns:
@@ -151,6 +159,10 @@ def tv_reconstruction(
         x = check_tensor("x0", x0)
         if tuple(x.shape) != shape:
             raise ValueError(f"x0 must have shape {shape}, got {tuple(x.shape)}")
+        if x.dtype != sinogram.dtype:
+            raise TypeError(f"x0 must have the sinogram's dtype {sinogram.dtype}, got {x.dtype}")
+        if x.device != sinogram.device:
+            raise ValueError(f"x0 must be on the sinogram's device {sinogram.device}, got {x.device}")
     ratio = check_positive_number("step_ratio", step_ratio)
     tau, sigma = 0.99 / (3.0 * ratio), 0.99 * ratio / 3.0
     x_bar = x

@@ -12,15 +12,18 @@ one pixel at a time and the image is linearly interpolated across the other axis
 ``pixel_size / |cos|`` weights each sample. The matrix is built once, in float64, and stored in CSR for
 the forward and for the transpose, so ``F*`` is the exact matrix transpose of ``F``: the dot-product test
 holds to the floating-point rounding of the matmul. Joseph was chosen over Siddon because it is smoother
-(two interpolation weights per step instead of intersection lengths), has exactly ``2 n`` non-zeros per
-ray, and builds in a few vectorised numpy lines; throughput is measured in ``benchmarks/tomography.py``.
+(two interpolation weights per step instead of intersection lengths), has at most ``2 n`` non-zeros per
+ray (fewer for rays that pass beside the image or clip its corners, and zero weights are dropped), and
+builds in a few vectorised numpy lines; throughput is measured in ``benchmarks/tomography.py``.
 
-Memory: about ``2 * num_angles * num_detectors * n`` non-zeros, twice (forward and transpose), 12 bytes
-each in float32: 128^2 with 30 angles is ~34 MB, 256^2 with 60 angles ~270 MB.
+Memory: at most ``2 * num_angles * num_detectors * n`` non-zeros (measured about 0.63 of that with the
+default detector count), twice (forward and transpose), 12 bytes each in float32: 128^2 with 30 angles is
+~21 MB, 256^2 with 60 angles ~170 MB.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import warnings
 from dataclasses import dataclass
@@ -39,7 +42,8 @@ class ParallelBeamGeometry:
         num_angles: number of projection angles, spread uniformly over ``angle_range`` at the midpoints of
             ``num_angles`` equal sub-intervals (as ODL's ``uniform_partition``).
         num_detectors: detector bins per angle; ``None`` takes the smallest count covering the image
-            diagonal, ``ceil(n * sqrt(2) * pixel_size / detector_spacing)`` (+1 when needed for parity).
+            diagonal, ``ceil(n * sqrt(2) * pixel_size / detector_spacing)`` (odd or even: no parity
+            adjustment, so with an even count no bin is centred on ``s = 0``).
         angle_range: total angular range in radians (``pi`` is a full parallel-beam scan).
         angle_start: first edge of the angular range, radians.
         pixel_size: side of one pixel, length units.
@@ -178,10 +182,13 @@ class _SparseApply(torch.autograd.Function):
 class RayTransform:
     """The discrete parallel-beam ray transform ``F`` (Joseph) and its exact adjoint ``F* = F^T``.
 
-    Batched over any leading dimensions, differentiable (the gradient of ``F`` is ``F*`` and vice versa),
-    device and dtype agnostic: the float64 matrix is converted and cached per ``(device, dtype)`` on first
-    use. Not an ``nn.Module`` on purpose: the matrices are derived from the geometry, so they never enter a
-    ``state_dict``.
+    Batched over any leading dimensions, differentiable (the gradient of ``F`` is ``F*`` and vice versa)
+    and device agnostic: the float64 matrix is converted and cached per ``(device, dtype)`` on first use.
+    Real floating dtypes only: float32 and float64 are applied natively; float16 and bfloat16 inputs
+    (which sparse matmul does not support on every device) are computed in float32 and the result is cast
+    back to the input's dtype. Not an ``nn.Module`` on purpose: the matrices are derived from the geometry,
+    so they never enter a ``state_dict``. ``copy.deepcopy`` shares the (never modified) matrices with the
+    copy instead of copying them.
 
     Args:
         geometry: the acquisition geometry.
@@ -199,7 +206,21 @@ class RayTransform:
         with torch.inference_mode(False):
             self._base = (_csr(rows, cols, vals, (m, n2)), _csr(cols, rows, vals, (n2, m)))
         self._cache: dict[tuple[torch.device, torch.dtype], tuple[torch.Tensor, torch.Tensor]] = {}
-        self._norm: float | None = None
+        self._norms: dict[tuple[int, int], float] = {}
+
+    def __deepcopy__(self, memo: dict[int, object]) -> RayTransform:
+        # Sparse CSR tensors cannot be deep-copied (no storage). The matrices are never modified after
+        # construction, so the copy shares them (and the per-device conversions); the rest is copied.
+        new = self.__class__.__new__(self.__class__)
+        memo[id(self)] = new
+        for key, value in self.__dict__.items():
+            if key == "_base":
+                new.__dict__[key] = value
+            elif key == "_cache":
+                new.__dict__[key] = dict(value)
+            else:
+                new.__dict__[key] = copy.deepcopy(value, memo)
+        return new
 
     @property
     def nnz(self) -> int:
@@ -225,13 +246,17 @@ class RayTransform:
             raise ValueError(f"{name} must have shape {want}, got {tuple(x.shape)}")
         if x.is_complex():
             raise TypeError(f"{name} must be real, got {x.dtype}")
-        mat, mat_t = self.matrices(x.device, x.dtype)
+        # Half precisions: sparse matmul lacks them (CPU), so compute in float32 and cast back.
+        compute = torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
+        mat, mat_t = self.matrices(x.device, compute)
         if adjoint:
             mat, mat_t = mat_t, mat
         lead = x.shape[:-2]
         cols = x.reshape(-1, in_shape[0] * in_shape[1]).T  # (N, B): sparse @ dense wants columns
-        out = _SparseApply.apply(cols.contiguous(), mat, mat_t)
-        return out.T.reshape(*lead, *out_shape)
+        if compute != x.dtype:
+            cols = cols.to(compute)
+        out = _SparseApply.apply(cols.contiguous(), mat, mat_t).T.reshape(*lead, *out_shape)
+        return out if compute == x.dtype else out.to(x.dtype)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """Sinogram ``F image``: ``(..., n, n) -> (..., num_angles, num_detectors)`` (line integrals)."""
@@ -246,14 +271,24 @@ class RayTransform:
         return self._apply("sinogram", sinogram, g.sinogram_shape, g.image_shape, adjoint=True)
 
     def operator_norm(self, iterations: int = 100, seed: int = 0) -> float:
-        """Spectral norm ``||F||_2`` by power iteration on ``F* F`` (float64, cached)."""
-        if self._norm is None:
+        """Spectral norm ``||F||_2`` by power iteration on ``F* F`` (float64).
+
+        The start is a uniform random image of unit norm drawn with ``seed``, so every estimate, from
+        ``iterations=1`` on, is a lower bound on ``||F||`` that converges to it. Validated on every call;
+        cached per ``(iterations, seed)``.
+        """
+        check_positive_int("iterations", iterations)
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+        key = (iterations, seed)
+        if key not in self._norms:
             gen = torch.Generator().manual_seed(seed)
             x = torch.rand(self.geometry.image_shape, generator=gen, dtype=torch.float64)
+            x = x / x.norm()
             lam = 0.0
-            for _ in range(check_positive_int("iterations", iterations)):
+            for _ in range(iterations):
                 x = self.adjoint(self.forward(x))
                 lam = float(x.norm())
                 x = x / lam
-            self._norm = math.sqrt(lam)
-        return self._norm
+            self._norms[key] = math.sqrt(lam)
+        return self._norms[key]

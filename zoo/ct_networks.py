@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from hybridzoo.physics.reconstruction import fbp, tv_gradient
 from hybridzoo.physics.tomography import RayTransform
+from hybridzoo.physics.validation import check_positive_int, check_positive_number
 from torch import nn
 
 
@@ -37,6 +38,16 @@ def _check_op(op: object) -> RayTransform:
     return op
 
 
+def check_n_primal(n_primal: object) -> int:
+    """Check learned primal-dual's primal memory: an int ``>= 2`` (channel 0 is the output, 1 feeds ``F``)."""
+    check_positive_int("n_primal", n_primal)
+    if n_primal < 2:  # type: ignore[operator]
+        raise ValueError(
+            f"n_primal must be >= 2 (channel 0 is the reconstruction, channel 1 is projected), got {n_primal}"
+        )
+    return n_primal  # type: ignore[return-value]
+
+
 def _check_sinogram(op: RayTransform, sinogram: object) -> torch.Tensor:
     if not isinstance(sinogram, torch.Tensor):
         raise TypeError(f"sinogram must be a torch.Tensor, got {type(sinogram).__name__}")
@@ -59,7 +70,8 @@ class LearnedPrimalDual(nn.Module):
     Args:
         op: the ray transform.
         n_iter: unrolled iterations (10 in the paper).
-        n_primal, n_dual: memory channels (5 in the paper).
+        n_primal, n_dual: memory channels (5 in the paper); ``n_primal >= 2`` since the dual update reads
+            the primal channel 1 (``f^(1)``) and the output is channel 0.
         width: channels of the hidden layers (32 in the paper).
         init: starting primal iterate, ``"zero"`` (paper) or ``"fbp"``.
         fbp_filter: filter of the FBP start.
@@ -73,6 +85,8 @@ class LearnedPrimalDual(nn.Module):
         self.op = _check_op(op)
         if init not in ("zero", "fbp"):
             raise ValueError(f"init must be 'zero' or 'fbp', got {init!r}")
+        check_n_primal(n_primal)
+        check_positive_int("n_dual", n_dual)
         self.init, self.fbp_filter = init, fbp_filter
         self.n_primal, self.n_dual = n_primal, n_dual
         self.dual = nn.ModuleList(conv_block(n_dual + 2, n_dual, width) for _ in range(n_iter))
@@ -121,7 +135,7 @@ class LearnedGradientDescent(nn.Module):
         n_iter: unrolled iterations.
         n_memory: memory channels.
         width: hidden channels.
-        tv_eps: smoothing of the TV gradient, image units.
+        tv_eps: smoothing of the TV gradient, image units, ``> 0``.
         fbp_filter: filter of the starting FBP.
     """
 
@@ -131,6 +145,7 @@ class LearnedGradientDescent(nn.Module):
     ):
         super().__init__()
         self.op = _check_op(op)
+        tv_eps = check_positive_number("tv_eps", tv_eps)
         self.n_memory, self.tv_eps, self.fbp_filter = n_memory, tv_eps, fbp_filter
         self.steps = nn.ModuleList(conv_block(n_memory + 3, n_memory + 1, width) for _ in range(n_iter))
 

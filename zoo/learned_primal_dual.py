@@ -14,7 +14,7 @@ from hybridzoo.physics.reconstruction import fbp, tv_reconstruction
 from hybridzoo.physics.tomography import ParallelBeamGeometry, RayTransform
 from hybridzoo.physics.validation import check_positive_int, check_positive_number
 from hybridzoo.zoo.base import Freeze, HybridModule
-from hybridzoo.zoo.ct_networks import LearnedGradientDescent, LearnedPrimalDual, LGDPhysics
+from hybridzoo.zoo.ct_networks import LearnedGradientDescent, LearnedPrimalDual, LGDPhysics, check_n_primal
 from torch import nn
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
@@ -37,7 +37,7 @@ class LearnedPrimalDualCT(HybridModule):
 
     Args:
         image_size, num_angles, num_detectors: the acquisition geometry (see ``ParallelBeamGeometry``).
-        n_iter, n_primal, n_dual, width: learned primal-dual (paper: 10, 5, 5, 32).
+        n_iter, n_primal, n_dual, width: learned primal-dual (paper: 10, 5, 5, 32; ``n_primal >= 2``).
         lpd_init: learned primal-dual's starting image, ``"zero"`` (paper) or ``"fbp"`` (trains faster).
         lgd_iter, lgd_memory, lgd_width: learned gradient descent.
         lambda_init: initial TV weight of learned gradient descent (learnable, ``self.physics``).
@@ -83,6 +83,7 @@ class LearnedPrimalDualCT(HybridModule):
             "n_iter", "n_primal", "n_dual", "width", "lgd_iter", "lgd_memory", "lgd_width", "tv_iterations"
         ):
             check_positive_int(name, locals()[name])
+        check_n_primal(n_primal)
         check_positive_number("lambda_init", lambda_init)
         check_positive_number("tv_weight", tv_weight, allow_zero=True)
         if fbp_filter not in ("ramp", "hann"):
@@ -192,7 +193,10 @@ class LearnedPrimalDualCT(HybridModule):
         return self(batch["sinogram"])
 
     def release_metrics(self, trainer: Any, datamodule: Any) -> dict[str, float]:
-        """Shepp-Logan (noisy, the DataModule's noise model, 4 noise draws) PSNR/SSIM of all four methods."""
+        """Shepp-Logan PSNR/SSIM of all four methods (4 noise draws).
+
+        The phantom is rasterised with the DataModule's ``supersample`` and measured with its noise model.
+        """
         from hybridzoo.datamodules.ellipses import EllipsesDataset
 
         ds = getattr(datamodule, "dataset", None)
@@ -202,7 +206,7 @@ class LearnedPrimalDualCT(HybridModule):
         sl = EllipsesDataset(
             self.op, 4, "test", template.seed + 1, phantom="shepp-logan", noise=template.noise,
             noise_level=template.noise_level, photons_per_ray=template.photons_per_ray,
-            attenuation_scale=template.attenuation_scale,
+            attenuation_scale=template.attenuation_scale, supersample=template.supersample,
         )
         items = [sl[i] for i in range(len(sl))]
         batch = {k: torch.stack([it[k] for it in items]).to(self.device) for k in ("sinogram", "phantom")}

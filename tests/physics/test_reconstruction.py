@@ -102,3 +102,34 @@ def test_errors():
     with pytest.raises(ValueError, match="x0"):
         tv_reconstruction(op, torch.zeros(8, op.geometry.num_detectors), x0=torch.zeros(15, 15))
     assert math.isfinite(op.operator_norm())
+
+
+@pytest.mark.parametrize("eps", [0.0, -1e-2])
+def test_tv_gradient_requires_positive_eps(eps):
+    with pytest.raises(ValueError, match="eps"):
+        tv_gradient(torch.ones(4, 4), eps)
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.bool])
+def test_ramp_filter_rejects_non_floating_dtype(dtype):
+    with pytest.raises(TypeError, match="dtype"):
+        ramp_filter(8, 1.0, dtype=dtype)
+    assert ramp_filter(8, 1.0, dtype=torch.float64).dtype == torch.float64
+
+
+def test_tv_x0_must_match_sinogram_dtype():
+    op = RayTransform(ParallelBeamGeometry(16, 8))
+    y = torch.zeros(8, op.geometry.num_detectors)
+    with pytest.raises(TypeError, match="x0"):
+        tv_reconstruction(op, y, iterations=2, x0=torch.zeros(16, 16, dtype=torch.float64))
+    with pytest.raises(ValueError, match="x0"):
+        tv_reconstruction(op, y[None], iterations=2, x0=torch.zeros(16, 16))  # missing batch dimension
+    assert tv_reconstruction(op, y, iterations=2, x0=torch.zeros(16, 16)).dtype == torch.float32
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a second device")
+def test_tv_x0_must_be_on_sinogram_device():
+    op = RayTransform(ParallelBeamGeometry(16, 8))
+    y = torch.zeros(8, op.geometry.num_detectors)
+    with pytest.raises(ValueError, match="x0"):
+        tv_reconstruction(op, y, iterations=2, x0=torch.zeros(16, 16, device="cuda"))

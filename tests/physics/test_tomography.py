@@ -1,3 +1,4 @@
+import copy
 import math
 
 import pytest
@@ -118,3 +119,67 @@ def test_operator_norm_matches_power_of_dense():
     op = RayTransform(ParallelBeamGeometry(8, 5))
     dense = op(torch.eye(64, dtype=torch.float64).reshape(64, 8, 8)).reshape(64, -1)
     assert op.operator_norm() == pytest.approx(float(torch.linalg.matrix_norm(dense, ord=2)), rel=1e-6)
+
+
+def test_operator_norm_cache_is_keyed_by_iterations_and_seed():
+    op = RayTransform(ParallelBeamGeometry(8, 5))
+    dense = op(torch.eye(64, dtype=torch.float64).reshape(64, 8, 8)).reshape(64, -1)
+    exact = float(torch.linalg.matrix_norm(dense, ord=2))
+    cheap = op.operator_norm(iterations=1)
+    # Unit-norm start: one step gives sqrt(||F* F x0||) <= ||F|| (an unnormalised start overshot it).
+    gen = torch.Generator().manual_seed(0)
+    x0 = torch.rand(8, 8, generator=gen, dtype=torch.float64)
+    x0 = x0 / x0.norm()
+    assert cheap == pytest.approx(math.sqrt(float(op.adjoint(op(x0)).norm())), rel=1e-12)
+    assert cheap <= exact * (1 + 1e-12)
+    # A cheap first call must not fix the value returned for more iterations or another seed.
+    assert op.operator_norm(iterations=100) == pytest.approx(exact, rel=1e-6)
+    assert op.operator_norm(iterations=100, seed=3) == pytest.approx(exact, rel=1e-6)
+    assert op.operator_norm(iterations=1, seed=3) != cheap
+    assert op.operator_norm(iterations=1) == cheap
+
+
+def test_operator_norm_validates_even_when_cached():
+    op = RayTransform(ParallelBeamGeometry(8, 5))
+    op.operator_norm()
+    with pytest.raises(ValueError, match="iterations"):
+        op.operator_norm(iterations=0)
+    with pytest.raises(TypeError, match="iterations"):
+        op.operator_norm(iterations=2.5)
+    with pytest.raises(TypeError, match="seed"):
+        op.operator_norm(seed=1.0)
+
+
+def test_default_detector_count_has_no_parity_adjustment():
+    # ceil(n sqrt 2) whatever its parity: 23 (odd) for 16, 46 (even) for 32.
+    assert ParallelBeamGeometry(16, 4).num_detectors == 23
+    assert ParallelBeamGeometry(32, 4).num_detectors == 46
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_computes_in_float32(dtype):
+    op = RayTransform(ParallelBeamGeometry(16, 8))
+    x = torch.rand(2, 16, 16).to(dtype)
+    y = op(x)
+    assert y.dtype == dtype
+    assert torch.equal(y, op(x.float()).to(dtype))
+    s = torch.rand(2, *op.geometry.sinogram_shape).to(dtype)
+    assert op.adjoint(s).dtype == dtype
+    assert torch.equal(op.adjoint(s), op.adjoint(s.float()).to(dtype))
+    xg = x.clone().requires_grad_()
+    op(xg).float().sum().backward()
+    assert xg.grad.dtype == dtype and torch.isfinite(xg.grad.float()).all()
+
+
+def test_deepcopy_shares_the_matrices():
+    op = RayTransform(ParallelBeamGeometry(16, 8))
+    norm = op.operator_norm()
+    x = torch.rand(2, 16, 16)
+    before = op(x)  # populates the float32 cache
+    dup = copy.deepcopy(op)
+    assert dup is not op and dup.geometry == op.geometry
+    assert dup._base is op._base  # immutable, so shared rather than copied
+    assert torch.equal(dup(x), before)
+    assert torch.equal(dup.adjoint(before), op.adjoint(before))
+    assert dup.operator_norm() == norm
+    assert dup._cache is not op._cache  # separate dicts (sharing the converted matrices)

@@ -1,3 +1,5 @@
+import copy
+
 import lightning as L
 import pytest
 import torch
@@ -101,3 +103,58 @@ def test_fit_through_cli_fast_dev_run(tmp_path):
         "--model.lgd_iter", "2", "--data.train_size", "4", "--data.val_size", "4",
     ])
     assert rc == 0
+
+
+def test_n_primal_below_two_is_rejected_at_construction():
+    op = RayTransform(ParallelBeamGeometry(16, 8))
+    with pytest.raises(ValueError, match="n_primal"):
+        LearnedPrimalDual(op, n_iter=2, n_primal=1, n_dual=1, width=4)
+    with pytest.raises(ValueError, match="n_primal"):
+        LearnedPrimalDualCT(**SMALL, **TINY_NETS, n_primal=1)
+    net = LearnedPrimalDual(op, n_iter=1, n_primal=2, n_dual=1, width=4)
+    assert net(torch.rand(2, 1, *op.geometry.sinogram_shape)).shape == (2, 1, 16, 16)
+
+
+@pytest.mark.parametrize("tv_eps", [0.0, -1.0])
+def test_lgd_requires_positive_tv_eps(tv_eps):
+    op = RayTransform(ParallelBeamGeometry(16, 8))
+    with pytest.raises(ValueError, match="tv_eps"):
+        LearnedGradientDescent(op, 1, 2, 4, tv_eps=tv_eps)
+
+
+def test_deepcopy_and_averaged_model():
+    from torch.optim.swa_utils import AveragedModel
+
+    torch.manual_seed(0)
+    model = LearnedPrimalDualCT(**SMALL, n_iter=1, width=4, lgd_iter=1, lgd_width=4, tv_iterations=5)
+    model.eval()
+    y = torch.rand(2, 1, *model.geometry.sinogram_shape)
+    with torch.no_grad():
+        ref, ref_lgd = model(y), model.learned_gradient_descent(y)
+    dup = copy.deepcopy(model)
+    assert dup.op is dup.net["lpd"].op is dup.net["lgd"].op  # still one operator inside the copy
+    assert dup.op is not model.op
+    avg = AveragedModel(model)
+    with torch.no_grad():
+        assert torch.equal(dup(y), ref)
+        assert torch.equal(dup.learned_gradient_descent(y), ref_lgd)
+        assert torch.equal(avg(y), ref)
+    avg.update_parameters(model)
+
+
+def test_release_metrics_uses_the_datamodule_supersample(monkeypatch):
+    import hybridzoo.datamodules.ellipses as ellipses
+
+    seen = []
+    init = ellipses.EllipsesDataset.__init__
+
+    def spy(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        seen.append((self.phantom, self.supersample))
+
+    monkeypatch.setattr(ellipses.EllipsesDataset, "__init__", spy)
+    dm = EllipsesDataModule(**SMALL, supersample=3, test_size=2, test_phantom="ellipses")
+    model = LearnedPrimalDualCT(**SMALL, n_iter=1, width=4, lgd_iter=1, lgd_width=4, tv_iterations=5)
+    out = model.release_metrics(None, dm)
+    assert "shepp_logan/psnr" in out
+    assert ("shepp-logan", 3) in seen and all(ss == 3 for _, ss in seen)
