@@ -50,6 +50,10 @@ def download(
     for u in mirrors:
         if not isinstance(u, str) or u.split(":", 1)[0] not in ("http", "https", "file"):
             raise ValueError(f"urls must be http(s) or file URLs, got {u!r}")
+    if sha256 is not None:
+        if not isinstance(sha256, str):
+            raise TypeError(f"sha256 must be a hex digest (str) or None, got {sha256!r}")
+        sha256 = sha256.strip().lower()  # hex digests compare case-insensitively
     if dest.exists():
         if sha256 is None or _sha256(dest) == sha256:
             return dest
@@ -57,6 +61,7 @@ def download(
             raise ChecksumError(f"{dest} exists with another sha256 than {sha256}; pass overwrite=True to replace it")
     dest.parent.mkdir(parents=True, exist_ok=True)
     errors: list[str] = []
+    mismatch = False  # some mirror answered, with other content
     for url in mirrors:
         fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
         try:
@@ -67,6 +72,7 @@ def download(
                     out.write(block)
             if sha256 is not None and h.hexdigest() != sha256:
                 errors.append(f"{url}: sha256 {h.hexdigest()} != expected {sha256}")
+                mismatch = True
                 continue
             os.replace(tmp, dest)
             return dest
@@ -74,7 +80,7 @@ def download(
             errors.append(f"{url}: {err}")
         finally:
             Path(tmp).unlink(missing_ok=True)
-    if any("sha256" in e for e in errors):
+    if mismatch:
         raise ChecksumError("download refused, checksum mismatch:\n  " + "\n  ".join(errors))
     raise OSError("download failed from every mirror:\n  " + "\n  ".join(errors))
 

@@ -120,6 +120,14 @@ class HybridModule(L.LightningModule):
             self.load_pretrained_weights(self._pretrained)
         self.apply_freeze()
 
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """A restored checkpoint already holds the (fine-tuned) weights: never copy ``pretrained`` over them.
+
+        Subclasses that override this hook must call ``super().on_load_checkpoint(checkpoint)``.
+        """
+        super().on_load_checkpoint(checkpoint)
+        self._pretrained_done = True
+
     # ------------------------------------------------------------------ optimisation
     def clip_groups(self) -> list[list[torch.nn.Parameter]] | None:
         """Parameter sets that gradient-norm clipping treats each on its own; ``None``: one joint clip.
@@ -181,9 +189,14 @@ class HybridModule(L.LightningModule):
         baselines: dict[str, torch.Tensor | float] | None = None,
         **kwargs: Any,
     ) -> None:
-        """Log ``<stage>/<metric>`` for the hybrid and ``<stage>/<metric>_<name>`` for each baseline."""
+        """Log ``<stage>/<metric>`` for the hybrid and ``<stage>/<metric>_<name>`` for each baseline.
+
+        ``kwargs`` go to :meth:`log` (``sync_dist`` defaults to ``True``). A value computed per batch and
+        averaged over the epoch should come with ``batch_size`` (the number of samples it averages), so
+        that the epoch value is the mean over samples; without it Lightning infers the size from the
+        batch. Values logged once per epoch and torchmetrics ``Metric`` objects need none.
+        """
         kwargs.setdefault("sync_dist", True)
-        kwargs.setdefault("batch_size", 1)
         self.log(f"{stage}/{metric}", hybrid, **kwargs)
         for name, value in (baselines or {}).items():
             self.log(f"{stage}/{metric}_{name}", value, **kwargs)

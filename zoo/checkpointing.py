@@ -3,34 +3,62 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
+
+_DEFERRED_MONITOR = "<the model's monitor, set in setup>"
 
 
 class ZooCheckpoint(ModelCheckpoint):
     """Keep the best checkpoint by the model's ``monitor`` metric, plus ``last.ckpt``.
 
-    Args are those of :class:`~lightning.pytorch.callbacks.ModelCheckpoint`; ``monitor`` and
-    ``mode`` default to the LightningModule's class attributes when not given.
+    Args are those of :class:`~lightning.pytorch.callbacks.ModelCheckpoint` (keywords only), except
+    that ``save_last`` defaults to ``True`` and that ``monitor`` and ``mode`` default to ``None``:
+    ``monitor=None`` follows the LightningModule's ``monitor`` class attribute, and ``mode=None`` its
+    ``mode`` where the monitored metric is the model's (else ModelCheckpoint's ``"min"``). A
+    ``monitor`` or ``mode`` given explicitly is kept as given.
     """
 
-    def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault("save_last", True)
-        self._explicit_monitor = "monitor" in kwargs
-        super().__init__(**kwargs)
+    def __init__(
+        self,
+        *,
+        monitor: str | None = None,
+        mode: Literal["min", "max"] | None = None,
+        save_last: bool | Literal["link"] | None = True,
+        **kwargs: Any,
+    ) -> None:
+        self._user_monitor = monitor
+        self._user_mode = mode
+        # ModelCheckpoint refuses save_top_k > 1 without a monitor; the model's is known only in setup()
+        # (where the check is repeated), so stand a placeholder in for it until then
+        deferred = monitor is None and kwargs.get("save_top_k", 1) not in (-1, 0, 1)
+        super().__init__(monitor=_DEFERRED_MONITOR if deferred else monitor, mode=mode or "min",
+                         save_last=save_last, **kwargs)
+        if deferred:
+            self.monitor = None
 
     def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:  # noqa: D102
         if self.dirpath is None and not trainer.loggers:
             # Lightning's default without a logger is ./checkpoints, which in a source checkout is the
             # folder of shipped weights: keep training checkpoints out of it
             self.dirpath = os.path.join(trainer.default_root_dir, "lightning_logs", "checkpoints")
-        if not self._explicit_monitor and getattr(pl_module, "monitor", None):
-            self.monitor = pl_module.monitor
+        model_monitor = getattr(pl_module, "monitor", None)
+        if self._user_monitor is None and model_monitor:
+            self.monitor = model_monitor
+        mode = self._user_mode
+        if mode is None and model_monitor and self.monitor == model_monitor:
             mode = getattr(pl_module, "mode", "min")
             if mode not in ("min", "max"):
                 raise ValueError(f"{type(pl_module).__name__}.mode must be 'min' or 'max', got {mode!r}")
+        if mode is not None and mode != self.mode:
             inf = torch.tensor(float("inf"))
             self.kth_value, self.mode = (inf, "min") if mode == "min" else (-inf, "max")
+        if self.monitor is None and self.save_top_k not in (-1, 0, 1):
+            raise MisconfigurationException(
+                f"ZooCheckpoint(save_top_k={self.save_top_k}) needs a metric to rank checkpoints by, but neither "
+                f"monitor= nor {type(pl_module).__name__}.monitor names one"
+            )
         super().setup(trainer, pl_module, stage)

@@ -114,10 +114,28 @@ def cmd_zoo_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _kv(pairs: Sequence[str] | None, what: str) -> dict:
-    """``["k=v", ...]`` → ``{k: yaml(v)}``; a key given twice is an error, since one of the values would be lost."""
+def _value(text: str) -> object:
+    """An override's value: a Python int or float where ``int()``/``float()`` read one, else YAML.
+
+    YAML 1.1 (PyYAML) reads ``1e-3`` as a string and ``1:00:00:00`` as a base-60 integer; here the first
+    is the float 0.001 and the second stays the string (Lightning's ``max_time`` takes ``DD:HH:MM:SS``).
+    Lists, mappings, booleans and ``null`` are read as YAML.
+    """
     import yaml
 
+    for number in (int, float):
+        try:
+            return number(text)
+        except ValueError:
+            pass
+    value = yaml.safe_load(text)
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and ":" in text:
+        return text  # YAML 1.1 sexagesimal (base 60), e.g. a time: keep the string
+    return value
+
+
+def _kv(pairs: Sequence[str] | None, what: str) -> dict:
+    """``["k=v", ...]`` → ``{k: _value(v)}``; a key given twice is an error, since one of the values would be lost."""
     out = {}
     for p in pairs or []:
         if "=" not in p:
@@ -125,7 +143,7 @@ def _kv(pairs: Sequence[str] | None, what: str) -> dict:
         k, v = p.split("=", 1)
         if k in out:
             raise SystemExit(f"hybridzoo: {what} sets {k!r} twice ({out[k]!r} and {v!r})")
-        out[k] = yaml.safe_load(v)
+        out[k] = _value(v)
     return out
 
 

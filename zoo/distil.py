@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import sympy
 import torch
-from hybridzoo.zoo.symbolic import SympyModule
+from hybridzoo.zoo.symbolic import SympyModule, parse_expression
 
 BACKENDS = ("auto", "pysr", "sindy")
 
@@ -176,7 +176,7 @@ def fit_sindy(
     lib = ps.PolynomialLibrary(degree=max_degree, include_bias=True)
     theta = np.asarray(lib.fit_transform(inputs))  # plain ndarray, not a pysindy AxesArray
     powers = lib.powers_
-    syms = sympy.symbols(input_names)
+    syms = [sympy.Symbol(n) for n in input_names]
     monomials = [sympy.Mul(*[s**int(p) for s, p in zip(syms, row)]) for row in powers]
     y = target.reshape(-1, 1)
     norms = np.linalg.norm(theta, axis=0)
@@ -246,7 +246,8 @@ def fit_pysr(
         if proc.returncode != 0:
             raise BackendUnavailable(f"PySR failed: {proc.stderr.strip()[-2000:]}")
         rows = json.loads(out.read_text())
-    return pareto_front([Candidate(r["complexity"], r["loss"], sympy.sympify(r["expression"])) for r in rows])
+    return pareto_front([Candidate(r["complexity"], r["loss"], parse_expression(r["expression"], input_names))
+                         for r in rows])
 
 
 # ---------------------------------------------------------------------------------------- driver

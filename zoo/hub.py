@@ -76,8 +76,33 @@ def _is_url(s: str) -> bool:
     return urlparse(s).scheme in ("http", "https", "file")
 
 
+def _is_bare_name(s: str) -> bool:
+    """Whether ``s`` reads as a checkpoint name rather than a path (no separator, no ``~``/``.`` start)."""
+    seps = {"/", os.sep, os.altsep} - {None}
+    return not any(sep in s for sep in seps) and not s.startswith(("~", "."))
+
+
+def _card_in_folder(p: Path) -> Path | None:
+    """The card a folder holds: ``<folder>/<folder name>.json``, else its only ``*.json`` file."""
+    own = p / f"{p.name}.json"
+    if own.is_file():
+        return own
+    cards = sorted(f for f in p.glob("*.json") if f.is_file())
+    if len(cards) > 1:
+        raise CheckpointError(f"folder {p} holds several JSON files ({', '.join(f.name for f in cards)}): "
+                              "name the card itself")
+    return cards[0] if cards else None
+
+
 def resolve_card(name_or_path: str | os.PathLike[str], *, cache: str | os.PathLike[str] | None = None) -> Path:
-    """Find the card (JSON) of a checkpoint, downloading it (and its weights) for a URL."""
+    """Find the card (JSON) of a checkpoint, downloading it (and its weights) for a URL.
+
+    A folder stands for the card it holds. A bare name (no path separator) that is also the name of a
+    folder without a card, such as ``zoo release NAME --out NAME`` leaves behind in the current
+    directory, still finds the shipped or cached checkpoint ``NAME``; write ``./NAME`` to mean the folder.
+    """
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        raise TypeError(f"name_or_path must be a model name, a path or a URL, got {name_or_path!r}")
     s = os.fspath(name_or_path)
     if not isinstance(s, str) or not s:
         raise TypeError(f"name_or_path must be a model name, a path or a URL, got {name_or_path!r}")
@@ -92,7 +117,15 @@ def resolve_card(name_or_path: str | os.PathLike[str], *, cache: str | os.PathLi
         if not card.is_file():
             raise CheckpointError(f"no model card {card.name} beside {p}: a checkpoint is weights + card")
         return card
-    if p.is_dir() or p.suffix in (".json", WEIGHTS_SUFFIX):
+    folder_without_card = False
+    if p.is_dir():
+        card = _card_in_folder(p)
+        if card is not None:
+            return card
+        if not (isinstance(name_or_path, str) and _is_bare_name(s)):
+            raise CheckpointError(f"no checkpoint at {p}: the folder holds no model card")
+        folder_without_card = True  # maybe a folder named like a shipped checkpoint: look the name up
+    elif p.suffix in (".json", WEIGHTS_SUFFIX):
         raise CheckpointError(f"no checkpoint at {p}")
     shipped = resources.files("hybridzoo.checkpoints") / f"{s}.json"
     if shipped.is_file():
@@ -100,6 +133,9 @@ def resolve_card(name_or_path: str | os.PathLike[str], *, cache: str | os.PathLi
     cached = cdir / f"{s}.json"
     if cached.is_file():
         return cached
+    if folder_without_card:
+        raise CheckpointError(f"no checkpoint at {p}: the folder holds no model card, and no card named {s!r} "
+                              f"ships or is cached in {cdir}")
     from hybridzoo.zoo.registry import names
 
     known = [n for n in names() if (resources.files("hybridzoo.checkpoints") / f"{n}.json").is_file()]
@@ -118,6 +154,8 @@ def _fetch_url(url: str, cdir: Path) -> Path:
     try:
         card = json.loads(raw)
         weights, sha = card["weights"], card["sha256"]
+        if not (isinstance(weights, str) and isinstance(sha, str)):
+            raise TypeError("'weights' and 'sha256' must be strings")
     except (ValueError, KeyError, TypeError) as err:
         raise CheckpointError(f"{url} is not a hybridzoo model card: {err}") from None
     if Path(weights).name != weights:
@@ -140,26 +178,55 @@ def read_card(path: Path) -> dict[str, Any]:
     return card
 
 
+def check_map_location(map_location: str | torch.device | int) -> torch.device:
+    """``map_location`` as a :class:`torch.device`, checked to be a device that is available here.
+
+    Raises:
+        TypeError: not a device name, a :class:`torch.device` or a device index.
+        ValueError: not a valid device, or one this machine does not have (e.g. ``"cuda"`` without CUDA).
+    """
+    if isinstance(map_location, bool) or not isinstance(map_location, (str, torch.device, int)):
+        raise TypeError(f"map_location must be a device such as 'cpu', 'cuda:0' or a torch.device, "
+                        f"got {type(map_location).__name__} {map_location!r}")
+    try:
+        device = torch.device(map_location)
+    except (RuntimeError, ValueError, TypeError) as err:
+        raise ValueError(f"map_location={map_location!r} is not a device ('cpu', 'cuda', 'cuda:1', ...): "
+                         f"{err}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"map_location={map_location!r}, but CUDA is not available on this machine; use 'cpu'")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"map_location={map_location!r}, but this machine has "
+                         f"{torch.cuda.device_count()} CUDA device(s)")
+    try:
+        torch.empty(0, device=device)
+    except Exception as err:  # torch raises RuntimeError or AssertionError for a backend it was built without
+        raise ValueError(f"map_location={map_location!r} is not available on this machine: {err}") from None
+    return device
+
+
 def load_state_dict(
     name_or_path: str | os.PathLike[str], map_location: str | torch.device = "cpu", *, cache: str | None = None
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Verified weights and card of a checkpoint, without building the model."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    device = check_map_location(map_location)
     card_path = resolve_card(name_or_path, cache=cache)
     card = read_card(card_path)
     weights = card_path.parent / card["weights"]
     if not weights.is_file():
         raise CheckpointError(f"weights file {weights} named by card {card_path} is missing")
     digest = sha256_file(weights)
-    if digest != card["sha256"]:
+    if digest.lower() != str(card["sha256"]).lower():
         raise CheckpointError(
             f"sha256 mismatch for {weights}: file has {digest}, card {card_path.name} expects {card['sha256']} "
             "(corrupt or replaced file)"
         )
     try:
-        state = load_file(str(weights), device=str(map_location))
-    except Exception as err:  # safetensors raises its own error types for malformed files
+        state = load_file(str(weights), device=str(device))
+    except SafetensorError as err:  # malformed header or data
         raise CheckpointError(f"weights file {weights} is corrupt: {err}") from None
     ours = library_version()
     theirs = card.get("versions", {}).get("hybridzoo")
@@ -189,18 +256,23 @@ def load_pretrained(
     from hybridzoo.zoo.base import HybridModule
     from hybridzoo.zoo.registry import model_class
 
-    state, card = load_state_dict(name_or_path, map_location, cache=cache)
+    device = check_map_location(map_location)
+    state, card = load_state_dict(name_or_path, device, cache=cache)
     cls = model_class(card["model"])
     if not issubclass(cls, HybridModule):
         raise CheckpointError(f"{card['model']} is not a hybridzoo model")
     hparams = {k: v for k, v in card["hparams"].items() if k != "pretrained"}
     model = cls(**hparams)
+    # load_state_dict casts into the model's dtype: give the model the saved one (e.g. float64) first
+    saved = {v.dtype for v in state.values() if v.is_floating_point()}
+    if len(saved) == 1:
+        model = model.to(saved.pop())
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as err:
         raise CheckpointError(f"weights do not fit {cls.__name__}{hparams}: {err}") from None
     model.card = card
-    return model.to(map_location).eval()
+    return model.to(device).eval()
 
 
 def save_pretrained(

@@ -265,6 +265,7 @@ class RKNet(HybridModule):
                 times["rknet"],
                 {m: t for m, t in times.items() if m != "rknet"},
                 on_epoch=True,
+                batch_size=1,  # a time per batch: the epoch value is the mean over batches
             )
 
     def _keep_examples(self, x: torch.Tensor, pred: torch.Tensor, y: torch.Tensor) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import sympy
@@ -9,30 +10,65 @@ import torch
 from torch import nn
 
 
+def parse_expression(text: str, input_names: Sequence[str]) -> sympy.Expr:
+    """``sympy.sympify(text)`` with every input name read as a plain symbol.
+
+    Without this, names that sympy knows (``gamma``, ``beta``, ``S``, ``I``, ``E``, ``N``, ...) would be
+    read as its functions and constants.
+    """
+    return sympy.sympify(text, locals={name: sympy.Symbol(name) for name in input_names})
+
+
+def _parametrise(
+    expr: sympy.Expr, input_names: Sequence[str]
+) -> tuple[sympy.Expr, tuple[sympy.Symbol, ...], list[sympy.Float]]:
+    """Replace every occurrence of a float in ``expr`` by its own symbol ``c0, c1, ...`` (in tree order).
+
+    Equal values that occur twice (``0.5*x + 0.5*y``) get two symbols, so that they train apart.
+    Returns the template, its constant symbols and their values.
+    """
+    prefix = "c"
+    while any(re.fullmatch(rf"{re.escape(prefix)}\d+", n) for n in input_names):  # keep clear of the inputs
+        prefix = "_" + prefix
+    consts: list[sympy.Symbol] = []
+    values: list[sympy.Float] = []
+
+    def walk(e: sympy.Basic) -> sympy.Basic:
+        if isinstance(e, sympy.Float):
+            consts.append(sympy.Symbol(f"{prefix}{len(consts)}"))
+            values.append(e)
+            return consts[-1]
+        if not e.args:
+            return e
+        args = [walk(a) for a in e.args]
+        return e.func(*args) if any(a is not b for a, b in zip(args, e.args)) else e
+
+    return walk(expr), tuple(consts), values
+
+
 class SympyModule(nn.Module):
     """Evaluate a sympy expression of named inputs on tensors, with its constants as parameters.
 
-    The module takes ``inputs (..., len(input_names))`` and returns ``(...)``. Every floating-point
-    constant of the expression becomes an entry of ``self.constants``, so the distilled formula can be
-    fine-tuned with the Trainer like any network. Integer exponents stay fixed.
+    The module takes ``inputs (..., len(input_names))`` and returns ``(...)``. Every occurrence of a
+    floating-point constant in the expression becomes an entry of ``self.constants`` (equal values
+    apart), so the distilled formula can be fine-tuned with the Trainer like any network. Integer
+    exponents stay fixed.
 
     Args:
-        expression: a sympy expression, or a string sympy can parse.
+        expression: a sympy expression, or a string sympy can parse (input names are read as symbols).
         input_names: names of the input columns, in order (e.g. ``["x", "y"]``).
     """
 
     def __init__(self, expression: sympy.Expr | str, input_names: Sequence[str]) -> None:
         super().__init__()
-        expr = sympy.sympify(expression) if isinstance(expression, str) else expression
         self.input_names = list(input_names)
-        self._inputs = sympy.symbols(self.input_names)
+        expr = parse_expression(expression, self.input_names) if isinstance(expression, str) else expression
+        self._inputs = [sympy.Symbol(n) for n in self.input_names]
         unknown = expr.free_symbols - set(self._inputs)
         if unknown:
             names = sorted(map(str, unknown))
             raise ValueError(f"expression uses {names}, not among input_names {self.input_names}")
-        floats = sorted(expr.atoms(sympy.Float), key=lambda f: (abs(float(f)), float(f)))
-        self._consts = sympy.symbols(f"c0:{len(floats)}") if floats else ()
-        self._template = expr.xreplace(dict(zip(floats, self._consts)))
+        self._template, self._consts, floats = _parametrise(expr, self.input_names)
         self.constants = nn.Parameter(torch.tensor([float(f) for f in floats], dtype=torch.get_default_dtype()))
         self._fn = sympy.lambdify([*self._inputs, *self._consts], self._template, modules="torch")
 

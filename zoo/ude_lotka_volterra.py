@@ -221,7 +221,8 @@ class UDELotkaVolterra(HybridModule):
         physics = self.trajectory_errors(batch, use_net=False)
         for metric in ("traj_mse", "extrap_mse"):
             self.log_with_baselines(stage, metric, hybrid[metric], {"physics": physics[metric]},
-                                    prog_bar=(stage == "val" and metric == "traj_mse"))
+                                    prog_bar=(stage == "val" and metric == "traj_mse"),
+                                    batch_size=batch["y0"].shape[0])
         return {"hybrid": hybrid["pred"], "physics": physics["pred"]}
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:  # noqa: D102

@@ -60,3 +60,26 @@ def test_bad_urls():
         download("ftp://example.org/x", "x", None)
     with pytest.raises(ValueError, match="at least one URL"):
         download([], "x", None)
+
+
+def test_unreachable_mirror_named_sha256_is_not_a_checksum_mismatch(tmp_path):
+    missing = tmp_path / "sha256" / "missing.bin"
+    with pytest.raises(OSError, match="download failed from every mirror") as info:
+        download(missing.as_uri(), tmp_path / "out.bin", hashlib.sha256(b"x").hexdigest())
+    assert not isinstance(info.value, ChecksumError)
+
+
+def test_mismatch_then_unreachable_mirror_is_a_checksum_error(server, tmp_path):
+    root, url = server
+    (root / "f.bin").write_bytes(b"tampered")
+    with pytest.raises(ChecksumError, match="checksum mismatch"):
+        download([f"{url}/f.bin", (tmp_path / "missing.bin").as_uri()], tmp_path / "out.bin", "0" * 64)
+
+
+def test_digest_compares_case_insensitively(tmp_path):
+    src = tmp_path / "payload.bin"
+    src.write_bytes(b"hello")
+    upper = hashlib.sha256(b"hello").hexdigest().upper()
+    dest = download(src.as_uri(), tmp_path / "out" / "payload.bin", upper)
+    assert dest.read_bytes() == b"hello"
+    assert download(src.as_uri(), dest, upper) == dest  # the existing file is recognised as well

@@ -3,7 +3,8 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
-from hybridzoo.zoo.cli import main, resolve_config_args, tools_parser
+from hybridzoo.zoo.checkpointing import ZooCheckpoint
+from hybridzoo.zoo.cli import _kv, main, resolve_config_args, tools_parser
 
 # rk_net_mnist needs MNIST's IDX files, which cannot be had offline: tests/zoo/test_rk_net.py runs its
 # fast_dev_run on small IDX files that it writes
@@ -109,3 +110,58 @@ def test_without_logger_checkpoints_stay_out_of_shipped_folder(tmp_path, monkeyp
                  "--data.n_test=1", "--data.t_train=2", "--data.t_extrap=3"]) == 0
     assert not (tmp_path / "checkpoints").exists()
     assert (tmp_path / "lightning_logs" / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_override_values_read_numbers_like_python_and_keep_times_as_strings():
+    kv = _kv(["lr=1e-3", "noise=5e-2", "n=5", "x=-2.5", "max_time=1:00:00:00", "t=00:00:01:00", "u=1:30",
+              "steps=[1, 2]", "flag=true", "none=null", "name=abc"], "--model")
+    assert kv == {"lr": 0.001, "noise": 0.05, "n": 5, "x": -2.5, "max_time": "1:00:00:00", "t": "00:00:01:00",
+                  "u": "1:30", "steps": [1, 2], "flag": True, "none": None, "name": "abc"}
+    assert type(kv["n"]) is int and type(kv["lr"]) is float
+
+
+def _setup(cb, model, tmp_path):
+    import lightning as L
+
+    trainer = L.Trainer(logger=False, enable_progress_bar=False, default_root_dir=tmp_path, callbacks=[cb])
+    cb.setup(trainer, model, "fit")
+    return cb
+
+
+def test_zoo_checkpoint_takes_model_checkpoint_arguments(tmp_path):
+    import lightning as L
+    from hybridzoo.zoo import create_model
+    from lightning.pytorch.utilities.exceptions import MisconfigurationException
+
+    model = create_model("ude-lotka-volterra", hidden=8)  # monitor val/traj_mse, mode min
+    cb = _setup(ZooCheckpoint(save_top_k=3), model, tmp_path)
+    assert (cb.monitor, cb.mode, cb.save_top_k, cb.save_last) == ("val/traj_mse", "min", 3, True)
+    # a mode given by the user is kept, with or without a monitor
+    assert _setup(ZooCheckpoint(save_top_k=2, mode="max"), model, tmp_path).mode == "max"
+    cb = _setup(ZooCheckpoint(mode="max"), model, tmp_path)
+    assert (cb.monitor, cb.mode, float(cb.kth_value)) == ("val/traj_mse", "max", float("-inf"))
+    cb = _setup(ZooCheckpoint(monitor="val/extrap_mse", mode="max"), model, tmp_path)
+    assert (cb.monitor, cb.mode) == ("val/extrap_mse", "max")
+    # the model's mode follows its monitor
+    model.mode = "max"
+    assert _setup(ZooCheckpoint(), model, tmp_path).mode == "max"
+    # without any monitor, top-k is refused when the model is known
+    with pytest.raises(MisconfigurationException, match="needs a metric"):
+        _setup(ZooCheckpoint(save_top_k=2), L.LightningModule(), tmp_path)
+
+
+def test_zoo_checkpoint_from_the_command_line_follows_the_model(tmp_path, monkeypatch):
+    import lightning as L
+    from hybridzoo.zoo.base import HybridModule
+    from lightning.pytorch.cli import LightningCLI
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.argv", ["hybridzoo"])  # LightningCLI warns about pytest's own arguments
+    cli = LightningCLI(HybridModule, L.LightningDataModule, subclass_mode_model=True, subclass_mode_data=True,
+                       run=False, auto_configure_optimizers=False,
+                       args=resolve_config_args(["-c", "ude_lotka_volterra", "--trainer.logger=false",
+                                                 "--trainer.callbacks+=hybridzoo.zoo.checkpointing.ZooCheckpoint",
+                                                 "--trainer.callbacks.save_top_k=2"]))
+    cb = next(c for c in cli.trainer.callbacks if isinstance(c, ZooCheckpoint))
+    cb.setup(cli.trainer, cli.model, "fit")
+    assert (cb.monitor, cb.mode, cb.save_top_k, cb.save_last) == (cli.model.monitor, cli.model.mode, 2, True)

@@ -89,3 +89,47 @@ def test_pysr_backend():
     front = fit_pysr(X, target, ["x", "y"], niterations=20)
     best = front[select(front)]
     assert float(sympy.expand(best.expression).as_coefficients_dict()[x * y]) == pytest.approx(-0.4, rel=0.05)
+
+
+def test_equal_constants_get_a_parameter_each():
+    m = SympyModule("0.5*x + 0.5*y", ["x", "y"])
+    assert m.constants.numel() == 2
+    with torch.no_grad():
+        m.constants[0] = 2.0
+    e = m.expression()
+    assert float(e.coeff(x)) == 2.0 and float(e.coeff(y)) == 0.5
+    torch.testing.assert_close(m(torch.tensor([[1.0, 1.0]])), torch.tensor([2.5]))
+
+
+@pytest.mark.parametrize(("text", "names"), [("0.3*gamma + 0.1*x", ["gamma", "x"]),
+                                             ("0.2*S*I - 0.1*E", ["S", "I", "E"]), ("0.5*beta*N", ["beta", "N"])])
+def test_input_names_that_sympy_knows_are_plain_symbols(text, names):
+    m = SympyModule(text, names)
+    assert m.expression().free_symbols == {sympy.Symbol(n) for n in names}
+    inp = torch.arange(1.0, 1.0 + len(names)).unsqueeze(0)
+    ref = sympy.lambdify([sympy.Symbol(n) for n in names], m.expression())(*inp[0].tolist())
+    torch.testing.assert_close(m(inp), torch.tensor([float(ref)]))
+
+
+def test_pysr_expressions_are_parsed_with_the_input_names(monkeypatch, tmp_path):
+    import importlib
+    import json
+    import subprocess
+
+    distil = importlib.import_module("hybridzoo.zoo.distil")  # the module, not the function of that name
+
+    rows = [{"complexity": 1, "loss": 1.0, "expression": "0.1"},
+            {"complexity": 5, "loss": 0.01, "expression": "0.3*gamma*S - 0.3*I"}]
+
+    def fake_run(cmd, **kwargs):  # [python, -c, worker, data.npz, out.json, options]: write out.json
+        with open(cmd[4], "w") as fh:
+            json.dump(rows, fh)
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+
+    monkeypatch.setattr(distil, "pysr_available", lambda *a, **k: (True, "ok"))
+    monkeypatch.setattr(distil.subprocess, "run", fake_run)
+    front = fit_pysr(np.ones((4, 3)), np.ones(4), ["gamma", "S", "I"])
+    best = front[-1].expression
+    g, s, i = sympy.symbols("gamma S I")
+    assert best.free_symbols == {g, s, i}
+    assert SympyModule(best, ["gamma", "S", "I"]).constants.numel() == 2

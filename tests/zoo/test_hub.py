@@ -132,3 +132,69 @@ def test_paired_datamodule_from_card_with_overrides():
     dm = model.datamodule(noise=0.05)
     assert dm.hparams.noise == 0.05
     assert dm.hparams.t_train == model.card["data"]["t_train"]
+
+
+@pytest.mark.parametrize(("loc", "error", "match"), [
+    ("gpu", ValueError, "map_location='gpu' is not a device"),
+    ({"cuda:0": "cpu"}, TypeError, "map_location must be a device"),
+    (None, TypeError, "map_location must be a device"),
+])
+def test_bad_map_location_is_named_not_called_corrupt(tmp_path, loc, error, match):
+    card_path = save_pretrained(_small(), tmp_path)
+    with pytest.raises(error, match=match):
+        load_pretrained(card_path, map_location=loc)
+    with pytest.raises(error, match=match):
+        load_pretrained("ude-lotka-volterra", map_location=loc)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_map_location_without_cuda_is_a_clear_error(tmp_path):
+    card_path = save_pretrained(_small(), tmp_path)
+    with pytest.raises(ValueError, match="map_location='cuda', but CUDA is not available") as info:
+        load_pretrained(card_path, map_location="cuda")
+    assert "corrupt" not in str(info.value)
+
+
+def test_float64_weights_round_trip_exactly(tmp_path):
+    m = _small().double()
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in m.parameters():  # values that float32 cannot hold
+            p.copy_(torch.randn(p.shape, generator=gen, dtype=torch.float64))
+    loaded = load_pretrained(save_pretrained(m, tmp_path))
+    assert all(p.dtype == torch.float64 for p in loaded.parameters())
+    for k, v in m.state_dict().items():
+        assert torch.equal(loaded.state_dict()[k], v), k
+
+
+def test_upper_case_card_digest_is_accepted(tmp_path):
+    card_path = save_pretrained(_small(), tmp_path)
+    card = json.loads(card_path.read_text())
+    card["sha256"] = card["sha256"].upper()
+    card_path.write_text(json.dumps(card))
+    assert load_pretrained(card_path).card["sha256"] == card["sha256"]
+
+
+@pytest.mark.parametrize("bad", [None, 3, b"ude-lotka-volterra", ""])
+def test_name_or_path_of_another_type_is_a_type_error(bad):
+    with pytest.raises(TypeError, match="name_or_path must be"):
+        resolve_card(bad)
+
+
+def test_folder_named_like_a_shipped_model_does_not_hide_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ude-lotka-volterra").mkdir()  # e.g. left by `zoo release ude-lotka-volterra --out ...`
+    shipped = resolve_card("ude-lotka-volterra")
+    assert shipped.name == "ude-lotka-volterra.json" and shipped.parent != tmp_path / "ude-lotka-volterra"
+    assert load_pretrained("ude-lotka-volterra").card["name"] == "ude-lotka-volterra"
+    # an explicit path to the folder stays strict
+    for path in ("./ude-lotka-volterra", tmp_path / "ude-lotka-volterra", str(tmp_path / "ude-lotka-volterra")):
+        with pytest.raises(CheckpointError, match="no checkpoint at"):
+            resolve_card(path)
+    # a folder with no card and no such shipped name
+    (tmp_path / "mine").mkdir()
+    with pytest.raises(CheckpointError, match="no checkpoint at mine"):
+        resolve_card("mine")
+    # a folder holding a card stands for it
+    card_path = save_pretrained(_small(), tmp_path / "released", name="released")
+    assert resolve_card("released").resolve() == card_path.resolve()

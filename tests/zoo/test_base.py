@@ -1,0 +1,57 @@
+import warnings
+
+import lightning as L
+import pytest
+import torch
+from hybridzoo.zoo import create_model
+from hybridzoo.zoo.base import HybridModule
+from hybridzoo.zoo.hub import load_state_dict
+from hybridzoo.zoo.registry import create_datamodule
+from hybridzoo.zoo.ude_lotka_volterra import UDELotkaVolterra
+from torch.utils.data import DataLoader, TensorDataset
+
+QUIET = {"logger": False, "enable_checkpointing": False, "enable_progress_bar": False, "enable_model_summary": False,
+         "accelerator": "cpu", "devices": 1}
+
+
+def test_load_from_checkpoint_keeps_fine_tuned_weights_over_pretrained(tmp_path):
+    model = create_model("ude-lotka-volterra", pretrained="ude-lotka-volterra")
+    model.setup("fit")  # copies the shipped weights in, as at the start of fine-tuning
+    shipped, _ = load_state_dict("ude-lotka-volterra")
+    with torch.no_grad():  # stands for fine-tuning
+        for p in model.parameters():
+            p.add_(0.25)
+    tuned = {k: v.clone() for k, v in model.state_dict().items()}
+    assert not all(torch.equal(tuned[k], shipped[k]) for k in shipped)
+    ckpt = tmp_path / "tuned.ckpt"
+    torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams),
+                "pytorch-lightning_version": L.__version__}, ckpt)
+
+    restored = UDELotkaVolterra.load_from_checkpoint(ckpt, weights_only=True)
+    assert restored.hparams.pretrained == "ude-lotka-volterra"
+    dm = create_datamodule("ude-lotka-volterra", n_trajectories=5, n_val=1, n_test=1, t_train=2, t_extrap=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        L.Trainer(**QUIET).validate(restored, datamodule=dm, verbose=False)
+    for k, v in restored.state_dict().items():
+        torch.testing.assert_close(v, tuned[k], rtol=0, atol=0, msg=f"{k} was replaced by the shipped weights")
+
+
+class _MeanOfBatch(HybridModule):
+    def __init__(self):
+        super().__init__()
+        self.net = torch.nn.Linear(1, 1)
+
+    def validation_step(self, batch, batch_idx):
+        x = batch[0]
+        self.log_with_baselines("val", "err", x.mean(), {"plain": x.mean()})
+
+
+def test_log_with_baselines_epoch_value_is_the_mean_over_samples():
+    x = torch.cat([torch.zeros(8), torch.ones(2)]).unsqueeze(1)  # batches [0,0,0,0] [0,0,0,0] [1,1]
+    loader = DataLoader(TensorDataset(x), batch_size=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = L.Trainer(**QUIET).validate(_MeanOfBatch(), loader, verbose=False)[0]
+    assert res["val/err"] == pytest.approx(0.2)  # not the mean of batch means, 1/3
+    assert res["val/err_plain"] == pytest.approx(0.2)
