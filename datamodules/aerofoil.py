@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
@@ -26,7 +27,14 @@ from hybridzoo.datamodules.cache import ArrayCache, atomic_write_bytes
 from hybridzoo.physics.airfoil import check_airfoil, naca4, normalize, parse_naca4, read_dat, repanel
 from torch.utils.data import DataLoader, TensorDataset
 
-GENERATOR_VERSION = "1"
+#: Bump whenever the generated arrays change. "2": polars keyed by the exact Reynolds number (was
+#: ``{re:.0e}``, which merged e.g. 2e5 and 2.4e5), geometric duplicates dropped, missing XFOIL
+#: points retried from a fresh boundary layer. Old cache entries are then left unused, never mixed in.
+GENERATOR_VERSION = "2"
+
+#: Shapes whose re-panelled contours are closer than this RMS point distance (chord units) are
+#: treated as the same aerofoil (UIUC holds copies under several names); only the first is kept.
+DUPLICATE_RMS = 1e-4
 
 DEFAULT_NACA = tuple(
     [f"00{t:02d}" for t in (6, 9, 12, 15, 18, 21)]
@@ -73,16 +81,44 @@ def prepare_shape(coords: torch.Tensor, n_per_side: int) -> torch.Tensor | None:
     return c
 
 
+def _rms_distance(c: torch.Tensor, shapes: list[torch.Tensor]) -> torch.Tensor:
+    """RMS point distance between contour ``c (K, 2)`` and each of ``shapes`` (same ``K``)."""
+    if not shapes:
+        return c.new_empty(0)
+    return (torch.stack(shapes) - c).square().sum(-1).mean(-1).sqrt()
+
+
 def _collect_shapes(
-    n_uiuc: int, naca: Sequence[str], n_per_side: int, seed: int
+    n_uiuc: int,
+    naca: Sequence[str],
+    n_per_side: int,
+    seed: int,
+    duplicates: list[tuple[str, str]] | None = None,
 ) -> tuple[list[str], list[torch.Tensor]]:
-    names, shapes = [], []
+    """NACA then randomly drawn UIUC shapes, re-panelled, without name or geometric duplicates.
+
+    A shape within :data:`DUPLICATE_RMS` of one already kept is dropped (and does not count towards
+    ``n_uiuc``), so that no aerofoil can sit in two splits under two names; ``(dropped, kept)`` name
+    pairs are appended to ``duplicates`` when given.
+    """
+    names: list[str] = []
+    shapes: list[torch.Tensor] = []
+
+    def add(name: str, c: torch.Tensor) -> bool:
+        dist = _rms_distance(c, shapes)
+        if dist.numel() and float(dist.min()) < DUPLICATE_RMS:
+            if duplicates is not None:
+                duplicates.append((name, names[int(dist.argmin())]))
+            return False
+        names.append(name)
+        shapes.append(c)
+        return True
+
     for code in naca:
         m, p, t = parse_naca4(code)
         c = prepare_shape(naca4(m, p, t, n_per_side=200, closed_te=False, dtype=torch.float64), n_per_side)
-        if c is not None:
-            names.append(f"naca{code}")
-            shapes.append(c)
+        if c is not None and f"naca{code}" not in names:
+            add(f"naca{code}", c)
     if n_uiuc > 0:
         files = sorted(uiuc_database().glob("*.dat"))
         order = np.random.default_rng(seed).permutation(len(files))
@@ -98,9 +134,7 @@ def _collect_shapes(
             except ValueError:
                 continue
             c = prepare_shape(raw, n_per_side)
-            if c is not None:
-                names.append(stem)
-                shapes.append(c)
+            if c is not None and add(stem, c):
                 taken += 1
     return names, shapes
 
@@ -125,6 +159,11 @@ def _polar_job(
     return key
 
 
+def _re_key(re: float) -> str:
+    """File-name key of a Reynolds number: exact to the 6 significant digits XFOIL is given."""
+    return f"re{float(re):.6g}"
+
+
 def build_arrays(
     *,
     n_uiuc: int,
@@ -143,10 +182,20 @@ def build_arrays(
     Finished polars are stored as JSON files in ``work_dir`` as they complete, so an interrupted
     build resumes where it stopped.
     """
-    names, shapes = _collect_shapes(n_uiuc, naca, n_per_side, seed)
+    re_keys = [_re_key(re) for re in reynolds]
+    if len(set(re_keys)) != len(re_keys):
+        raise ValueError(f"reynolds must be distinct (to 6 significant digits, as XFOIL gets them), got {reynolds!r}")
+    duplicates: list[tuple[str, str]] = []
+    names, shapes = _collect_shapes(n_uiuc, naca, n_per_side, seed, duplicates)
+    if progress and duplicates:
+        print(
+            f"[aerofoil] dropped {len(duplicates)} geometric duplicate(s): "
+            + ", ".join(f"{a} (= {b})" for a, b in duplicates),
+            flush=True,
+        )
     coords = np.stack([s.numpy() for s in shapes]).astype(np.float64)
     work_dir.mkdir(parents=True, exist_ok=True)
-    jobs = {f"{i:04d}_{names[i]}_{re:.0e}": (i, re) for i in range(len(names)) for re in reynolds}
+    jobs = {f"{i:04d}_{names[i]}_{_re_key(re)}": (i, re) for i in range(len(names)) for re in reynolds}
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = [
             pool.submit(_polar_job, work_dir, k, coords[i], re, alphas, timeout)
@@ -191,6 +240,11 @@ def split_foils(n_foils: int, val_fraction: float, test_fraction: float, seed: i
     perm = np.random.default_rng(seed).permutation(n_foils)
     n_test = max(1, round(test_fraction * n_foils))
     n_val = max(1, round(val_fraction * n_foils))
+    if n_foils - n_test - n_val < 1:
+        raise ValueError(
+            f"n_foils={n_foils} is too few to split: {n_test} test and {n_val} validation aerofoils "
+            "leave none for training"
+        )
     return perm[n_test + n_val :], perm[n_test : n_test + n_val], perm[:n_test]
 
 
@@ -216,7 +270,10 @@ class AerofoilDataModule(L.LightningDataModule):
         n_panels_per_side: the panel method's resolution (shapes are re-panelled to it).
         batch_size: rows per batch.
         n_uiuc, naca, reynolds, alphas, n_per_side, seed, workers: generation settings used by
-            :meth:`build` (XFOIL is run at each Re and alpha in degrees; ``workers`` threads).
+            :meth:`build` (XFOIL is run at each Re and alpha in degrees; ``workers`` threads). When
+            the data are loaded from the shipped file or a path, they do not select rows: :meth:`setup`
+            warns if ``alphas`` or ``reynolds`` differ from those the data holds, and :meth:`describe`
+            reports the data's own.
     """
 
     def __init__(
@@ -268,12 +325,20 @@ class AerofoilDataModule(L.LightningDataModule):
         """Return the cache entry of this generation config."""
         return ArrayCache("residual-aerofoil", self.generation, GENERATOR_VERSION)
 
-    def build(self, force: bool = False, out: str | os.PathLike[str] | None = None) -> Path:
+    def build(
+        self, force: bool = False, out: str | os.PathLike[str] | None = None, overwrite: bool = False
+    ) -> Path:
         """(Re)build the data set with XFOIL into the data cache (and copy to ``out``); returns its path.
 
         Needs ``xfoil``, ``xvfb-run`` and AeroSandbox. ``force=True`` discards a sound cache entry
-        (finished polars in the work folder are still reused; delete it to recompute them).
+        (finished polars in the work folder are still reused; delete it to recompute them). An
+        existing ``out`` is replaced only with ``overwrite=True`` (checked before any work is done).
+
+        Raises:
+            FileExistsError: ``out`` exists and ``overwrite`` is False.
         """
+        if out is not None and Path(out).exists() and not overwrite:
+            raise FileExistsError(f"out {str(out)!r} already exists; pass overwrite=True to replace it")
         cache = self.cache()
         if force and cache.manifest_path.exists():
             cache.manifest_path.unlink()
@@ -330,6 +395,9 @@ class AerofoilDataModule(L.LightningDataModule):
         cl = torch.from_numpy(a["cl"]).float()
         self.n_missing = int(torch.isnan(cl).sum())
         self.n_rows = int(cl.numel())
+        self.alphas_deg = [float(v) for v in np.unique(a["alpha_deg"])]
+        self.reynolds = [float(v) for v in np.unique(a["re"])]
+        self._check_generation_settings()
         # The inputs on the (aerofoil, angle, Re) grid in one batched call, then picked per row.
         angles, res = torch.unique(alpha), torch.unique(re)
         grid = torch.meshgrid(angles, res, indexing="ij")  # (A, R) each
@@ -354,6 +422,25 @@ class AerofoilDataModule(L.LightningDataModule):
             rows = ok & torch.isin(foil, torch.from_numpy(idx))
             self.datasets[name] = TensorDataset(x[rows], cl_panel[rows], cl[rows], foil[rows])
 
+    def _check_generation_settings(self) -> None:
+        """Warn when ``alphas``/``reynolds`` were given but the loaded data hold other values."""
+        if self.source == "cache":  # built from exactly these settings
+            return
+        differ = [
+            f"{key}={sorted(set(self.generation[key]))} (data: {held})"
+            for key, held in (("alphas", self.alphas_deg), ("reynolds", self.reynolds))
+            if len(set(self.generation[key])) != len(held)
+            or not np.allclose(sorted(set(self.generation[key])), held, rtol=1e-9, atol=1e-9)
+        ]
+        if differ:
+            warnings.warn(
+                f"AerofoilDataModule: source={self.source!r} loads a built data set, so the generation "
+                f"settings {'; '.join(differ)} are ignored (they are used by build() only); use "
+                "source='cache' to build and load data at other angles or Reynolds numbers",
+                UserWarning,
+                stacklevel=3,
+            )
+
     def _loader(self, name: str, shuffle: bool) -> DataLoader:
         if not self.datasets:
             self.setup()
@@ -372,7 +459,11 @@ class AerofoilDataModule(L.LightningDataModule):
         return self._loader("test", False)
 
     def describe(self) -> dict[str, Any]:
-        """Return counts for the model card: aerofoils per split, rows, missing (non-converged) points."""
+        """Return the model card's data summary: counts, and the angles and Re of the loaded data.
+
+        Aerofoils per split, rows, missing (non-converged) points, and the angle range and Reynolds
+        numbers that the loaded data hold (not the generation settings).
+        """
         if not self.datasets:
             self.setup()
         return {
@@ -381,6 +472,6 @@ class AerofoilDataModule(L.LightningDataModule):
             "n_missing": self.n_missing,
             **{f"n_{k}_foils": len(v) for k, v in self.split.items()},
             **{f"n_{k}_rows": len(d) for k, d in self.datasets.items()},
-            "alpha_range_deg": [min(self.generation["alphas"]), max(self.generation["alphas"])],
-            "reynolds": self.generation["reynolds"],
+            "alpha_range_deg": [min(self.alphas_deg), max(self.alphas_deg)],  # of the loaded data
+            "reynolds": list(self.reynolds),
         }

@@ -4,6 +4,11 @@ XFOIL (Drela, Debian package ``xfoil``) aborts or dies with SIGFPE without an X 
 its graphics switched off, so it runs under ``xvfb-run -a`` when that is installed. Points where the
 boundary-layer iteration does not converge are absent from XFOIL's polar file; they come back here
 as NaN with ``converged == False``, never interpolated.
+
+A polar is computed as one sweep outwards from 0 deg (each converged boundary layer is the next
+point's initial guess). A point that fails leaves a poisoned boundary layer behind, so the later
+points of its branch often fail as well; :func:`run_polar` therefore re-runs the missing angles once
+more, each from a freshly initialised boundary layer (``INIT``), in one extra XFOIL process.
 """
 
 from __future__ import annotations
@@ -100,6 +105,61 @@ def _script(re: float, alphas: Sequence[float], n_iter: int) -> str:
     return "\n".join(cmds) + "\n"
 
 
+def _retry_script(re: float, alphas: Sequence[float], n_iter: int) -> str:
+    """Each angle on its own, from a freshly initialised boundary layer (as if XFOIL ran it alone).
+
+    XFOIL's ``INIT`` *toggles* its "BL initialised" flag; every viscous point leaves it set (even a
+    failed one), and a fresh process starts with it clear, so it is toggled before every angle but
+    the first.
+    """
+    cmds = ["LOAD foil.dat", "PANE", "OPER", f"VISC {re:.6g}", f"ITER {n_iter}", "PACC", "retry.txt", ""]
+    for k, a in enumerate(alphas):
+        cmds += (["INIT"] if k else []) + [f"ALFA {a:.4f}"]
+    cmds += ["PACC", "", "QUIT"]
+    return "\n".join(cmds) + "\n"
+
+
+#: XFOIL prints alpha with 3 decimals (the script asks for 4): a row belongs to a requested angle
+#: when it is the nearest row and within half a printed digit (plus rounding slack).
+_ALPHA_TOL = 6e-4
+
+
+def _xfoil(cmd: list[str], cwd: str, script: str, polar_name: str, timeout: float) -> tuple[str, dict | None]:
+    """Run one XFOIL process; return its console output and the parsed polar (``None`` if none written)."""
+    proc = subprocess.Popen(
+        cmd,
+        cwd=cwd,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        out, _ = proc.communicate(script, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # xvfb-run's children (Xvfb, xfoil) too
+        out, _ = proc.communicate()
+        out = (out or "") + f"\n[hybridzoo] killed after {timeout} s"
+    out = out or ""
+    polar_file = Path(cwd) / polar_name
+    if not polar_file.exists():
+        return out + f"\n[hybridzoo] XFOIL exit code {proc.returncode}, no polar file", None
+    return out, parse_polar(polar_file.read_text())
+
+
+def _match(alpha: np.ndarray, cols: dict[str, np.ndarray], cl, cd, cm, only: np.ndarray) -> None:
+    """Fill ``cl, cd, cm`` at the requested angles ``alpha[only]`` from the nearest polar row (in place)."""
+    got = cols["alpha"]
+    if got.size == 0:
+        return
+    for i in np.nonzero(only)[0]:
+        dist = np.abs(got - alpha[i])
+        j = int(np.argmin(dist))
+        if dist[j] <= _ALPHA_TOL:
+            cl[i], cd[i], cm[i] = cols["cl"][j], cols["cd"][j], cols["cm"][j]
+
+
 def run_polar(
     coords: torch.Tensor | np.ndarray,
     re: float,
@@ -107,16 +167,22 @@ def run_polar(
     *,
     n_iter: int = 100,
     timeout: float = 60.0,
+    retry: bool = True,
 ) -> Polar:
     """Run XFOIL on one aerofoil at Reynolds number ``re`` and angles ``alphas`` (degrees).
 
     Args:
         coords: ``(K, 2)`` chord-normalised contour in Selig order (checked with ``check_airfoil``).
         re: chord Reynolds number, in [1e4, 1e8].
-        alphas: angles of attack in degrees (any order; results follow this order).
+        alphas: angles of attack in degrees (any order; results follow this order). Distinct angles
+            must differ by at least 0.001 deg (XFOIL's printed resolution).
         n_iter: boundary-layer Newton iterations per point.
-        XFOIL re-panels the contour itself (``PANE``: 160 nodes) with its default e^9 transition.
-        timeout: seconds before XFOIL (and its X server) are killed.
+        timeout: seconds before XFOIL (and its X server) are killed; per XFOIL process (the sweep,
+            then the retry if any angle is missing).
+        retry: re-run the angles missing after the sweep once more, each from a fresh boundary layer
+            (``INIT``); points that still do not converge stay missing.
+
+    XFOIL re-panels the contour itself (``PANE``: 160 nodes) with its default e^9 transition.
 
     Raises:
         XfoilError: XFOIL/xvfb-run missing, or XFOIL produced no polar file at all.
@@ -136,37 +202,32 @@ def run_polar(
         raise ValueError(
             f"alphas must be a non-empty sequence of finite angles in degrees within ±30, got {alphas!r}"
         )
+    asked = np.round(alpha, 4)  # the script's ALFA commands carry 4 decimals
+    uniq = np.unique(asked)
+    clash = np.diff(uniq) < 1e-3 - 1e-9
+    if clash.any():
+        k = int(np.nonzero(clash)[0][0])
+        raise ValueError(
+            f"alphas {uniq[k]!r} and {uniq[k + 1]!r} are closer than XFOIL's printed resolution "
+            "(0.001 deg), so their results cannot be told apart"
+        )
     cmd = xfoil_command()
     if cmd is None:
         raise XfoilError("xfoil and xvfb-run are required (Debian: apt-get install xfoil xvfb)")
+    cl, cd, cm = (np.full(alpha.shape, np.nan) for _ in range(3))
     with tempfile.TemporaryDirectory(prefix="hzxf") as tmp:
         write_dat(Path(tmp) / "foil.dat", coords_t, "hybridzoo")
-        proc = subprocess.Popen(
-            cmd,
-            cwd=tmp,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
-        try:
-            out, _ = proc.communicate(_script(float(re), alpha.tolist(), n_iter), timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)  # xvfb-run's children (Xvfb, xfoil) too
-            out, _ = proc.communicate()
-            out = (out or "") + f"\n[hybridzoo] killed after {timeout} s"
-        polar_file = Path(tmp) / "polar.txt"
-        if not polar_file.exists():
-            raise XfoilError(
-                f"XFOIL wrote no polar (exit code {proc.returncode}); output tail:\n{out[-2000:]}"
-            )
-        cols = parse_polar(polar_file.read_text())
-    got = np.round(cols["alpha"], 3)
-    cl, cd, cm = (np.full(alpha.shape, np.nan) for _ in range(3))
-    for i, a in enumerate(np.round(alpha, 3)):
-        hit = np.nonzero(np.isclose(got, a, atol=6e-3))[0]
-        if hit.size:
-            j = hit[-1]
-            cl[i], cd[i], cm[i] = cols["cl"][j], cols["cd"][j], cols["cm"][j]
+        out, cols = _xfoil(cmd, tmp, _script(float(re), alpha.tolist(), n_iter), "polar.txt", timeout)
+        if cols is None:
+            raise XfoilError(f"XFOIL wrote no polar; output tail:\n{out[-2000:]}")
+        _match(asked, cols, cl, cd, cm, np.ones(alpha.shape, dtype=bool))
+        missing = ~np.isfinite(cl)
+        if retry and missing.any():
+            # One more process for the missing angles, each from a fresh boundary layer; whatever still
+            # fails stays missing. A crash or timeout here keeps the sweep's results.
+            again = sorted(set(asked[missing].tolist()), key=abs)
+            out2, cols2 = _xfoil(cmd, tmp, _retry_script(float(re), again, n_iter), "retry.txt", timeout)
+            if cols2 is not None:
+                _match(asked, cols2, cl, cd, cm, missing)
+            out = out[-2000:] + "\n[hybridzoo] retry of the missing angles from a fresh boundary layer:\n" + out2
     return Polar(alpha, cl, cd, cm, np.isfinite(cl), float(re), out[-4000:])

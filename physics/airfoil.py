@@ -238,8 +238,9 @@ def _drop_duplicates(coords: torch.Tensor) -> torch.Tensor:
 
 def _interp(s: torch.Tensor, xp: torch.Tensor, fp: torch.Tensor) -> torch.Tensor:
     """1-D linear interpolation of ``fp (M, 2)`` sampled at increasing ``xp (M,)`` at points ``s``."""
-    i = torch.searchsorted(xp, s.clamp(xp[0], xp[-1])).clamp(1, xp.numel() - 1)
-    w = ((s - xp[i - 1]) / (xp[i] - xp[i - 1]).clamp_min(1e-15))[:, None]
+    s = s.clamp(xp[0], xp[-1])  # no extrapolation: the weight below stays in [0, 1]
+    i = torch.searchsorted(xp, s).clamp(1, xp.numel() - 1)
+    w = ((s - xp[i - 1]) / (xp[i] - xp[i - 1]).clamp_min(1e-15)).clamp(0, 1)[:, None]
     return fp[i - 1] * (1 - w) + fp[i] * w
 
 
@@ -293,7 +294,8 @@ def cst_surface(
     """
     basis = _bernstein(psi, weights.shape[-1] - 1)
     shape = (basis * weights[..., None, :]).sum(-1)
-    return psi.clamp_min(0).sqrt() * (1 - psi) * shape + psi * torch.as_tensor(te_offset)[..., None]
+    te = torch.as_tensor(te_offset, dtype=psi.dtype, device=psi.device)
+    return psi.clamp_min(0).sqrt() * (1 - psi) * shape + psi * te[..., None]
 
 
 def cst_fit(coords: torch.Tensor, order: int = 5) -> torch.Tensor:
@@ -327,10 +329,17 @@ def thickness_camber(
     """Thickness and camber at fixed chord stations of normalised contours ``(..., K, 2)``.
 
     Returns ``(..., 2 * len(stations))``: thickness values then camber values, both in chord units.
+
+    Raises:
+        ValueError: ``stations`` empty, or not finite fractions of the chord in [0, 1] (not percent).
     """
     coords = check_tensor("coords", coords, min_ndim=2, last_dim=2)
     flat = coords.reshape(-1, *coords.shape[-2:])
-    st = torch.tensor(stations, dtype=coords.dtype, device=coords.device)
+    st = torch.as_tensor(stations, dtype=coords.dtype, device=coords.device)
+    if st.ndim != 1 or st.numel() == 0 or not bool((torch.isfinite(st) & (st >= 0) & (st <= 1)).all()):
+        raise ValueError(
+            f"stations must be a non-empty sequence of chord fractions in [0, 1], got {stations!r}"
+        )
     out = []
     for c in flat:
         ile = int(torch.argmin(c[:, 0]))

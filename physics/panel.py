@@ -175,6 +175,19 @@ def _solve(mat: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
     return torch.stack([torch.linalg.solve(m, r) for m, r in zip(mat, rhs)])
 
 
+def _check_chord(chord: torch.Tensor | float, coords: torch.Tensor) -> torch.Tensor:
+    """``chord`` as a ``(B,)`` tensor of ``coords``' dtype and device; finite, positive, shape ``()`` or ``(B,)``."""
+    b = coords.shape[0]
+    if isinstance(chord, bool) or not isinstance(chord, (torch.Tensor, int, float)):
+        raise TypeError(f"chord must be a positive number or a tensor of shape () or ({b},), got {chord!r}")
+    chord = torch.as_tensor(chord, dtype=coords.dtype, device=coords.device)
+    if chord.shape not in ((), (b,)):
+        raise ValueError(f"chord must have shape () or ({b},) for a batch of {b} aerofoils, got {tuple(chord.shape)}")
+    if not bool((torch.isfinite(chord) & (chord > 0)).all()):
+        raise ValueError(f"chord must be finite and > 0, got {chord.detach().cpu().tolist()}")
+    return chord.expand(b)
+
+
 def hess_smith(
     coords: torch.Tensor, alpha: torch.Tensor | float, chord: torch.Tensor | float | None = None
 ) -> PanelSolution:
@@ -185,13 +198,17 @@ def hess_smith(
             (counter-clockwise from the trailing edge), closed up to a small trailing-edge gap.
         alpha: angle(s) of attack in **radians** w.r.t. the x-axis: a scalar, ``(A,)`` shared by all
             aerofoils, or ``(B, A)``.
-        chord: reference chord, scalar or ``(B,)``; default: the distance from the trailing-edge
-            midpoint to the farthest contour point.
+        chord: reference chord (finite, > 0), scalar or ``(B,)``; default: the distance from the
+            trailing-edge midpoint to the farthest contour point.
 
     Returns:
         :class:`PanelSolution` with batch dimension ``B`` (dropped for ``(K, 2)`` input) and angle
         dimension ``A`` (dropped for a scalar ``alpha``).
         All outputs are differentiable w.r.t. ``coords`` and ``alpha``.
+
+    Raises:
+        ValueError: bad ``coords`` or ``alpha``; ``chord`` not finite and > 0, or not of shape ``()`` / ``(B,)``.
+        TypeError: ``alpha`` or ``chord`` neither a tensor nor a real number.
     """
     coords, alpha, squeeze, scalar_alpha = _prepare(coords, alpha)
     mat, rhs, (an, bn, at, bt, geom, vinf) = assemble(coords, alpha)
@@ -199,7 +216,7 @@ def hess_smith(
     if chord is None:
         te = 0.5 * (coords[:, 0] + coords[:, -1])
         chord = (coords - te[:, None]).norm(dim=-1).amax(-1)
-    chord = torch.as_tensor(chord, dtype=coords.dtype, device=coords.device).expand(coords.shape[0])
+    chord = _check_chord(chord, coords)
     x = _solve(mat, rhs)  # (B, N+1, A)
     sigma, gamma = x[:, :-1].transpose(1, 2), x[:, -1]  # (B, A, N), (B, A)
     vt = torch.einsum("bij,baj->bai", at, sigma)

@@ -1,10 +1,13 @@
+import warnings
+
 import numpy as np
 import pytest
 import torch
+from hybridzoo.datamodules import aerofoil as aerofoil_module
 from hybridzoo.datamodules import aerofoil_features as af
 from hybridzoo.datamodules import xfoil
 from hybridzoo.datamodules.aerofoil import AerofoilDataModule, load_arrays, shipped_path, split_foils
-from hybridzoo.physics.airfoil import check_airfoil
+from hybridzoo.physics.airfoil import check_airfoil, naca4_from_code, write_dat
 from hybridzoo.physics.boundary_layer import aerofoil_boundary_layer
 from hybridzoo.physics.panel import hess_smith
 
@@ -95,6 +98,14 @@ def test_build_is_cached_resumable_and_records_missing(tmp_path, monkeypatch):
     assert len(calls) == 6
     out = dm.build(out=tmp_path / "copy.npz")
     np.testing.assert_array_equal(load_arrays(out)["cl"], a["cl"])
+    precious = tmp_path / "precious.npz"
+    precious.write_bytes(b"hand-made")
+    fresh = AerofoilDataModule(source="cache", **{**kw, "reynolds": (2e5,)})  # nothing built for it yet
+    with pytest.raises(FileExistsError, match="precious.npz"):
+        fresh.build(out=precious)
+    assert precious.read_bytes() == b"hand-made" and len(calls) == 6  # refused before any XFOIL run
+    assert dm.build(out=precious, overwrite=True) == precious
+    np.testing.assert_array_equal(load_arrays(precious)["cl"], a["cl"])
 
 
 @pytest.mark.skipif(not xfoil.xfoil_available(), reason="xfoil and xvfb-run are not installed")
@@ -122,3 +133,82 @@ def test_input_columns_are_the_shape_the_flow_and_the_boundary_layer(shipped):
         af.aerofoil_inputs(coords, alpha, re[:, :2])
     with pytest.raises(ValueError, match="re"):
         af.aerofoil_inputs(coords, alpha, -re)
+
+
+def _fake_polar(calls):
+    def run(coords, re, alphas, timeout=60.0):
+        calls.append(re)
+        a = np.asarray(alphas, dtype=float)
+        return xfoil.Polar(a, np.full(a.shape, re / 1e6), np.full(a.shape, 0.01), 0 * a, np.ones(a.shape, bool), re)
+
+    return run
+
+
+def test_close_reynolds_numbers_are_kept_apart(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(xfoil, "run_polar", _fake_polar(calls))
+    work = tmp_path / "polars"
+    work.mkdir()
+    # a polar file named the old way ({re:.0e}) must not be picked up for any Reynolds number
+    (work / "0000_naca0012_2e+05.json").write_text('{"cl": [99, 99], "cd": [99, 99], "error": ""}')
+    kw = dict(n_uiuc=0, naca=["0012"], alphas=[0.0, 2.0], n_per_side=40, seed=0, workers=1, progress=False)
+    arr = aerofoil_module.build_arrays(reynolds=[2e5, 2.4e5, 1.5e6, 2e6], work_dir=work, **kw)
+    assert sorted(calls) == [2e5, 2.4e5, 1.5e6, 2e6]
+    assert arr["cl"].shape == (8,) and sorted(set(arr["re"].tolist())) == [2e5, 2.4e5, 1.5e6, 2e6]
+    np.testing.assert_allclose(arr["cl"], arr["re"] / 1e6)  # each row carries its own polar
+    with pytest.raises(ValueError, match="reynolds"):
+        aerofoil_module.build_arrays(reynolds=[1e6, 1e6 + 1e-3], work_dir=work, **kw)
+
+
+def test_geometric_duplicates_under_other_names_are_dropped(tmp_path, monkeypatch):
+    uiuc = tmp_path / "uiuc"
+    uiuc.mkdir()
+    # UIUC ships copies of one shape under several names, and NACA shapes under other names
+    write_dat(uiuc / "foila.dat", naca4_from_code("4415", 120, closed_te=False, dtype=torch.float64), "a")
+    write_dat(uiuc / "foil-a.dat", naca4_from_code("4415", 120, closed_te=False, dtype=torch.float64), "a")
+    write_dat(uiuc / "n0012.dat", naca4_from_code("0012", 150, closed_te=False, dtype=torch.float64), "0012")
+    write_dat(uiuc / "other.dat", naca4_from_code("2408", 120, closed_te=False, dtype=torch.float64), "b")
+    monkeypatch.setattr(aerofoil_module, "uiuc_database", lambda: uiuc)
+    dropped = []
+    names, shapes = aerofoil_module._collect_shapes(10, ["0012", "0012"], 80, 0, dropped)
+    assert names[0] == "naca0012" and len(names) == 3 and "other" in names
+    assert len({"foila", "foil-a"} & set(names)) == 1 and "n0012" not in names
+    assert sorted(d for d, _ in dropped) == sorted({"foila", "foil-a"} - set(names)) + ["n0012"]
+    assert len(aerofoil_module._collect_shapes(2, ["0012"], 80, 0)[0]) == 3  # duplicates do not count
+    c = torch.stack(shapes)
+    dist = (c[:, None] - c[None]).square().sum(-1).mean(-1).sqrt() + torch.eye(len(c))
+    assert dist.min() > aerofoil_module.DUPLICATE_RMS
+
+
+def test_shipped_data_set_has_no_geometric_duplicates():
+    # so dropping duplicates at build time leaves the shipped set (and its split) as it is
+    c = torch.from_numpy(load_arrays(shipped_path())["coords"]).double()
+    dist = (c[:, None] - c[None]).square().sum(-1).mean(-1).sqrt() + torch.eye(len(c))
+    assert dist.min() > aerofoil_module.DUPLICATE_RMS
+
+
+def test_describe_reports_the_loaded_data_and_warns_on_ignored_settings(shipped, tmp_path):
+    d = shipped.describe()
+    a = load_arrays(shipped_path())
+    assert d["alpha_range_deg"] == [a["alpha_deg"].min(), a["alpha_deg"].max()]
+    assert d["reynolds"] == sorted(set(a["re"].tolist()))
+    keep = a["foil"] < 4  # a small copy of the shipped data, as a file source
+    small = {k: v[:4] if k in ("names", "coords") else v[keep] for k, v in a.items()}
+    path = tmp_path / "small.npz"
+    np.savez(path, **small)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the defaults match the data: no warning
+        AerofoilDataModule(source=str(path), n_panels_per_side=40).setup()
+    dm = AerofoilDataModule(source=str(path), n_panels_per_side=40, alphas=(0.0, 5.0), reynolds=(3e6,))
+    with pytest.warns(UserWarning, match=r"alphas=\[0.0, 5.0\].*reynolds=\[3000000.0\].*ignored"):
+        dm.setup()
+    d = dm.describe()
+    assert d["alpha_range_deg"] == [-4.0, 10.0] and d["reynolds"] == [2e5, 1e6, 5e6, 1e7]
+    assert d["n_rows"] == int(keep.sum())
+
+
+def test_split_leaves_training_aerofoils():
+    tr, va, te = split_foils(3, 0.1, 0.2, 0)
+    assert len(tr) == len(va) == len(te) == 1
+    with pytest.raises(ValueError, match="n_foils"):
+        split_foils(2, 0.1, 0.2, 0)

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+from hybridzoo.datamodules import xfoil as xfoil_module
 from hybridzoo.datamodules.xfoil import XfoilError, parse_polar, run_polar, xfoil_available
 from hybridzoo.physics.airfoil import naca4_from_code
 
@@ -69,3 +70,72 @@ def test_missing_executable_raises(monkeypatch):
     assert not xfoil_available()
     with pytest.raises(XfoilError, match="xfoil"):
         run_polar(c, 1e6, [0.0])
+
+
+def _fake_xfoil(tmp_path, monkeypatch, sweep_rows: str, retry_rows: str = ""):
+    """Install a stand-in for XFOIL that writes the given polar rows and keeps the scripts it was fed.
+
+    The rows are ``printf`` formats: their ``\\n`` become line breaks.
+    """
+    header = "   alpha    CL        CD       CDp       CM     Top_Xtr  Bot_Xtr\\n  ------ -------- ---------\\n"
+    exe = tmp_path / "fake_xfoil.sh"
+    exe.write_text(
+        "#!/bin/bash\n"
+        f"script=$(cat); n=$(ls {tmp_path}/script_*.txt 2>/dev/null | wc -l)\n"
+        f'printf "%s" "$script" > {tmp_path}/script_$n.txt\n'
+        f'if grep -q retry.txt <<< "$script"; then printf "{header}{retry_rows}" > retry.txt; '
+        f'else printf "{header}{sweep_rows}" > polar.txt; fi\n'
+    )
+    exe.chmod(0o755)
+    monkeypatch.setattr(xfoil_module, "xfoil_command", lambda: [str(exe)])
+    return lambda: [(tmp_path / f"script_{k}.txt").read_text() for k in range(len(list(tmp_path.glob("script_*"))))]
+
+
+def row(alpha, cl):
+    return f"  {alpha:7.3f}  {cl:7.4f}   0.00600   0.00100  -0.0500   0.5000   0.5000\\n"
+
+
+def test_each_angle_takes_its_nearest_row_only(tmp_path, monkeypatch):
+    # rows 1.000 and 1.004: the old matching (atol 6e-3, last hit wins) gave both angles the second row
+    _fake_xfoil(tmp_path, monkeypatch, row(1.0, 0.1) + row(1.004, 0.9))
+    c = naca4_from_code("2412", 40, closed_te=False, dtype=torch.float64)
+    pol = run_polar(c, 1e6, [1.004, 1.0, 1.002])
+    np.testing.assert_array_equal(pol.cl[:2], [0.9, 0.1])
+    assert np.isnan(pol.cl[2]) and pol.converged.tolist() == [True, True, False]  # no row within 0.0006
+    with pytest.raises(ValueError, match="alphas"):  # XFOIL prints 3 decimals: these cannot be told apart
+        run_polar(c, 1e6, [1.0, 1.0004])
+
+
+def test_missing_angles_are_retried_from_a_fresh_boundary_layer(tmp_path, monkeypatch):
+    scripts = _fake_xfoil(tmp_path, monkeypatch, row(0.0, 0.2) + row(1.0, 0.3), row(3.0, 0.5))
+    c = naca4_from_code("2412", 40, closed_te=False, dtype=torch.float64)
+    pol = run_polar(c, 1e6, [3.0, 0.0, -1.0, 1.0])
+    assert np.isnan(pol.cl[2]) and not pol.converged[2]  # still missing after the retry: never invented
+    np.testing.assert_array_equal(pol.cl[[0, 1, 3]], [0.5, 0.2, 0.3])
+    assert pol.n_missing == 1
+    sweep, retry = scripts()
+    assert "retry.txt" in retry and "ALFA 0.0000" not in retry  # only the missing angles are rerun
+    alfa = [line for line in retry.splitlines() if line.startswith(("ALFA", "INIT"))]
+    # XFOIL's INIT toggles its flag: set before every angle but the first (a fresh process starts clear)
+    assert alfa == ["ALFA -1.0000", "INIT", "ALFA 3.0000"]
+    assert len(run_polar(c, 1e6, [0.0, 1.0]).cl) == 2 and len(scripts()) == 3  # nothing missing: no retry
+    run_polar(c, 1e6, [3.0], retry=False)
+    assert len(scripts()) == 4
+
+
+@needs_xfoil
+def test_retry_recovers_a_branch_poisoned_by_one_failed_point():
+    # NACA 4408 at Re = 1e7: one sweep 0..10 deg fails from 4 deg on (each failure starts the next point
+    # from a broken boundary layer); every angle converges when run on its own.
+    from hybridzoo.datamodules.aerofoil import prepare_shape
+    from hybridzoo.physics.airfoil import naca4, parse_naca4
+
+    c = prepare_shape(naca4(*parse_naca4("4408"), n_per_side=200, closed_te=False, dtype=torch.float64), 80)
+    alphas = [float(a) for a in range(0, 11)]
+    pol = run_polar(c, 1e7, alphas)
+    assert pol.converged.all(), pol.cl
+    assert np.all(np.diff(pol.cl) > 0.08)  # pre-stall: lift rises about 0.1 per degree
+    for a in (4.0, 10.0):
+        alone = run_polar(c, 1e7, [a])
+        assert alone.cl[0] == pytest.approx(pol.cl[alphas.index(a)], abs=2e-3)
+        assert alone.cd[0] == pytest.approx(pol.cd[alphas.index(a)], rel=2e-2)

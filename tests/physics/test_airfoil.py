@@ -189,3 +189,29 @@ def test_cst_fit_of_a_batch_equals_one_contour_at_a_time():
     for b in range(2):
         torch.testing.assert_close(batched[b], cst_fit(shapes[b], 5), atol=1e-12, rtol=0)
     torch.testing.assert_close(batched[0, :6], torch.tensor([0.2, 0.1, 0.25, 0.1, 0.2, 0.15], dtype=F64))
+
+
+def test_thickness_camber_rejects_stations_outside_the_chord():
+    c = naca4_from_code("2412", 80, closed_te=False, dtype=F64)
+    ok = thickness_camber(c, (0.0, 0.3, 1.0))
+    assert torch.isfinite(ok).all() and ok[1] == pytest.approx(0.12 * 1.0, abs=0.02)
+    for bad in ((30.0, 100.0), (-0.5,), (0.3, 1.0001), (float("nan"),), ()):
+        with pytest.raises(ValueError, match="stations"):
+            thickness_camber(c, bad)
+
+
+def test_interpolation_never_extrapolates():
+    from hybridzoo.physics.airfoil import _interp
+
+    xp = torch.tensor([0.0, 1.0, 2.0], dtype=F64)
+    fp = torch.tensor([[0.0, 0.0], [1.0, 10.0], [2.0, 0.0]], dtype=F64)
+    got = _interp(torch.tensor([-1.0, 0.5, 1.5, 3.0], dtype=F64), xp, fp)
+    torch.testing.assert_close(got, torch.tensor([[0.0, 0.0], [0.5, 5.0], [1.5, 5.0], [2.0, 0.0]], dtype=F64))
+
+
+def test_cst_surface_default_te_offset_follows_psi():
+    w, psi = torch.ones(6, device="meta"), torch.linspace(0, 1, 5, device="meta")
+    assert cst_surface(w, psi).device.type == "meta"  # stands in for CUDA: no CPU tensor is mixed in
+    w32, psi32 = torch.ones(6), torch.linspace(0, 1, 5)
+    assert cst_surface(w32, psi32).dtype == torch.float32
+    assert cst_surface(w32.double(), psi32.double()).dtype == F64

@@ -137,3 +137,21 @@ def test_bad_inputs_name_the_argument():
         hess_smith(torch.cat([c[:5], c[4:]]), 0.1)  # repeated point
     with pytest.raises(TypeError, match="coords"):
         hess_smith(c.tolist(), 0.1)
+
+
+def test_chord_is_validated():
+    c = naca4_from_code("2412", 30, dtype=F64)
+    batch = torch.stack([c, c])
+    ref = hess_smith(c, 0.05).cl
+    torch.testing.assert_close(hess_smith(c, 0.05, chord=2.0).cl, 0.5 * hess_smith(c, 0.05, chord=1.0).cl)
+    per_foil = hess_smith(batch, 0.05, chord=torch.tensor([1.0, 2.0], dtype=F64)).cl
+    torch.testing.assert_close(per_foil[1], 0.5 * per_foil[0])
+    assert torch.isfinite(ref)
+    for bad in (-1.0, 0.0, float("nan"), float("inf"), torch.tensor([1.0, -1.0], dtype=F64)):
+        with pytest.raises(ValueError, match="chord"):
+            hess_smith(batch, 0.05, chord=bad)
+    for shape in ((3,), (2, 1), (1,)):
+        with pytest.raises(ValueError, match="chord"):
+            hess_smith(batch, 0.05, chord=torch.ones(shape, dtype=F64))
+    with pytest.raises(TypeError, match="chord"):
+        hess_smith(c, 0.05, chord="1")
