@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import tempfile
 import warnings
 from collections.abc import Callable, Mapping
@@ -27,9 +28,21 @@ def data_root() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "hybridzoo"
 
 
+def _json_default(value: Any) -> Any:
+    """JSON form of a value ``json`` cannot encode: arrays (numpy, torch) as nested lists, else ``str``.
+
+    ``str`` of an array rounds and elides (``[0. 1. ... 1999.]``), so distinct arrays would share a key;
+    lists, tuples and floats never get here, so their keys are as they always were.
+    """
+    torch = sys.modules.get("torch")  # not imported here: a tensor exists only if torch is loaded
+    if isinstance(value, np.ndarray) or (torch is not None and isinstance(value, torch.Tensor)):
+        return value.tolist()
+    return str(value)
+
+
 def config_hash(config: Mapping[str, Any]) -> str:
-    """Stable short hash of a JSON-serialisable config."""
-    blob = json.dumps(config, sort_keys=True, default=str).encode()
+    """Stable short hash of a JSON-serialisable config (arrays count by their exact values)."""
+    blob = json.dumps(config, sort_keys=True, default=_json_default).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
@@ -79,7 +92,7 @@ class ArrayCache:
 
     def __init__(self, name: str, config: Mapping[str, Any], version: str, root: str | os.PathLike | None = None):
         self.name = name
-        self.config = json.loads(json.dumps(dict(config), sort_keys=True, default=str))
+        self.config = json.loads(json.dumps(dict(config), sort_keys=True, default=_json_default))
         self.version = str(version)
         self.hash = config_hash({"config": self.config, "version": self.version})
         self.dir = Path(root).expanduser() if root is not None else data_root()

@@ -14,6 +14,8 @@ step and restricted the same way, is stored too (``u2x``, ``v2x``): the "2x" bas
 
 from __future__ import annotations
 
+import math
+import numbers
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +48,46 @@ def kick_sign(seed: int, re: float) -> float:
     """
     entropy = np.random.SeedSequence([int(seed), int(round(float(re) * 1000))]).generate_state(1)[0]
     return float(torch.randint(0, 2, (), generator=torch.Generator().manual_seed(int(entropy)))) * 2 - 1
+
+
+def check_wake_geometry(nx: int, ny: int, length_x: float, center: Any, diameter: float,
+                        inflow_speed: float) -> tuple[float, float]:
+    """Check a wake geometry (see :func:`wake_solver`); raise ``TypeError``/``ValueError`` naming the argument.
+
+    The cylinder must lie inside the channel and cover at least one cell of the ``nx x ny`` grid.
+    Returns ``center`` as a tuple of floats.
+    """
+    check_positive_int("nx", nx)
+    check_positive_int("ny", ny)
+    for k, val in (("length_x", length_x), ("diameter", diameter), ("inflow_speed", inflow_speed)):
+        check_positive_number(k, val)
+    if isinstance(center, (str, bytes)) or not hasattr(center, "__len__") or len(center) != 2:
+        raise ValueError(f"center must be (x, y), got {center!r}")
+    cx, cy = (check_positive_number("center", c, allow_zero=True) for c in center)
+    h = length_x / nx
+    r = diameter / 2
+    if not (r < cx < length_x - r and r < cy < ny * h - r):
+        raise ValueError(f"center={(cx, cy)} with diameter={diameter} puts the cylinder outside the "
+                         f"{length_x} x {ny * h} channel")
+    xc = (np.arange(nx) + 0.5) * h
+    yc = (np.arange(ny) + 0.5) * h
+    if not ((xc[None, :] - cx) ** 2 + (yc[:, None] - cy) ** 2 <= r**2).any():
+        raise ValueError(f"diameter={diameter} at center={(cx, cy)} covers no cell of the {nx} x {ny} grid "
+                         f"(cell size {h:.4g}): the cylinder would vanish")
+    return cx, cy
+
+
+def check_wake_cfl(dt: float, inflow_speed: float, length_x: float, nx: int, max_cfl: float = 1.0) -> None:
+    """Raise ``ValueError`` if ``dt`` breaks the CFL limit already at the inflow speed: ``dt U nx / length_x``.
+
+    The flow past the cylinder is faster still, so this is a necessary condition; the solvers check the
+    state itself. (The reference at ``factor`` times the resolution, with ``dt / factor``, has the same number.)
+    """
+    cfl = dt * inflow_speed * nx / length_x
+    if cfl > max_cfl:
+        raise ValueError(f"dt={dt} violates the CFL condition at the inflow speed: dt*inflow_speed/h = {cfl:.3g} > "
+                         f"{max_cfl} (h = length_x/nx = {length_x / nx:.4g}); use dt <= {max_cfl * dt / cfl:.4g}, "
+                         f"less since the flow past the cylinder is faster")
 
 
 def wake_solver(nx: int, ny: int, length_x: float, center: tuple[float, float], diameter: float,
@@ -166,14 +208,13 @@ class WakeFlowDataModule(L.LightningDataModule):
             check_positive_int(k, val)
         for k, val in (("length_x", length_x), ("diameter", diameter), ("inflow_speed", inflow_speed), ("dt", dt)):
             check_positive_number(k, val)
+        check_wake_cfl(dt, inflow_speed, length_x, nx)
+        check_wake_geometry(nx, ny, length_x, center, diameter, inflow_speed)
         check_positive_number("warmup", warmup, allow_zero=True)
         check_positive_number("kick", kick, allow_zero=True)
-        if len(center) != 2:
-            raise ValueError(f"center must be (x, y), got {center!r}")
-        h = length_x / nx
-        r = diameter / 2
-        if not (r < center[0] < length_x - r and r < center[1] < ny * h - r):
-            raise ValueError(f"center={tuple(center)} puts the cylinder outside the {length_x} x {ny * h} channel")
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+            raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+        seed = int(seed)
         splits = {"re_train": re_train, "re_val": re_val, "re_test": re_test}
         for k, vals in splits.items():
             if len(vals) == 0:
@@ -198,8 +239,7 @@ class WakeFlowDataModule(L.LightningDataModule):
         """The settings the generated arrays depend on."""
         keys = ("nx", "ny", "length_x", "center", "diameter", "inflow_speed", "factor", "dt", "warmup",
                 "steps", "re_train", "re_val", "re_test", "kick", "seed")
-        return {k: (list(self.hparams[k]) if isinstance(self.hparams[k], (tuple, list)) else self.hparams[k])
-                for k in keys}
+        return {k: _plain_config(self.hparams[k]) for k in keys}
 
     @property
     def cache(self) -> ArrayCache:
@@ -244,12 +284,14 @@ class WakeFlowDataModule(L.LightningDataModule):
         fdt = h.dt / h.factor
         warmup = int(round(h.warmup / fdt))
         u, v = self._initial_state(fine, re)
+        self._check_cfl(fine, u, v, fdt)
         p = None
         bar = tqdm(total=warmup + h.steps * (h.factor + 2), desc=f"wake flows ({len(re)} Re)", unit="step",
                    disable=not self.progress)
         with torch.no_grad(), bar:
             for _ in range(warmup):
                 u, v, p = fine.step(u, v, fdt, nu, p)
+                self._check_cfl(fine, u, v, fdt)
                 bar.update()
             u2x, v2x = self._two_x(u, v, nu, bar)
             us, vs = [], []
@@ -257,6 +299,7 @@ class WakeFlowDataModule(L.LightningDataModule):
                 if k:
                     for _ in range(h.factor):
                         u, v, p = fine.step(u, v, fdt, nu, p)
+                        self._check_cfl(fine, u, v, fdt)
                         bar.update()
                 uc, vc = restrict_faces(u, v, h.factor)
                 us.append(uc)
@@ -282,6 +325,17 @@ class WakeFlowDataModule(L.LightningDataModule):
             "split": np.array([0] * len(h.re_train) + [1] * len(h.re_val) + [2] * len(h.re_test)),
         }
 
+    def _check_cfl(self, s: NavierStokes2D, u: torch.Tensor, v: torch.Tensor, step_dt: float) -> None:
+        """Refuse to go on (and cache garbage) once the state breaks the solver's CFL limit at ``step_dt``."""
+        c = s.cfl(u, v, step_dt)
+        dt = self.hparams.dt
+        if not math.isfinite(c):
+            raise FloatingPointError(f"the wake simulation diverged (non-finite velocity) at dt={dt}")
+        if c > s.max_cfl:
+            raise ValueError(f"dt={dt} violates the CFL condition of the wake simulation: its flow reached "
+                             f"dt*max|u|/h = {c:.3g} > max_cfl={s.max_cfl}; use dt <= {s.max_cfl * dt / c:.4g} "
+                             f"(or less: the flow may speed up further)")
+
     def _two_x(self, u: torch.Tensor, v: torch.Tensor, nu: torch.Tensor,
                bar: tqdm) -> tuple[torch.Tensor, torch.Tensor]:
         """The solver at 2x resolution from the reference state ``u, v`` restricted to it, restricted to coarse."""
@@ -294,6 +348,7 @@ class WakeFlowDataModule(L.LightningDataModule):
             if k:
                 for _ in range(2):
                     u, v, p = s2.step(u, v, h.dt / 2, nu, p)
+                    self._check_cfl(s2, u, v, h.dt / 2)
                     bar.update()
             uc, vc = restrict_faces(u, v, 2)
             us.append(uc)
@@ -342,3 +397,12 @@ class WakeFlowDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:  # noqa: D102
         return DataLoader(self.rollout_dataset("test"), batch_size=len(self.hparams.re_test))
+
+
+def _plain_config(value: Any) -> Any:
+    """A config value as the cache key sees it: tuples and arrays become lists (``str(ndarray)`` rounds)."""
+    if isinstance(value, (tuple, list)):
+        return list(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return value

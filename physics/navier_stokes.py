@@ -3,7 +3,7 @@
 One step (operator splitting, unit density)::
 
     u*      = advect(u^n; u^n, dt)              semi-Lagrangian or MacCormack, RK2 back-trace (physics/advection.py)
-    u**     = u* + dt * nu * lap(u*)            explicit, or implicit (backward Euler, Jacobi sweeps)
+    u**     = u* + dt * nu * lap(u*)            explicit, or implicit (backward Euler, conjugate gradients)
     p^{n+1} = A^{-1}(-div(u**) / dt)            pressure Poisson solve (physics/pressure.py)
     u^{n+1} = u** - dt * grad(p^{n+1})          projection: div(u^{n+1}) = 0 to solver tolerance
 
@@ -22,13 +22,14 @@ Velocities are in m/s, ``dt`` in s, the kinematic viscosity ``nu`` in m²/s (a f
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from functools import partial
 from typing import Literal
 
 import torch
 from hybridzoo.physics.advection import maccormack, sample, semi_lagrangian
-from hybridzoo.physics.pressure import PoissonOperator
+from hybridzoo.physics.pressure import PoissonOperator, check_tolerance, default_tol, pcg
 from hybridzoo.physics.tensor_cache import per_device
 from hybridzoo.physics.validation import check_positive_int, check_positive_number, check_tensor
 from torch.utils.checkpoint import checkpoint as _checkpoint
@@ -52,8 +53,9 @@ class NavierStokes2D:
         advection: ``"maccormack"`` (second order, limited) or ``"semi-lagrangian"``.
         diffusion: ``"explicit"`` (needs ``nu dt / h² <= 1/4``) or ``"implicit"``.
         max_cfl: largest ``dt * max|u| / h`` a step accepts.
-        pressure_tol: relative residual of the pressure solve (default 1e-10 in float64, 1e-5 otherwise).
-        max_pressure_iter: CG iteration cap.
+        pressure_tol: relative residual of the pressure solve, in ``(0, 1)`` (default ``None``: 1e-10 in
+            float64, 1e-5 otherwise).
+        max_pressure_iter: CG iteration cap; a solve that reaches it above ``pressure_tol`` warns.
         validate: check the state for NaNs and the CFL number every step (one host sync per step).
     """
 
@@ -115,12 +117,13 @@ class NavierStokes2D:
             "periodic" if y_boundary == "periodic" else "neumann",
             solid,
         )
-        self.pressure_tol = pressure_tol
+        self.pressure_tol = check_tolerance("pressure_tol", pressure_tol)
         self.max_pressure_iter = check_positive_int("max_pressure_iter", max_pressure_iter)
         self.u_shape = (ny, nx if x_boundary == "periodic" else nx + 1)
         self.v_shape = (ny if y_boundary == "periodic" else ny + 1, nx)
         self._masks = self._face_masks()
         self._cache: dict[tuple, dict[str, torch.Tensor]] = {}
+        self._warned_diffusion = False
 
     # ------------------------------------------------------------------ geometry
     @property
@@ -145,7 +148,11 @@ class NavierStokes2D:
             mv = fluid * fluid.roll(1, dims=0)
         else:
             mv = torch.cat([torch.zeros_like(fluid[:1]), fluid[1:] * fluid[:-1], torch.zeros_like(fluid[:1])], dim=0)
-        return {"mu": mu, "mv": mv, "fluid": fluid}
+        # faces whose velocity is not prescribed: open faces, less the inflow face (the implicit diffusion's unknowns)
+        free_u = mu.clone()
+        if self.inflow is not None:
+            free_u[:, 0] = 0.0
+        return {"mu": mu, "mv": mv, "fluid": fluid, "free_u": free_u}
 
     def _t(self, like: torch.Tensor) -> dict[str, torch.Tensor]:
         return per_device(self._cache, like, self._cached_tensors)
@@ -270,26 +277,44 @@ class NavierStokes2D:
         return (nb - 4 * c) / self.h**2
 
     def diffuse(self, u: torch.Tensor, v: torch.Tensor, dt: float, nu: float | torch.Tensor,
-                tol: float = 1e-7, max_sweeps: int = 200) -> tuple[torch.Tensor, torch.Tensor]:
+                tol: float | None = None, max_iter: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
         """Viscous step over ``dt`` with kinematic viscosity ``nu`` (m²/s), explicit or implicit.
 
-        Implicit: backward Euler solved with Jacobi sweeps (the matrix is diagonally dominant, so
-        they always converge, at rate ``4a / (1 + 4a)`` with ``a = nu dt / h²``).
+        Implicit: backward Euler, ``(I - nu dt lap) u** = u*`` on the free faces, with the wall, obstacle
+        and inflow faces held at their boundary values (:meth:`apply_boundaries` of the input), solved by
+        conjugate gradients on this symmetric positive-definite system to the relative residual ``tol``
+        (default 1e-10 in float64, 1e-5 otherwise). Its condition number is at most ``1 + 8a`` with
+        ``a = nu dt / h²``, so CG needs ``O(sqrt(a))`` iterations; a solve that stops at ``max_iter``
+        above ``tol`` warns (``RuntimeWarning``, once per solver) and returns its last iterate.
+        Gradients flow through the CG iterations.
         """
         if self.diffusion == "explicit":
             return (u + dt * nu * self._laplacian(u, "u"), v + dt * nu * self._laplacian(v, "v"))
+        tol = check_tolerance("tol", tol)
+        check_positive_int("max_iter", max_iter)
+        if tol is None:
+            tol = default_tol(u.dtype)
         a = dt * nu / self.h**2
+        t = self._t(u)
+        fixed = self.apply_boundaries(u, v)  # the input on free faces, the boundary values elsewhere
         out = []
-        for q, name in ((u, "u"), (v, "v")):
-            x = q
-            for _ in range(max_sweeps):
-                lap_off = self._laplacian(x, name) * self.h**2 + 4 * x  # neighbour sum
-                x_new = (q + a * lap_off) / (1 + 4 * a)
-                change = (x_new - x).detach().abs().max()
-                x = x_new
-                if change <= tol * (q.detach().abs().max() + 1e-30):
-                    break
-            out.append(x)
+        for q, g, name, free in ((u, fixed[0], "u", t["free_u"]), (v, fixed[1], "v", t["mv"])):
+            def apply_a(y: torch.Tensor, name: str = name, free: torch.Tensor = free) -> torch.Tensor:
+                # (I - a h² lap) on the free faces, for y that vanishes on the prescribed ones
+                return free * (y - a * self._laplacian(free * y, name) * self.h**2)
+
+            held = (1 - free) * g
+            rhs = free * (q + a * self._laplacian(held, name) * self.h**2)
+            y, _, res = pcg(apply_a, rhs, lambda r: r, x0=free * q, tol=tol, max_iter=max_iter)
+            out.append(free * y + held)
+            # a non-finite state is left to the pressure solve, which raises on it
+            if math.isfinite(res) and res > tol and not self._warned_diffusion:
+                self._warned_diffusion = True
+                a_max = float(a.max()) if isinstance(a, torch.Tensor) else a
+                warnings.warn(f"implicit diffusion of {name} stopped at max_iter={max_iter} with relative residual "
+                              f"{res:.3g} > tol={tol:.3g} at a = nu*dt/h^2 = {a_max:.3g}: the viscous step is "
+                              f"inaccurate; raise max_iter or tol, or use a smaller dt. Further non-converged "
+                              f"diffusion solves of this solver are not reported.", RuntimeWarning, stacklevel=2)
         return out[0], out[1]
 
     # ------------------------------------------------------------------ boundaries and projection

@@ -18,21 +18,43 @@ Solvers:
   above). Without obstacles it converges in one iteration; thin obstacles add a few dozen.
 
 Gradients never store the CG iterations: :class:`PoissonSolve` is an ``autograd.Function`` whose
-backward runs one more solve with the (self-adjoint) operator, ``dL/db = A^{-1} dL/dp``.
+backward runs one more solve with the (self-adjoint) operator, ``dL/db = A^{-1} dL/dp``, through the
+same Function, so a double backward (``create_graph=True``) is exact too.
+
+A solve that stops at ``max_iter`` with its residual above ``tol`` returns its last iterate with a
+``RuntimeWarning`` (once per operator and direction, forward or adjoint, so that a rollout does not
+repeat it every step).
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from typing import Literal
 
 import torch
 from hybridzoo.physics.tensor_cache import per_device
-from hybridzoo.physics.validation import check_tensor
+from hybridzoo.physics.validation import check_positive_int, check_tensor
 
 AxisRule = Literal["periodic", "neumann", "neumann-dirichlet"]
 _RULES = ("periodic", "neumann", "neumann-dirichlet")
+
+
+def default_tol(dtype: torch.dtype) -> float:
+    """The default relative residual of the iterative solves: 1e-10 in float64, 1e-5 otherwise."""
+    return 1e-10 if dtype == torch.float64 else 1e-5
+
+
+def check_tolerance(name: str, tol: object) -> float | None:
+    """Check a relative tolerance: ``None`` (the dtype's default) or a real number in ``(0, 1)``."""
+    if tol is None:
+        return None
+    if isinstance(tol, bool) or not isinstance(tol, (int, float)):
+        raise TypeError(f"{name} must be a real number in (0, 1) or None, got {type(tol).__name__} {tol!r}")
+    if not 0 < float(tol) < 1:  # also rejects NaN
+        raise ValueError(f"{name} must be a relative residual in (0, 1), got {tol!r}")
+    return float(tol)
 
 
 def _laplacian_1d(n: int, rule: str) -> torch.Tensor:
@@ -106,6 +128,7 @@ class PoissonOperator:
         self.singular = x_rule != "neumann-dirichlet"
         self._cache: dict[tuple, dict[str, torch.Tensor]] = {}
         self._eig = None
+        self._warned: set[str] = set()  # directions ("forward", "adjoint") that warned of non-convergence
 
     # ------------------------------------------------------------------ cached tensors
     def _t(self, like: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -214,10 +237,13 @@ class PoissonOperator:
         """Solve ``A x = b`` without autograd; returns ``(x, iterations, max relative residual)``.
 
         On a singular operator (no outflow) the fluid mean of ``b`` is removed first (a compatible
-        right-hand side) and the zero-mean solution is returned.
+        right-hand side) and the zero-mean solution is returned. A residual above ``tol`` (CG stopped at
+        ``max_iter``) is returned, not reported: check it.
         """
+        tol = check_tolerance("tol", tol)
+        check_positive_int("max_iter", max_iter)
         if tol is None:
-            tol = 1e-10 if b.dtype == torch.float64 else 1e-5
+            tol = default_tol(b.dtype)
         with torch.no_grad():
             b = self._project_nullspace(b)
             if self.solid is None and x0 is None:
@@ -228,7 +254,13 @@ class PoissonOperator:
 
     def solve(self, b: torch.Tensor, x0: torch.Tensor | None = None, tol: float | None = None,
               max_iter: int = 500) -> torch.Tensor:
-        """Differentiable ``A^{-1} b`` for ``b (..., ny, nx)``; the backward pass is one adjoint solve."""
+        """Differentiable ``A^{-1} b`` for ``b (..., ny, nx)``; the backward pass is one adjoint solve.
+
+        Warns (``RuntimeWarning``, once per operator and direction) when CG stops at ``max_iter`` with
+        the relative residual above ``tol`` (default 1e-10 in float64, 1e-5 otherwise).
+        """
+        tol = check_tolerance("tol", tol)
+        check_positive_int("max_iter", max_iter)
         b = check_tensor("b", b, min_ndim=2)
         if b.shape[-2:] != (self.ny, self.nx):
             raise ValueError(f"b must end in shape {(self.ny, self.nx)}, got {tuple(b.shape)}")
@@ -238,7 +270,7 @@ class PoissonOperator:
                 raise ValueError(f"x0 must have the shape of b {tuple(b.shape)}, got {tuple(x0.shape)}")
             x0 = x0.detach()
 
-        def raw(rhs: torch.Tensor, guess: torch.Tensor | None) -> torch.Tensor:
+        def raw(rhs: torch.Tensor, guess: torch.Tensor | None, direction: str = "forward") -> torch.Tensor:
             # The system is linear: solve for rhs scaled to |rhs| ≈ 1 per batch element, then scale back.
             # Gradients from long unrolled rollouts can reach 1e20 and more, where CG's inner products
             # would overflow float32; a power-of-two scale is exact, so results are otherwise unchanged.
@@ -248,6 +280,14 @@ class PoissonOperator:
             x, _, res = self.solve_raw(torch.ldexp(rhs, -exponent), scaled, tol, max_iter)
             if not math.isfinite(res):
                 raise FloatingPointError("pressure solve diverged (non-finite residual)")
+            goal = default_tol(rhs.dtype) if tol is None else tol
+            if res > goal and direction not in self._warned:
+                self._warned.add(direction)
+                where = "adjoint pressure solve (backward pass)" if direction == "adjoint" else "pressure solve"
+                warnings.warn(f"{where} stopped at max_iter={max_iter} with relative residual {res:.3g} > "
+                              f"tol={goal:.3g}: the result is inaccurate; raise the iteration cap (NavierStokes2D's "
+                              f"max_pressure_iter) or the tolerance. Further non-converged {direction} solves of "
+                              f"this operator are not reported.", RuntimeWarning, stacklevel=2)
             return torch.ldexp(x, exponent)
 
         return PoissonSolve.apply(b, x0, raw)
@@ -293,21 +333,28 @@ def pcg(apply_a: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor,
 
 
 class PoissonSolve(torch.autograd.Function):
-    """``x = A^{-1} b`` with ``A`` symmetric: forward by any solver, backward by the adjoint solve ``A^{-1} g``."""
+    """``x = A^{-1} b`` with ``A`` symmetric: forward by any solver, backward by the adjoint solve ``A^{-1} g``.
+
+    ``raw(rhs, x0, direction)`` solves without autograd; ``direction`` (``"forward"`` or ``"adjoint"``)
+    only labels its warnings. ``A`` is fixed, so the backward is the same linear map applied to the
+    incoming gradient; it runs through this Function again, which makes it differentiable in turn
+    (double backward with ``create_graph=True``: ``d/dg (A^{-1} g) = A^{-1}``, and no other path exists).
+    """
 
     @staticmethod
     def forward(ctx, b: torch.Tensor, x0: torch.Tensor | None,  # noqa: D102
-                raw: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]) -> torch.Tensor:
+                raw: Callable[..., torch.Tensor], direction: str = "forward") -> torch.Tensor:
         ctx.raw = raw
-        return raw(b, x0)
+        return raw(b, x0, direction)
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, None, None]:  # noqa: D102
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, None, None, None]:  # noqa: D102
         if grad is None:
-            return None, None, None
+            return None, None, None, None
         try:
-            return ctx.raw(grad.contiguous(), None), None, None
+            # grad mode is on here only under create_graph=True; then this records a differentiable node
+            return PoissonSolve.apply(grad.contiguous(), None, ctx.raw, "adjoint"), None, None, None
         except FloatingPointError:
             # A non-finite gradient in gives a non-finite gradient out, as from any other op, so that
             # the optimiser's side can see it and skip the update (the forward solve still raises).
-            return torch.full_like(grad, math.nan), None, None
+            return torch.full_like(grad, math.nan), None, None, None

@@ -18,11 +18,12 @@ step (the previous one merely warm-starts the solve), so a pressure correction w
 
 from __future__ import annotations
 
+import numbers
 import time
 from typing import Any
 
 import torch
-from hybridzoo.datamodules.wake_flow import wake_solver, wake_viscosity
+from hybridzoo.datamodules.wake_flow import check_wake_cfl, check_wake_geometry, wake_solver, wake_viscosity
 from hybridzoo.physics.navier_stokes import NavierStokes2D, unroll
 from hybridzoo.physics.validation import check_positive_int, check_positive_number, check_tensor
 from hybridzoo.zoo.base import Freeze, HybridModule
@@ -102,10 +103,10 @@ class SolverInTheLoop(HybridModule):
             check_positive_int(name, locals()[name])
         for name in ("dt", "re_scale"):
             check_positive_number(name, locals()[name])
+        check_wake_geometry(nx, ny, length_x, center, diameter, inflow_speed)  # the DataModule's checks
+        check_wake_cfl(dt, inflow_speed, length_x, nx)
         if curriculum is not None:
-            curriculum = [check_positive_int("curriculum", int(n)) for n in curriculum]
-            if not curriculum or curriculum != sorted(curriculum):
-                raise ValueError(f"curriculum must be a non-empty increasing list of look-aheads, got {curriculum}")
+            curriculum = _look_aheads(curriculum)
         self.save_hyperparameters()
         self.solver: NavierStokes2D = wake_solver(nx, ny, length_x, tuple(center), diameter, inflow_speed,
                                                   validate=False)
@@ -303,6 +304,19 @@ class SolverInTheLoop(HybridModule):
 
         timed("sol")  # warm-up: caches, kernels
         return timed("sol") / timed("src")
+
+
+def _look_aheads(curriculum: Any) -> list[int]:
+    """The curriculum as a list of ints; ``ValueError`` unless a non-empty increasing list of positive integers."""
+    values = list(curriculum) if isinstance(curriculum, (list, tuple)) else None
+    if not values or any(isinstance(n, bool) or not isinstance(n, numbers.Real) or not float(n).is_integer()
+                         or n < 1 for n in values):
+        raise ValueError(f"curriculum must be a non-empty increasing list of positive integer look-aheads, "
+                         f"got {curriculum!r}")
+    values = [int(n) for n in values]
+    if values != sorted(values):
+        raise ValueError(f"curriculum must be a non-empty increasing list of look-aheads, got {curriculum!r}")
+    return values
 
 
 def _mse(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -65,3 +65,20 @@ def test_stale_version_is_not_used(tmp_path):
 def test_config_hash_is_order_independent():
     assert config_hash({"a": 1, "b": 2}) == config_hash({"b": 2, "a": 1})
     assert config_hash({"a": 1}) != config_hash({"a": 2})
+
+
+def test_arrays_hash_by_their_exact_values():
+    # str() of an array rounds and elides, so these used to share a cache folder
+    long = np.arange(2000.0)
+    assert config_hash({"x": long}) != config_hash({"x": long + (np.arange(2000) == 1000)})
+    assert config_hash({"x": np.array([100.0, 210.0])}) != config_hash({"x": np.array([100.0, 210.000000004])})
+    assert config_hash({"x": np.array([1.5, 2.0])}) == config_hash({"x": [1.5, 2.0]})
+    c = ArrayCache("demo", {"x": np.array([[1.0, 2.5]])}, "1")
+    assert c.config == {"x": [[1.0, 2.5]]}
+
+
+def test_plain_configs_hash_as_before():
+    # the keys of existing caches (lists, tuples, numbers, strings) must not move
+    cfg = {"re": [100.0, 150.0], "center": (2.0, 2.0), "dt": 0.1, "n": 3, "name": "x", "none": None}
+    assert config_hash(cfg) == "922b00f851ab1532"
+    assert ArrayCache("demo", cfg, "1").hash == "f40276f93ec1488e"

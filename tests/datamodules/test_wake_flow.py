@@ -88,3 +88,53 @@ def test_bad_configuration_is_rejected():
     dm = WakeFlowDataModule(**TINY)
     with pytest.raises(ValueError, match="split"):
         dm.rollout_dataset("holdout")
+
+
+def test_a_time_step_beyond_the_cfl_limit_is_refused_before_anything_is_cached(tmp_path):
+    # h = 0.5: dt = 1.0 moves the inflow itself two cells per step
+    with pytest.raises(ValueError, match=r"dt=1.0 violates the CFL condition"):
+        WakeFlowDataModule(**{**TINY, "dt": 1.0})
+    # within the limit at the inflow speed, but the flow around the cylinder is ~1.9x faster
+    dm = WakeFlowDataModule(**{**TINY, "dt": 0.45, "warmup": 1.0, "steps": 5, "window": 2, "rollout_steps": 2},
+                            cache_dir=str(tmp_path))
+    with pytest.raises(ValueError, match=r"dt=0.45 violates the CFL condition .*max\|u\|"):
+        dm.prepare_data()
+    assert dm.cache.status() == "missing"
+
+
+@pytest.mark.parametrize("seed", [1.7, -1, True, "0"])
+def test_seed_must_be_a_non_negative_int(seed):
+    with pytest.raises(ValueError, match="seed"):
+        WakeFlowDataModule(**TINY, seed=seed)
+
+
+def test_numpy_seed_and_arrays_key_the_cache_by_their_exact_values():
+    base = WakeFlowDataModule(**TINY, seed=3)
+    assert WakeFlowDataModule(**TINY, seed=np.int64(3)).cache.dir == base.cache.dir
+    re = np.array([100.0, 200.0])
+    same = WakeFlowDataModule(**{**TINY, "re_train": re, "center": np.array([2.0, 2.0])}, seed=3)
+    assert same.cache.dir == base.cache.dir  # an array keys like the tuple or list of its values
+    close = WakeFlowDataModule(**{**TINY, "re_train": re + [0.0, 4e-9]}, seed=3)  # printed as [100. 200.]
+    assert close.cache.dir != base.cache.dir
+    assert close.data_config()["re_train"] == [100.0, 200.000000004]
+
+
+def test_the_shipped_configs_keep_their_cache_folder():
+    # configs/solver_in_the_loop_ns*.yaml (the defaults) and their cards' data: the cached data of the shipped
+    # checkpoints lives here. Changes only with GENERATOR_VERSION or the set of keys in data_config.
+    import yaml
+    from hybridzoo.zoo.registry import config_path
+
+    assert WakeFlowDataModule(progress=False).cache.dir.name == "353a70f1bdaf852d"
+    for name in ("solver-in-the-loop-ns", "solver-in-the-loop-ns-large"):
+        init = yaml.safe_load(config_path(name).read_text())["data"]["init_args"]
+        assert WakeFlowDataModule(**init, progress=False).cache.dir.name == "353a70f1bdaf852d"
+
+
+def test_a_cylinder_that_covers_no_cell_is_rejected():
+    with pytest.raises(ValueError, match="diameter=0.3 .*covers no cell"):
+        WakeFlowDataModule(**{**TINY, "diameter": 0.3, "center": (2.0, 2.0)})  # between the cell centres
+    with pytest.raises(ValueError, match="center"):
+        WakeFlowDataModule(**{**TINY, "center": (2.0, float("nan"))})
+    with pytest.raises(ValueError, match="center"):
+        WakeFlowDataModule(**{**TINY, "center": (2.0,)})

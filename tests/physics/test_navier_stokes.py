@@ -1,4 +1,5 @@
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -230,3 +231,104 @@ def test_max_stable_dt_is_accepted_and_just_beyond_it_is_not():
     s.step(u, v, dt, 1e-3)
     with pytest.raises(ValueError, match="CFL"):
         s.step(u, v, 1.01 * dt, 1e-3)
+
+
+def _obstacle_channel(y_boundary: str = "slip"):
+    ny, nx = 6, 10
+    solid = torch.zeros(ny, nx, dtype=torch.bool)
+    solid[2:4, 4:6] = True
+    inflow = torch.linspace(0.5, 1.0, ny, dtype=F64)
+    s = NavierStokes2D(nx, ny, 2.0, x_boundary="inflow-outflow", y_boundary=y_boundary, solid=solid, inflow=inflow,
+                       diffusion="implicit")
+    g = torch.Generator().manual_seed(0)
+    u = 1.0 + 0.3 * torch.rand(2, *s.u_shape, generator=g, dtype=F64)
+    v = 0.3 * torch.randn(2, *s.v_shape, generator=g, dtype=F64)
+    return s, *s.apply_boundaries(u, v)
+
+
+def _backward_euler(s, q, name, a):
+    """Dense backward Euler ``x - a h² lap x = q`` on the free faces, faces that apply_boundaries sets held fixed."""
+    probe = 10 + torch.rand(1, *q.shape[1:], dtype=F64)
+    u0, v0 = torch.zeros(1, *s.u_shape, dtype=F64), torch.zeros(1, *s.v_shape, dtype=F64)
+    pair = (probe, v0) if name == "u" else (u0, probe)
+    fixed = (s.apply_boundaries(*pair)[0 if name == "u" else 1] != probe)[0].flatten()
+    n = fixed.numel()
+    eye = torch.eye(n, dtype=F64).reshape(n, *q.shape[1:])
+    m = (eye - a * s.h**2 * s._laplacian(eye, name)).reshape(n, n).T  # m @ x.flatten() = (x - a h² lap x)
+    out = []
+    for b in q.flatten(1):
+        g = torch.where(fixed, b, torch.zeros_like(b))  # q already holds its boundary values
+        rhs = (b - m @ g)[~fixed]
+        x = g.clone()
+        x[~fixed] = torch.linalg.solve(m[~fixed][:, ~fixed], rhs)
+        out.append(x.reshape(q.shape[1:]))
+    return torch.stack(out)
+
+
+@pytest.mark.parametrize("y_boundary", ["slip", "noslip"])
+def test_implicit_diffusion_holds_walls_obstacle_and_inflow_fixed(y_boundary):
+    s, u, v = _obstacle_channel(y_boundary)
+    dt, a = 0.05, 2.0
+    nu = a * s.h**2 / dt
+    ui, vi = s.diffuse(u, v, dt, nu, tol=1e-13)
+    # no-slip at the obstacle: its neighbours slow down as backward Euler with those faces held at 0 says
+    torch.testing.assert_close(ui, _backward_euler(s, u, "u", a), atol=1e-10, rtol=0)
+    torch.testing.assert_close(vi, _backward_euler(s, v, "v", a), atol=1e-10, rtol=0)
+    # per-sample viscosities solve each sample's own system
+    nus = torch.tensor([nu, 0.1 * nu], dtype=F64).reshape(-1, 1, 1)
+    ub, _ = s.diffuse(u, v, dt, nus, tol=1e-13)
+    torch.testing.assert_close(ub[1:], _backward_euler(s, u[1:], "u", 0.1 * a), atol=1e-10, rtol=0)
+
+
+def test_implicit_diffusion_is_backward_euler_at_large_diffusion_numbers():
+    n, dt = 24, 0.01
+    s = NavierStokes2D(n, n, 2 * math.pi, diffusion="implicit")
+    _, yu = s.coordinates("u", dtype=F64)
+    for a in (1.5, 50.0, 500.0):
+        u = torch.sin(yu)[None].clone()
+        un, _, _ = s.step(u, torch.zeros(1, *s.v_shape, dtype=F64), dt, a * s.h**2 / dt)
+        amp = float((un[0] * torch.sin(yu)).sum() / (torch.sin(yu) ** 2).sum())
+        assert amp == pytest.approx(1 / (1 + a * (2 - 2 * math.cos(s.h))), rel=1e-8), a
+
+
+def test_implicit_diffusion_warns_once_when_it_stops_short():
+    s, u, v = _obstacle_channel()
+    nu = 500.0 * s.h**2 / 0.05
+    with pytest.warns(RuntimeWarning, match=r"implicit diffusion .*max_iter=2 .*a = nu\*dt/h\^2 = 500"):
+        s.diffuse(u, v, 0.05, nu, max_iter=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        s.diffuse(u, v, 0.05, nu, max_iter=2)  # once per solver: a rollout does not repeat it every step
+        s.diffuse(u, v, 0.05, nu)  # converges within the default cap
+    with pytest.raises(ValueError, match="tol"):
+        s.diffuse(u, v, 0.05, nu, tol=-1.0)
+
+
+def test_gradcheck_of_one_implicit_diffusion_step():
+    s = NavierStokes2D(5, 4, 1.25, x_boundary="inflow-outflow", y_boundary="noslip",
+                       solid=torch.tensor([[0, 0, 0, 0, 0], [0, 1, 0, 0, 0], [0, 0, 0, 0, 0], [0, 0, 0, 0, 0]]).bool(),
+                       inflow=torch.tensor([0.2, 0.4, 0.4, 0.2], dtype=F64), pressure_tol=1e-13, diffusion="implicit")
+    g = torch.Generator().manual_seed(3)
+    u = (0.3 * torch.rand(1, *s.u_shape, generator=g, dtype=F64)).requires_grad_()
+    v = (0.1 * torch.randn(1, *s.v_shape, generator=g, dtype=F64)).requires_grad_()
+    assert torch.autograd.gradcheck(lambda u, v: s.step(u, v, 0.3, 0.5), (u, v), atol=1e-6)  # a = 2.4
+
+
+def test_pressure_settings_are_checked_and_a_short_solve_warns():
+    for bad in (-1.0, 0.0, 1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="pressure_tol"):
+            NavierStokes2D(8, 4, 1.0, pressure_tol=bad)
+    with pytest.raises(TypeError, match="pressure_tol"):
+        NavierStokes2D(8, 4, 1.0, pressure_tol="1e-6")
+    with pytest.raises(ValueError, match="max_pressure_iter"):
+        NavierStokes2D(8, 4, 1.0, max_pressure_iter=0)
+    with pytest.raises(TypeError, match="max_pressure_iter"):
+        NavierStokes2D(8, 4, 1.0, max_pressure_iter=2.5)
+    s, u, v = channel()
+    short = NavierStokes2D(s.nx, s.ny, s.length_x, x_boundary="inflow-outflow", y_boundary="noslip", solid=s.solid,
+                           inflow=s.inflow, max_pressure_iter=2)
+    with pytest.warns(RuntimeWarning, match=r"pressure solve stopped at max_iter=2 .*residual"):
+        short.step(u, v, 0.05, 1e-3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        s.step(u, v, 0.05, 1e-3)  # the default settings converge

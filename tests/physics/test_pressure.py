@@ -1,4 +1,5 @@
 import math
+import warnings
 
 import pytest
 import torch
@@ -131,3 +132,51 @@ def test_adjoint_solve_of_a_huge_float32_gradient_stays_finite():
     assert torch.isfinite(b.grad).all()
     (small,) = torch.autograd.grad((op.solve(b) * w).sum(), b)
     torch.testing.assert_close(b.grad / 1e25, small, rtol=1e-5, atol=1e-6 * float(small.abs().max()))
+
+
+def _obstacle_op():
+    solid = torch.zeros(6, 8, dtype=torch.bool)
+    solid[2:4, 3:5] = True
+    return PoissonOperator(6, 8, 0.25, "neumann-dirichlet", "neumann", solid)
+
+
+def test_double_backward_through_the_solve_is_exact():
+    op = PoissonOperator(4, 5, 0.5, "neumann-dirichlet", "neumann")
+    b = torch.randn(1, 4, 5, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(1, 4, 5, dtype=torch.float64, requires_grad=True)
+    (g,) = torch.autograd.grad((op.solve(b, tol=1e-13) * w).sum(), b, create_graph=True)  # g = A^{-1} w
+    (h,) = torch.autograd.grad(g.sum(), w, allow_unused=True)
+    assert h is not None  # the path through the adjoint solve is kept, not silently dropped
+    torch.testing.assert_close(h, op.solve(torch.ones(1, 4, 5, dtype=torch.float64), tol=1e-13), atol=1e-10, rtol=0)
+    op = _obstacle_op()
+    b = torch.randn(2, 6, 8, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradgradcheck(lambda t: op.solve(t, tol=1e-13) ** 2, (b,))
+
+
+def test_a_solve_stopped_at_max_iter_warns_once_per_direction():
+    op = _obstacle_op()
+    b = torch.randn(2, 6, 8, dtype=torch.float64, requires_grad=True)
+    with pytest.warns(RuntimeWarning, match=r"^pressure solve stopped at max_iter=1 .*residual .* > tol=1e-10"):
+        x = op.solve(b, max_iter=1)
+    with pytest.warns(RuntimeWarning, match=r"^adjoint pressure solve \(backward pass\) stopped at max_iter=1"):
+        x.sum().backward()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        op.solve(b, max_iter=1).sum().backward()  # reported once: a rollout does not repeat it every step
+        PoissonOperator(6, 8, 0.25, "neumann-dirichlet", "neumann", op.solid).solve(b).sum().backward()  # converges
+    _, it, res = op.solve_raw(b.detach(), max_iter=1)  # solve_raw returns the residual instead
+    assert it == 1 and res > 1e-10
+
+
+def test_bad_tolerance_and_iteration_cap_are_rejected():
+    op = _obstacle_op()
+    b = torch.randn(1, 6, 8, dtype=torch.float64)
+    for bad in (-1e-6, 0.0, 1.0, float("nan")):
+        with pytest.raises(ValueError, match="tol"):
+            op.solve(b, tol=bad)
+        with pytest.raises(ValueError, match="tol"):
+            op.solve_raw(b, tol=bad)
+    with pytest.raises(TypeError, match="tol"):
+        op.solve(b, tol="1e-6")
+    with pytest.raises(ValueError, match="max_iter"):
+        op.solve(b, max_iter=0)

@@ -1,3 +1,5 @@
+import warnings
+
 import lightning as L
 import pytest
 import torch
@@ -142,3 +144,33 @@ def test_an_update_with_a_non_finite_gradient_is_skipped(datamodule, tmp_path):
     after = list(model.parameters())
     assert all(torch.isfinite(p).all() for p in after)
     assert any(not torch.equal(a, b) for a, b in zip(after, before))  # the second, finite step did update
+
+
+@pytest.mark.parametrize(("override", "name"), [
+    ({"diameter": -1.0}, "diameter"), ({"diameter": 0.0}, "diameter"), ({"diameter": 0.1}, "diameter"),
+    ({"inflow_speed": 0.0}, "inflow_speed"), ({"inflow_speed": -1.0}, "inflow_speed"),
+    ({"center": (50.0, 50.0)}, "center"), ({"center": (2.0, 2.0, 1.0)}, "center"), ({"dt": 0.6}, "dt"),
+])
+def test_bad_wake_geometry_is_rejected_with_the_argument_named(override, name):
+    with pytest.raises(ValueError, match=name):
+        SolverInTheLoop(**{**GEOMETRY, **override}, **NET)
+
+
+def test_curriculum_must_hold_whole_look_aheads():
+    for bad in ([1.9, 4.7], [2, 4.5], [0, 2], [True, 2], [], "248"):
+        with pytest.raises(ValueError, match="curriculum"):
+            SolverInTheLoop(**GEOMETRY, curriculum=bad, **NET)
+    model = SolverInTheLoop(**GEOMETRY, curriculum=[2.0, 4], **NET)
+    assert model.hparams.curriculum == [2, 4] and model.look_ahead == 2
+
+
+def test_the_default_solves_converge_forward_and_backward(datamodule):
+    # float32 at the default tolerance: no pressure solve of a training step stops at its iteration cap
+    torch.manual_seed(0)
+    model = SolverInTheLoop(**GEOMETRY, look_ahead=4, **NET)
+    batch = next(iter(datamodule.train_dataloader()))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        us, vs = model.rollout(batch["u"][:, 0], batch["v"][:, 0], batch["re"], 4, "sol")
+        (((us - batch["u"][:, 1:]) ** 2).mean() + ((vs - batch["v"][:, 1:]) ** 2).mean()).backward()
+        model.rollouts(next(iter(datamodule.test_dataloader())))
