@@ -22,6 +22,7 @@ loss), so their comparison costs one run.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, ClassVar
 
 import torch
@@ -179,6 +180,13 @@ class ResidualAerofoil(HybridModule):
             raise ValueError(
                 f"alpha {tuple(alpha.shape)} and re {tuple(re.shape)} must both be (B, A) "
                 f"with B = {coords.shape[0]}"
+            )
+        if not bool(self.stats_fitted):
+            warnings.warn(
+                "predict_cl on a model whose feature statistics were never fitted (not trained): the network "
+                "modes are untrained and unscaled; only 'panel' is meaningful",
+                RuntimeWarning,
+                stacklevel=2,
             )
         shapes = torch.stack([repanel(normalize(c.double()), n_panels_per_side) for c in coords])
         x, cl_panel = aerofoil_inputs(shapes, alpha.double(), re.double())

@@ -36,6 +36,9 @@ def test_bad_arguments():
         m(torch.zeros(4, 3), torch.zeros(4))
     with pytest.raises(ValueError, match="re"):
         m.predict_cl(naca4_from_code("0012", 30)[None], torch.zeros(1, 2), torch.zeros(1, 2))
+    with pytest.warns(RuntimeWarning, match="never fitted"):
+        out = m.predict_cl(naca4_from_code("0012", 30)[None], torch.zeros(1, 2), torch.full((1, 2), 1e6))
+    assert torch.allclose(out["panel"], torch.zeros(1, 2), atol=1e-6)  # symmetric aerofoil at 0 deg
 
 
 @pytest.mark.parametrize("boundary_layer", [True, False])
