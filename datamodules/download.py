@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import tempfile
 import urllib.request
@@ -67,17 +68,23 @@ def download(
         try:
             h = hashlib.sha256()
             with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310
+                size = 0
                 while block := resp.read(1 << 20):
                     h.update(block)
                     out.write(block)
+                    size += len(block)
+                promised = resp.headers.get("Content-Length")
+                if promised is not None and promised.isdigit() and size != int(promised):
+                    # a connection cut short ends the reads quietly: without a checksum, only the length tells
+                    raise http.client.IncompleteRead(b"", int(promised) - size)
             if sha256 is not None and h.hexdigest() != sha256:
                 errors.append(f"{url}: sha256 {h.hexdigest()} != expected {sha256}")
                 mismatch = True
                 continue
             os.replace(tmp, dest)
             return dest
-        except OSError as err:
-            errors.append(f"{url}: {err}")
+        except (OSError, http.client.HTTPException) as err:  # a truncated body is an HTTPException, not an OSError
+            errors.append(f"{url}: {type(err).__name__}: {err}")
         finally:
             Path(tmp).unlink(missing_ok=True)
     if mismatch:

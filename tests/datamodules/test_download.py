@@ -83,3 +83,32 @@ def test_digest_compares_case_insensitively(tmp_path):
     dest = download(src.as_uri(), tmp_path / "out" / "payload.bin", upper)
     assert dest.read_bytes() == b"hello"
     assert download(src.as_uri(), dest, upper) == dest  # the existing file is recognised as well
+
+
+def test_a_truncated_response_falls_back_to_the_next_mirror(server, tmp_path):
+    root, url = server
+    (root / "f.bin").write_bytes(b"ok")
+
+    class Truncating(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # promises 1000 bytes, sends 5 and hangs up: urllib raises IncompleteRead
+            self.send_response(200)
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            self.wfile.write(b"short")
+            self.close_connection = True
+
+        def log_message(self, *args):
+            pass
+
+    bad = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Truncating)
+    threading.Thread(target=bad.serve_forever, daemon=True).start()
+    try:
+        bad_url = f"http://127.0.0.1:{bad.server_address[1]}/f.bin"
+        dest = download([bad_url, f"{url}/f.bin"], tmp_path / "f.bin", hashlib.sha256(b"ok").hexdigest())
+        assert dest.read_bytes() == b"ok"
+        with pytest.raises(OSError, match="IncompleteRead"):
+            download(bad_url, tmp_path / "g.bin", None)
+        assert not (tmp_path / "g.bin").exists()
+    finally:
+        bad.shutdown()
+        bad.server_close()
