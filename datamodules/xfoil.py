@@ -92,31 +92,36 @@ def parse_polar(text: str) -> dict[str, np.ndarray]:
     return {name: data[:, j] for j, name in enumerate(names)}
 
 
-def _script(re: float, alphas: Sequence[float], n_iter: int) -> str:
-    pos = sorted(a for a in alphas if a >= 0)
-    neg = sorted((a for a in alphas if a < 0), reverse=True)
-    cmds = ["LOAD foil.dat", "PANE", "OPER", f"VISC {re:.6g}", f"ITER {n_iter}", "PACC", "polar.txt", ""]
-    # Marching outwards from 0 deg reuses each converged boundary layer as the next initial guess.
-    for k, branch in enumerate(b for b in (pos, neg) if b):
-        if k:  # restart the negative branch from a fresh boundary layer, not from the last positive angle
-            cmds.append("INIT")
-        cmds += [f"ALFA {a:.4f}" for a in branch]
-    cmds += ["PACC", "", "QUIT"]
+def _session(re: float, n_iter: int, polar_name: str, body: list[str]) -> str:
+    """An XFOIL script: panel ``foil.dat``, viscous at ``re``, accumulate ``body``'s points into ``polar_name``."""
+    cmds = ["LOAD foil.dat", "PANE", "OPER", f"VISC {re:.6g}", f"ITER {n_iter}", "PACC", polar_name, "",
+            *body, "PACC", "", "QUIT"]
     return "\n".join(cmds) + "\n"
 
 
-def _retry_script(re: float, alphas: Sequence[float], n_iter: int) -> str:
+def _script(re: float, alphas: Sequence[float], n_iter: int, polar_name: str) -> str:
+    pos = sorted(a for a in alphas if a >= 0)
+    neg = sorted((a for a in alphas if a < 0), reverse=True)
+    body: list[str] = []
+    # Marching outwards from 0 deg reuses each converged boundary layer as the next initial guess.
+    for k, branch in enumerate(b for b in (pos, neg) if b):
+        if k:  # restart the negative branch from a fresh boundary layer, not from the last positive angle
+            body.append("INIT")
+        body += [f"ALFA {a:.4f}" for a in branch]
+    return _session(re, n_iter, polar_name, body)
+
+
+def _retry_script(re: float, alphas: Sequence[float], n_iter: int, polar_name: str) -> str:
     """Each angle on its own, from a freshly initialised boundary layer (as if XFOIL ran it alone).
 
     XFOIL's ``INIT`` *toggles* its "BL initialised" flag; every viscous point leaves it set (even a
     failed one), and a fresh process starts with it clear, so it is toggled before every angle but
     the first.
     """
-    cmds = ["LOAD foil.dat", "PANE", "OPER", f"VISC {re:.6g}", f"ITER {n_iter}", "PACC", "retry.txt", ""]
+    body: list[str] = []
     for k, a in enumerate(alphas):
-        cmds += (["INIT"] if k else []) + [f"ALFA {a:.4f}"]
-    cmds += ["PACC", "", "QUIT"]
-    return "\n".join(cmds) + "\n"
+        body += (["INIT"] if k else []) + [f"ALFA {a:.4f}"]
+    return _session(re, n_iter, polar_name, body)
 
 
 #: XFOIL prints alpha with 3 decimals (the script asks for 4): a row belongs to a requested angle
@@ -217,7 +222,7 @@ def run_polar(
     cl, cd, cm = (np.full(alpha.shape, np.nan) for _ in range(3))
     with tempfile.TemporaryDirectory(prefix="hzxf") as tmp:
         write_dat(Path(tmp) / "foil.dat", coords_t, "hybridzoo")
-        out, cols = _xfoil(cmd, tmp, _script(float(re), alpha.tolist(), n_iter), "polar.txt", timeout)
+        out, cols = _xfoil(cmd, tmp, _script(float(re), alpha.tolist(), n_iter, "polar.txt"), "polar.txt", timeout)
         if cols is None:
             raise XfoilError(f"XFOIL wrote no polar; output tail:\n{out[-2000:]}")
         _match(asked, cols, cl, cd, cm, np.ones(alpha.shape, dtype=bool))
@@ -226,7 +231,7 @@ def run_polar(
             # One more process for the missing angles, each from a fresh boundary layer; whatever still
             # fails stays missing. A crash or timeout here keeps the sweep's results.
             again = sorted(set(asked[missing].tolist()), key=abs)
-            out2, cols2 = _xfoil(cmd, tmp, _retry_script(float(re), again, n_iter), "retry.txt", timeout)
+            out2, cols2 = _xfoil(cmd, tmp, _retry_script(float(re), again, n_iter, "retry.txt"), "retry.txt", timeout)
             if cols2 is not None:
                 _match(asked, cols2, cl, cd, cm, missing)
             out = out[-2000:] + "\n[hybridzoo] retry of the missing angles from a fresh boundary layer:\n" + out2

@@ -207,6 +207,22 @@ class NavierStokes2D:
         vmax = torch.maximum(u.detach().abs().max(), v.detach().abs().max())
         return float(vmax) * dt / self.h
 
+    def check_cfl(self, u: torch.Tensor, v: torch.Tensor, dt: float, *, reported_dt: float | None = None,
+                  context: str = "") -> None:
+        """Raise ``ValueError`` if a step of ``dt`` from this state breaks ``max_cfl``.
+
+        ``reported_dt`` is the time step to name in the message when ``dt`` derives from it (e.g. a
+        user's coarse step, of which ``dt`` is a fraction); ``context`` qualifies "the CFL condition".
+        A non-finite state raises ``FloatingPointError``.
+        """
+        c = self.cfl(u, v, dt)
+        shown = dt if reported_dt is None else reported_dt
+        if not math.isfinite(c):
+            raise FloatingPointError(f"non-finite velocity{context} at dt={shown:.4g}: the flow diverged")
+        if c > self.max_cfl:
+            raise ValueError(f"dt={shown:.4g} violates the CFL condition{context}: dt*max|u|/h = {c:.3g} > "
+                             f"max_cfl={self.max_cfl} (use dt <= {self.max_cfl * shown / c:.4g})")
+
     def max_stable_dt(self, speed: float, nu: float | None = None) -> float:
         """Largest ``dt`` accepted at a velocity scale ``speed`` (m/s) and viscosity ``nu``."""
         dt = self.max_cfl * self.h / speed
@@ -351,10 +367,7 @@ class NavierStokes2D:
         dt = check_positive_number("dt", dt)
         if self.validate:
             self.check_state(u, v, p)
-            c = self.cfl(u, v, dt)
-            if c > self.max_cfl:
-                raise ValueError(f"dt={dt:.4g} violates the CFL condition: dt*max|u|/h = {c:.3g} > max_cfl="
-                                 f"{self.max_cfl} (use dt <= {self.max_cfl * dt / c:.4g})")
+            self.check_cfl(u, v, dt)
         nu_t = self._nu(nu, u)
         if self.diffusion == "explicit":
             nu_max = float(nu_t.max()) if isinstance(nu_t, torch.Tensor) else nu_t

@@ -211,12 +211,13 @@ def hess_smith(
         TypeError: ``alpha`` or ``chord`` neither a tensor nor a real number.
     """
     coords, alpha, squeeze, scalar_alpha = _prepare(coords, alpha)
+    if chord is not None:  # checked before the assembly; the default below is positive by construction
+        chord = _check_chord(chord, coords)
     mat, rhs, (an, bn, at, bt, geom, vinf) = assemble(coords, alpha)
     start, end, length, tangent, normal, mid = geom
     if chord is None:
         te = 0.5 * (coords[:, 0] + coords[:, -1])
         chord = (coords - te[:, None]).norm(dim=-1).amax(-1)
-    chord = _check_chord(chord, coords)
     x = _solve(mat, rhs)  # (B, N+1, A)
     sigma, gamma = x[:, :-1].transpose(1, 2), x[:, -1]  # (B, A, N), (B, A)
     vt = torch.einsum("bij,baj->bai", at, sigma)
