@@ -3,9 +3,8 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from hybridzoo.datamodules import aerofoil as aerofoil_module
+from hybridzoo.datamodules import aerofoil_build, xfoil
 from hybridzoo.datamodules import aerofoil_features as af
-from hybridzoo.datamodules import xfoil
 from hybridzoo.datamodules.aerofoil import AerofoilDataModule, load_arrays, shipped_path, split_foils
 from hybridzoo.physics.airfoil import check_airfoil, naca4_from_code, write_dat
 from hybridzoo.physics.boundary_layer import aerofoil_boundary_layer
@@ -152,12 +151,12 @@ def test_close_reynolds_numbers_are_kept_apart(tmp_path, monkeypatch):
     # a polar file named the old way ({re:.0e}) must not be picked up for any Reynolds number
     (work / "0000_naca0012_2e+05.json").write_text('{"cl": [99, 99], "cd": [99, 99], "error": ""}')
     kw = dict(n_uiuc=0, naca=["0012"], alphas=[0.0, 2.0], n_per_side=40, seed=0, workers=1, progress=False)
-    arr = aerofoil_module.build_arrays(reynolds=[2e5, 2.4e5, 1.5e6, 2e6], work_dir=work, **kw)
+    arr = aerofoil_build.build_arrays(reynolds=[2e5, 2.4e5, 1.5e6, 2e6], work_dir=work, **kw)
     assert sorted(calls) == [2e5, 2.4e5, 1.5e6, 2e6]
     assert arr["cl"].shape == (8,) and sorted(set(arr["re"].tolist())) == [2e5, 2.4e5, 1.5e6, 2e6]
     np.testing.assert_allclose(arr["cl"], arr["re"] / 1e6)  # each row carries its own polar
     with pytest.raises(ValueError, match="reynolds"):
-        aerofoil_module.build_arrays(reynolds=[1e6, 1e6 + 1e-3], work_dir=work, **kw)
+        aerofoil_build.build_arrays(reynolds=[1e6, 1e6 + 1e-3], work_dir=work, **kw)
 
 
 def test_geometric_duplicates_under_other_names_are_dropped(tmp_path, monkeypatch):
@@ -168,23 +167,23 @@ def test_geometric_duplicates_under_other_names_are_dropped(tmp_path, monkeypatc
     write_dat(uiuc / "foil-a.dat", naca4_from_code("4415", 120, closed_te=False, dtype=torch.float64), "a")
     write_dat(uiuc / "n0012.dat", naca4_from_code("0012", 150, closed_te=False, dtype=torch.float64), "0012")
     write_dat(uiuc / "other.dat", naca4_from_code("2408", 120, closed_te=False, dtype=torch.float64), "b")
-    monkeypatch.setattr(aerofoil_module, "uiuc_database", lambda: uiuc)
+    monkeypatch.setattr(aerofoil_build, "uiuc_database", lambda: uiuc)
     dropped = []
-    names, shapes = aerofoil_module._collect_shapes(10, ["0012", "0012"], 80, 0, dropped)
+    names, shapes = aerofoil_build._collect_shapes(10, ["0012", "0012"], 80, 0, dropped)
     assert names[0] == "naca0012" and len(names) == 3 and "other" in names
     assert len({"foila", "foil-a"} & set(names)) == 1 and "n0012" not in names
     assert sorted(d for d, _ in dropped) == sorted({"foila", "foil-a"} - set(names)) + ["n0012"]
-    assert len(aerofoil_module._collect_shapes(2, ["0012"], 80, 0)[0]) == 3  # duplicates do not count
+    assert len(aerofoil_build._collect_shapes(2, ["0012"], 80, 0)[0]) == 3  # duplicates do not count
     c = torch.stack(shapes)
     dist = (c[:, None] - c[None]).square().sum(-1).mean(-1).sqrt() + torch.eye(len(c))
-    assert dist.min() > aerofoil_module.DUPLICATE_RMS
+    assert dist.min() > aerofoil_build.DUPLICATE_RMS
 
 
 def test_shipped_data_set_has_no_geometric_duplicates():
     # so dropping duplicates at build time leaves the shipped set (and its split) as it is
     c = torch.from_numpy(load_arrays(shipped_path())["coords"]).double()
     dist = (c[:, None] - c[None]).square().sum(-1).mean(-1).sqrt() + torch.eye(len(c))
-    assert dist.min() > aerofoil_module.DUPLICATE_RMS
+    assert dist.min() > aerofoil_build.DUPLICATE_RMS
 
 
 def test_describe_reports_the_loaded_data_and_warns_on_ignored_settings(shipped, tmp_path):

@@ -127,7 +127,7 @@ def test_missing_angles_are_retried_from_a_fresh_boundary_layer(tmp_path, monkey
 def test_retry_recovers_a_branch_poisoned_by_one_failed_point():
     # NACA 4408 at Re = 1e7: one sweep 0..10 deg fails from 4 deg on (each failure starts the next point
     # from a broken boundary layer); every angle converges when run on its own.
-    from hybridzoo.datamodules.aerofoil import prepare_shape
+    from hybridzoo.datamodules.aerofoil_build import prepare_shape
     from hybridzoo.physics.airfoil import naca4, parse_naca4
 
     c = prepare_shape(naca4(*parse_naca4("4408"), n_per_side=200, closed_te=False, dtype=torch.float64), 80)
