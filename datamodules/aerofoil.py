@@ -138,7 +138,8 @@ class AerofoilDataModule(L.LightningDataModule):
         """(Re)build the data set with XFOIL into the data cache (and copy to ``out``); returns its path.
 
         Needs ``xfoil``, ``xvfb-run`` and AeroSandbox. ``force=True`` discards a sound cache entry
-        (finished polars in the work folder are still reused; delete it to recompute them). An
+        (finished polars in the work folder are still reused, except those cut short by the timeout;
+        delete the folder to recompute them all). An
         existing ``out`` is replaced only with ``overwrite=True`` (checked before any work is done).
 
         Raises:

@@ -127,20 +127,23 @@ def _collect_shapes(
 def _polar_job(
     work: Path, key: str, coords: np.ndarray, re: float, alphas: Sequence[float], timeout: float
 ) -> str:
-    from hybridzoo.datamodules.xfoil import XfoilError, run_polar
+    from hybridzoo.datamodules.xfoil import XfoilError, XfoilTimeout, run_polar
 
     path = work / f"{key}.json"
-    if path.exists():  # resumable: finished polars are never recomputed
+    # Resumable: finished polars are never recomputed, except those cut short by the timeout, whose
+    # missing points may only have lacked time (a loaded machine) and so are not yet XFOIL's verdict.
+    if path.exists() and not json.loads(path.read_text()).get("timed_out", False):
         return key
     try:
         pol = run_polar(torch.from_numpy(coords), re, alphas, timeout=timeout)
         cl = [None if not np.isfinite(v) else float(v) for v in pol.cl]
         cd = [None if not np.isfinite(v) else float(v) for v in pol.cd]
-        err = ""
+        err, timed_out = "", pol.timed_out
     except XfoilError as e:
         cl = cd = [None] * len(alphas)
-        err = str(e)[-300:]
-    atomic_write_bytes(path, json.dumps({"cl": cl, "cd": cd, "error": err}).encode())
+        err, timed_out = str(e)[-300:], isinstance(e, XfoilTimeout)
+    record = {"cl": cl, "cd": cd, "error": err, "timed_out": timed_out}
+    atomic_write_bytes(path, json.dumps(record).encode())
     return key
 
 
@@ -165,7 +168,7 @@ def build_arrays(
     """Generate the data set: shapes, then one XFOIL polar per (aerofoil, Re) in ``workers`` threads.
 
     Finished polars are stored as JSON files in ``work_dir`` as they complete, so an interrupted
-    build resumes where it stopped.
+    build resumes where it stopped; polars that an XFOIL timeout cut short are run again then.
     """
     re_keys = [_re_key(re) for re in reynolds]
     if len(set(re_keys)) != len(re_keys):

@@ -37,6 +37,8 @@ class Polar:
         converged: ``(A,)`` bool, False where XFOIL gave no converged point.
         re: Reynolds number.
         log: XFOIL's console output tail (for diagnosing failures).
+        timed_out: whether an XFOIL process was killed at the timeout (its missing points may only
+            have lacked time, e.g. on a loaded machine, rather than failed to converge).
     """
 
     alpha: np.ndarray
@@ -46,6 +48,7 @@ class Polar:
     converged: np.ndarray
     re: float
     log: str = field(default="", repr=False)
+    timed_out: bool = False
 
     @property
     def n_missing(self) -> int:
@@ -55,6 +58,10 @@ class Polar:
 
 class XfoilError(RuntimeError):
     """XFOIL could not be run (not installed, crashed before producing a polar, or timed out)."""
+
+
+class XfoilTimeout(XfoilError):
+    """XFOIL was killed at the timeout before it wrote any polar point."""
 
 
 def xfoil_command() -> list[str] | None:
@@ -129,8 +136,10 @@ def _retry_script(re: float, alphas: Sequence[float], n_iter: int, polar_name: s
 _ALPHA_TOL = 6e-4
 
 
-def _xfoil(cmd: list[str], cwd: str, script: str, polar_name: str, timeout: float) -> tuple[str, dict | None]:
-    """Run one XFOIL process; return its console output and the parsed polar (``None`` if none written)."""
+def _xfoil(
+    cmd: list[str], cwd: str, script: str, polar_name: str, timeout: float
+) -> tuple[str, dict | None, bool]:
+    """Run one XFOIL process: its console output, polar (``None`` if none written) and whether it timed out."""
     proc = subprocess.Popen(
         cmd,
         cwd=cwd,
@@ -140,17 +149,19 @@ def _xfoil(cmd: list[str], cwd: str, script: str, polar_name: str, timeout: floa
         text=True,
         start_new_session=True,
     )
+    timed_out = False
     try:
         out, _ = proc.communicate(script, timeout=timeout)
     except subprocess.TimeoutExpired:
+        timed_out = True
         os.killpg(proc.pid, signal.SIGKILL)  # xvfb-run's children (Xvfb, xfoil) too
         out, _ = proc.communicate()
         out = (out or "") + f"\n[hybridzoo] killed after {timeout} s"
     out = out or ""
     polar_file = Path(cwd) / polar_name
     if not polar_file.exists():
-        return out + f"\n[hybridzoo] XFOIL exit code {proc.returncode}, no polar file", None
-    return out, parse_polar(polar_file.read_text())
+        return out + f"\n[hybridzoo] XFOIL exit code {proc.returncode}, no polar file", None, timed_out
+    return out, parse_polar(polar_file.read_text()), timed_out
 
 
 def _match(alpha: np.ndarray, cols: dict[str, np.ndarray], cl, cd, cm, only: np.ndarray) -> None:
@@ -190,7 +201,8 @@ def run_polar(
     XFOIL re-panels the contour itself (``PANE``: 160 nodes) with its default e^9 transition.
 
     Raises:
-        XfoilError: XFOIL/xvfb-run missing, or XFOIL produced no polar file at all.
+        XfoilError: XFOIL/xvfb-run missing, or XFOIL produced no polar file at all
+            (:class:`XfoilTimeout` when it was killed at the timeout before writing one).
     """
     coords_t = (
         torch.as_tensor(np.asarray(coords, dtype=np.float64))
@@ -222,17 +234,21 @@ def run_polar(
     cl, cd, cm = (np.full(alpha.shape, np.nan) for _ in range(3))
     with tempfile.TemporaryDirectory(prefix="hzxf") as tmp:
         write_dat(Path(tmp) / "foil.dat", coords_t, "hybridzoo")
-        out, cols = _xfoil(cmd, tmp, _script(float(re), alpha.tolist(), n_iter, "polar.txt"), "polar.txt", timeout)
+        out, cols, timed_out = _xfoil(cmd, tmp, _script(float(re), alpha.tolist(), n_iter, "polar.txt"), "polar.txt",
+                                      timeout)
         if cols is None:
-            raise XfoilError(f"XFOIL wrote no polar; output tail:\n{out[-2000:]}")
+            error = XfoilTimeout if timed_out else XfoilError
+            raise error(f"XFOIL wrote no polar; output tail:\n{out[-2000:]}")
         _match(asked, cols, cl, cd, cm, np.ones(alpha.shape, dtype=bool))
         missing = ~np.isfinite(cl)
         if retry and missing.any():
             # One more process for the missing angles, each from a fresh boundary layer; whatever still
             # fails stays missing. A crash or timeout here keeps the sweep's results.
             again = sorted(set(asked[missing].tolist()), key=abs)
-            out2, cols2 = _xfoil(cmd, tmp, _retry_script(float(re), again, n_iter, "retry.txt"), "retry.txt", timeout)
+            out2, cols2, late = _xfoil(cmd, tmp, _retry_script(float(re), again, n_iter, "retry.txt"), "retry.txt",
+                                       timeout)
+            timed_out = timed_out or late
             if cols2 is not None:
                 _match(asked, cols2, cl, cd, cm, missing)
             out = out[-2000:] + "\n[hybridzoo] retry of the missing angles from a fresh boundary layer:\n" + out2
-    return Polar(alpha, cl, cd, cm, np.isfinite(cl), float(re), out[-4000:])
+    return Polar(alpha, cl, cd, cm, np.isfinite(cl), float(re), out[-4000:], timed_out)

@@ -211,3 +211,34 @@ def test_split_leaves_training_aerofoils():
     assert len(tr) == len(va) == len(te) == 1
     with pytest.raises(ValueError, match="n_foils"):
         split_foils(2, 0.1, 0.2, 0)
+
+
+def test_a_resumed_build_reruns_only_the_polars_a_timeout_cut_short(tmp_path, monkeypatch):
+    calls = []
+
+    def run(coords, re, alphas, timeout=60.0):
+        calls.append(re)
+        a = np.asarray(alphas, dtype=float)
+        cl = np.array([0.1, np.nan])  # 2 deg missing: XFOIL's verdict, or a lack of time
+        late = re == 1e6 and calls.count(re) == 1  # the first 1e6 run is killed at the timeout
+        return xfoil.Polar(a, cl, 0 * cl + 0.01, 0 * cl, np.isfinite(cl), re, timed_out=late)
+
+    def timeout_no_polar(coords, re, alphas, timeout=60.0):
+        calls.append(re)
+        raise xfoil.XfoilTimeout("XFOIL wrote no polar")
+
+    kw = dict(n_uiuc=0, naca=["0012"], alphas=[0.0, 2.0], n_per_side=40, seed=0, workers=1, progress=False,
+              work_dir=tmp_path / "polars")
+    monkeypatch.setattr(xfoil, "run_polar", run)
+    aerofoil_build.build_arrays(reynolds=[2e5, 1e6], **kw)
+    assert sorted(calls) == [2e5, 1e6]
+    aerofoil_build.build_arrays(reynolds=[2e5, 1e6], **kw)  # resumed: the timed-out polar only
+    assert sorted(calls) == [2e5, 1e6, 1e6]
+    aerofoil_build.build_arrays(reynolds=[2e5, 1e6], **kw)  # now finished: nothing is rerun
+    assert len(calls) == 3
+    monkeypatch.setattr(xfoil, "run_polar", timeout_no_polar)
+    arr = aerofoil_build.build_arrays(reynolds=[3e6], **kw)
+    assert np.isnan(arr["cl"]).all() and calls[-1] == 3e6
+    monkeypatch.setattr(xfoil, "run_polar", run)
+    arr = aerofoil_build.build_arrays(reynolds=[3e6], **kw)
+    assert calls[-1] == 3e6 and len(calls) == 5 and arr["cl"][0] == 0.1

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 from hybridzoo.datamodules import xfoil as xfoil_module
-from hybridzoo.datamodules.xfoil import XfoilError, parse_polar, run_polar, xfoil_available
+from hybridzoo.datamodules.xfoil import XfoilError, XfoilTimeout, parse_polar, run_polar, xfoil_available
 from hybridzoo.physics.airfoil import naca4_from_code
 
 needs_xfoil = pytest.mark.skipif(not xfoil_available(), reason="xfoil and xvfb-run are not installed")
@@ -139,3 +139,30 @@ def test_retry_recovers_a_branch_poisoned_by_one_failed_point():
         alone = run_polar(c, 1e7, [a])
         assert alone.cl[0] == pytest.approx(pol.cl[alphas.index(a)], abs=2e-3)
         assert alone.cd[0] == pytest.approx(pol.cd[alphas.index(a)], rel=2e-2)
+
+
+def test_a_timeout_is_reported_not_taken_for_non_convergence(tmp_path, monkeypatch):
+    # XFOIL writes its polar point by point: a process killed at the timeout leaves what it had
+    exe = tmp_path / "slow_xfoil.sh"
+    exe.write_text(
+        "#!/bin/bash\n"
+        'script=$(cat); if [ -e "$STALL_BEFORE" ]; then sleep 30; fi\n'
+        'printf "   alpha    CL        CD       CDp       CM     Top_Xtr  Bot_Xtr\\n  ------\\n'
+        f'{row(0.0, 0.2)}" > polar.txt\n'
+        'grep -q retry.txt <<< "$script" || sleep 30\n'
+    )
+    exe.chmod(0o755)
+    monkeypatch.setattr(xfoil_module, "xfoil_command", lambda: [str(exe)])
+    c = naca4_from_code("2412", 40, closed_te=False, dtype=torch.float64)
+    pol = run_polar(c, 1e6, [0.0, 2.0], timeout=1.0)
+    assert pol.timed_out and pol.cl[0] == 0.2 and np.isnan(pol.cl[1])
+    monkeypatch.setenv("STALL_BEFORE", str(exe))
+    with pytest.raises(XfoilTimeout, match="no polar"):
+        run_polar(c, 1e6, [0.0], timeout=1.0)
+    assert issubclass(XfoilTimeout, XfoilError)
+
+
+def test_a_polar_that_converges_in_time_is_not_flagged(tmp_path, monkeypatch):
+    _fake_xfoil(tmp_path, monkeypatch, row(0.0, 0.2))
+    c = naca4_from_code("2412", 40, closed_te=False, dtype=torch.float64)
+    assert not run_polar(c, 1e6, [0.0, 2.0]).timed_out  # 2 deg is missing, but XFOIL finished
