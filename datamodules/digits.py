@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from hybridzoo.datamodules.splits import SplitDataModule
+from hybridzoo.datamodules.splits import SEED_LIMIT, SplitDataModule, check_num_workers, check_seed
 from hybridzoo.physics.validation import check_positive_int
 from torch.utils.data import TensorDataset
 
@@ -34,7 +34,7 @@ def load_digits_split(
     Args:
         test_fraction: share of all images held out for testing.
         val_fraction: share of all images used for validation.
-        seed: seed of the split.
+        seed: seed of the split, in ``[0, 2**32)``.
 
     Returns:
         ``{"train"|"val"|"test": (images, labels)}``; images ``(N, 1, 8, 8)`` float32 in [0, 1]
@@ -47,15 +47,16 @@ def load_digits_split(
     val_fraction = _check_fraction("val_fraction", val_fraction)
     if test_fraction + val_fraction >= 1.0:
         raise ValueError(f"test_fraction + val_fraction must be < 1, got {test_fraction} + {val_fraction}")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    check_seed("seed", seed)
     bunch = load_digits()
     x = (bunch.images.astype(np.float32) / DIGITS_MAX)[:, None]
     y = bunch.target.astype(np.int64)
     idx = np.arange(len(y))
     rest, test = train_test_split(idx, test_size=test_fraction, stratify=y, random_state=seed)
+    # the modulo keeps seed 2**32 - 1 inside scikit-learn's range; every other seed splits as before
+    val_seed = (seed + 1) % SEED_LIMIT
     train, val = train_test_split(
-        rest, test_size=val_fraction / (1.0 - test_fraction), stratify=y[rest], random_state=seed + 1
+        rest, test_size=val_fraction / (1.0 - test_fraction), stratify=y[rest], random_state=val_seed
     )
     return {
         k: (torch.from_numpy(x[i]), torch.from_numpy(y[i]))
@@ -72,7 +73,7 @@ class DigitsDataModule(SplitDataModule):
         batch_size: training batch size (evaluation uses the same).
         test_fraction: share held out for testing (never seen in training or model selection).
         val_fraction: share used for validation.
-        seed: seed of the split and of the training shuffle.
+        seed: seed of the split and of the training shuffle, in ``[0, 2**32)``.
         num_workers: DataLoader workers (the data set is tiny; 0 is fastest).
     """
 
@@ -89,10 +90,10 @@ class DigitsDataModule(SplitDataModule):
     ) -> None:
         super().__init__()
         check_positive_int("batch_size", batch_size)
-        _check_fraction("test_fraction", test_fraction)
-        _check_fraction("val_fraction", val_fraction)
-        if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
-            raise ValueError(f"num_workers must be a non-negative int, got {num_workers!r}")
+        if _check_fraction("test_fraction", test_fraction) + _check_fraction("val_fraction", val_fraction) >= 1.0:
+            raise ValueError(f"test_fraction + val_fraction must be < 1, got {test_fraction} + {val_fraction}")
+        check_seed("seed", seed)
+        check_num_workers(num_workers)
         self.save_hyperparameters()
 
     def setup(self, stage: str | None = None) -> None:

@@ -8,6 +8,7 @@ Compression is detected from the gzip magic bytes, not from the file name.
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import struct
 from pathlib import Path
@@ -62,7 +63,8 @@ def parse_idx(data: bytes, *, name: str = "data") -> np.ndarray:
         )
     shape = struct.unpack(f">{ndim}I", data[4:header])
     dtype = IDX_DTYPES[code]
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    # Python ints: np.prod in int64 wraps for huge headers (4 × 65536 gives 0) and lets them pass
+    expected = math.prod(shape) * dtype.itemsize
     body = len(data) - header
     if body < expected:
         raise IDXError(

@@ -14,7 +14,7 @@ import torch
 from hybridzoo.datamodules.cache import data_root
 from hybridzoo.datamodules.download import download
 from hybridzoo.datamodules.idx import IDXError, read_idx
-from hybridzoo.datamodules.splits import SplitDataModule
+from hybridzoo.datamodules.splits import SplitDataModule, check_num_workers, check_seed
 from hybridzoo.physics.validation import check_positive_int
 from torch.utils.data import TensorDataset
 
@@ -92,7 +92,7 @@ class MNISTDataModule(SplitDataModule):
         sha256: expected sha256 of each gzipped file (default: the official files, :data:`MNIST_FILES`).
         batch_size: batch size of every loader.
         val_size: training images held out for validation.
-        seed: seed of the validation split and the training shuffle.
+        seed: seed of the validation split and the training shuffle, in ``[0, 2**32)``.
         num_workers: DataLoader workers.
     """
 
@@ -112,6 +112,12 @@ class MNISTDataModule(SplitDataModule):
     ) -> None:
         super().__init__()
         check_positive_int("batch_size", batch_size)
+        if data_dir is not None and not isinstance(data_dir, (str, os.PathLike)):
+            raise TypeError(f"data_dir must be a path (str) or None, got {type(data_dir).__name__}")
+        if not isinstance(download, bool):  # "no" is truthy: it would allow network access
+            raise TypeError(f"download must be a bool, got {type(download).__name__} {download!r}")
+        check_seed("seed", seed)
+        check_num_workers(num_workers)
         if isinstance(val_size, bool) or not isinstance(val_size, int) or val_size < 0:
             raise ValueError(f"val_size must be a non-negative int, got {val_size!r}")
         if mirrors is not None and (isinstance(mirrors, str) or not all(isinstance(m, str) for m in mirrors)):

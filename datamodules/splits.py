@@ -6,6 +6,25 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+#: Seeds lie in ``[0, SEED_LIMIT)``, the range scikit-learn's ``random_state`` takes (torch takes more).
+SEED_LIMIT = 2**32
+
+
+def check_seed(name: str, value: object) -> int:
+    """Check a seed: an int in ``[0, 2**32)``, the same range for every data module; return it."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if not 0 <= value < SEED_LIMIT:
+        raise ValueError(f"{name} must lie in [0, 2**32), got {value}")
+    return value
+
+
+def check_num_workers(value: object) -> int:
+    """Check the DataLoader worker count ``num_workers`` (a non-negative int); return it."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"num_workers must be a non-negative int, got {value!r}")
+    return value
+
 
 class SplitDataModule(L.LightningDataModule):
     """Loaders over ``self.splits = {"train", "val", "test": Dataset}``, filled by the subclass's ``setup``.
@@ -40,4 +59,8 @@ class SplitDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         """Held-out test batches, in order."""
+        return self._loader("test", False)
+
+    def predict_dataloader(self) -> DataLoader:
+        """Test batches, in order (what ``trainer.predict`` and ``hybridzoo predict`` run on)."""
         return self._loader("test", False)

@@ -109,6 +109,8 @@ class ODEBlock(nn.Module):
             raise TypeError(f"field must be a torch.nn.Module, got {type(field).__name__}")
         if not isinstance(solver, str) or not solver:
             raise TypeError(f"solver must be a solver name, got {solver!r}")
+        if not isinstance(adjoint, bool):  # "false" is truthy
+            raise TypeError(f"adjoint must be a bool, got {type(adjoint).__name__} {adjoint!r}")
         if adjoint and solver in OWN_SOLVERS:
             raise ValueError(
                 f"adjoint=True needs a torchdiffeq solver ('dopri5', 'torchdiffeq-rk4', ...), got {solver=}; "
@@ -130,8 +132,14 @@ class ODEBlock(nn.Module):
         return int(getattr(self.field, "nfe", 0))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x(t1)`` for ``x(0) = x``; same shape, dtype and device as ``x`` ``(B, ...)``."""
-        check_tensor("x", x, min_ndim=1, finite=False)
+        """``x(t1)`` for ``x(0) = x``; same shape, dtype and device as ``x`` ``(B, ...)``.
+
+        Raises:
+            ValueError: ``x`` contains NaN or infinite values (with every solver: torchdiffeq's would
+                integrate them on silently). The check costs one host-device sync per forward on a GPU,
+                as do the time-grid checks each solver already makes.
+        """
+        check_tensor("x", x, min_ndim=1, finite=True)
         if hasattr(self.field, "nfe"):
             self.field.nfe = 0
         t = torch.tensor([0.0, self.t1], dtype=x.dtype, device=x.device)

@@ -4,7 +4,8 @@ The classifier is the paper's MNIST network: a downsampling stem, one feature bl
 (norm, ReLU, global average pool, linear); the networks live in :mod:`hybridzoo.zoo.rknet_networks`,
 its TensorBoard figures in :mod:`hybridzoo.zoo.rknet_plots`.
 Three models train side by side, in one run, on the same batches, each from its own parameters and
-its own loss term (the total loss is their sum, so Adam updates each exactly as if it trained alone):
+its own loss term (the total loss is their sum and gradient-norm clipping is per network, see
+:meth:`RKNet.clip_groups`, so Adam updates each exactly as if it trained alone):
 
 - ``rknet`` (the hybrid): the feature block is an :class:`~hybridzoo.zoo.ode_block.ODEBlock` that
   integrates one weight-shared conv vector field over ``[0, 1]`` with our fixed-step RK4
@@ -16,7 +17,8 @@ Logged: ``{train,val}/loss*``, ``val/error*`` (the monitor), ``val/nfe``, ``trai
 (``train/nfe_backward`` with the adjoint), ``val/ms_per_batch*`` (forward time per batch of each
 model), and at test time exactly ``test/error``, ``test/error_resnet``, ``test/error_mlp``; with a
 TensorBoard logger also the RK-Net confusion matrix and its misclassified examples. Parameter
-counts go to the model card through :meth:`RKNet.release_metrics`.
+counts go to the model card through :meth:`RKNet.release_metrics`. ``trainer.predict`` (``hybridzoo
+predict``) returns RK-Net logits ``(B, num_classes)`` per batch.
 """
 
 from __future__ import annotations
@@ -63,7 +65,8 @@ class RKNet(HybridModule):
     """RK-Net image classifier with its ResNet and MLP baselines trained in the same run.
 
     Input images ``(B, in_channels, image_size, image_size)`` (any scale; the data modules give
-    [0, 1]); ``forward`` returns RK-Net logits ``(B, num_classes)``.
+    [0, 1]); ``forward`` returns RK-Net logits ``(B, num_classes)``. Training and evaluation batches are
+    ``(images, labels)``: images of the model's dtype, labels ``(B,)`` int64 class indices.
 
     Args:
         in_channels, image_size, num_classes: the data's shape (the MLP needs ``image_size``).
@@ -110,6 +113,10 @@ class RKNet(HybridModule):
         freeze: Freeze = "none",
     ) -> None:
         super().__init__(lr=lr, weight_decay=weight_decay, pretrained=pretrained, freeze=freeze)
+        # a string such as "false" is truthy: it would silently train the baselines or use the adjoint
+        for name, value in (("adjoint", adjoint), ("baselines", baselines), ("cosine_schedule", cosine_schedule)):
+            if not isinstance(value, bool):
+                raise TypeError(f"{name} must be a bool, got {type(value).__name__} {value!r}")
         for name, value in (
             ("in_channels", in_channels),
             ("image_size", image_size),
@@ -184,18 +191,33 @@ class RKNet(HybridModule):
             ("params" if m == "rknet" else f"params_{m}"): count_parameters(self.net[m]) for m in self.net
         }
 
-    def _check_batch(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
-            raise TypeError("batch must be a pair (images, labels)")
-        x, y = batch
+    def _check_images(self, x: Any) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"batch images must be a torch.Tensor, got {type(x).__name__}")
         h = self.hparams
         expected = (h.in_channels, h.image_size, h.image_size)
         if x.ndim != 4 or tuple(x.shape[1:]) != expected:
             raise ValueError(
                 f"batch images must have shape (B, {', '.join(map(str, expected))}), got {tuple(x.shape)}"
             )
+        # Lightning's precision plugins cast inputs to the parameters' dtype ("64-true", "bf16-true") or
+        # autocast around float32 ones ("*-mixed"), so another dtype here is a data bug (e.g. raw uint8 pixels)
+        if x.dtype != self.dtype:
+            raise TypeError(f"batch images must have the model's dtype {self.dtype}, got {x.dtype}")
+        return x
+
+    def _check_batch(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
+            raise TypeError("batch must be a pair (images, labels)")
+        x, y = batch
+        x = self._check_images(x)
+        if not isinstance(y, torch.Tensor):
+            raise TypeError(f"batch labels must be a torch.Tensor, got {type(y).__name__}")
         if y.shape != x.shape[:1]:
             raise ValueError(f"batch labels must have shape ({x.shape[0]},), got {tuple(y.shape)}")
+        # cross_entropy takes other dtypes as probabilities (float) or fails (int32); the metrics want int64
+        if y.dtype != torch.int64:
+            raise TypeError(f"batch labels must be int64 class indices, got {y.dtype}")
         return x, y
 
     # ------------------------------------------------------------------ training
@@ -227,6 +249,10 @@ class RKNet(HybridModule):
                 on_epoch=False,
                 batch_size=1,
             )
+
+    def clip_groups(self) -> list[list[nn.Parameter]]:
+        """One group per network: RK-Net and each baseline train independently, so each is clipped on its own."""
+        return [list(net.parameters()) for net in self.net.values()]
 
     def configure_optimizers(self) -> Any:
         """Use the base optimiser, with a per-step cosine decay to 0 when ``cosine_schedule``."""
@@ -313,6 +339,11 @@ class RKNet(HybridModule):
     def on_test_epoch_end(self) -> None:
         """Log ``test/error``, ``test/error_resnet``, ``test/error_mlp`` (the card keys) and the figures."""
         self._eval_epoch_end("test")
+
+    def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        """RK-Net logits ``(B, num_classes)`` of images ``(B, C, H, W)`` or of an ``(images, labels)`` batch."""
+        x = batch[0] if isinstance(batch, (tuple, list)) and len(batch) == 2 else batch
+        return self(self._check_images(x))
 
     def release_metrics(self, trainer: L.Trainer, datamodule: L.LightningDataModule) -> dict[str, float]:
         """Parameter counts for the card: ``params``, ``params_resnet``, ``params_mlp``."""

@@ -51,3 +51,32 @@ def test_bad_arguments():
         load_digits_split(test_fraction=0.6, val_fraction=0.5)
     with pytest.raises(TypeError, match="seed"):
         load_digits_split(seed=1.5)
+
+
+@pytest.mark.parametrize("seed", [0, 2**32 - 1])
+def test_seed_range_ends_are_usable(seed):
+    # before, 2**32 - 1 passed the checks and overflowed scikit-learn's range at seed + 1
+    splits = load_digits_split(seed=seed)
+    assert sum(len(v[1]) for v in splits.values()) == 1797
+
+
+def test_bad_seed_and_workers_are_refused_at_construction():
+    with pytest.raises(ValueError, match="seed"):
+        DigitsDataModule(seed=-1)
+    with pytest.raises(ValueError, match="seed"):
+        DigitsDataModule(seed=2**32)
+    with pytest.raises(ValueError, match="seed"):
+        load_digits_split(seed=-1)
+    with pytest.raises(TypeError, match="seed"):
+        DigitsDataModule(seed="0")
+    with pytest.raises(ValueError, match="num_workers"):
+        DigitsDataModule(num_workers=-1)
+    with pytest.raises(ValueError, match="test_fraction \\+ val_fraction"):
+        DigitsDataModule(test_fraction=0.6, val_fraction=0.5)
+
+
+def test_predict_dataloader_is_the_test_split_in_order():
+    dm = DigitsDataModule(batch_size=100, seed=2)
+    x, y = zip(*dm.predict_dataloader())
+    test_x, test_y = dm.splits["test"].tensors
+    assert torch.equal(torch.cat(x), test_x) and torch.equal(torch.cat(y), test_y)

@@ -74,3 +74,14 @@ def test_bad_arguments():
         encode_idx([1, 2])
     with pytest.raises(ValueError, match="dtype"):
         encode_idx(np.zeros(2, dtype=np.uint16))
+
+
+def test_header_whose_size_overflows_int64_is_an_idx_error(tmp_path):
+    # 65536**4 = 2**64 elements: an int64 product wraps to 0 and matched the empty body
+    data = b"\x00\x00\x08\x04" + struct.pack(">4I", 65536, 65536, 65536, 65536)
+    with pytest.raises(IDXError, match="truncated IDX data"):
+        parse_idx(data)
+    path = tmp_path / "huge-idx4-ubyte"
+    path.write_bytes(data + b"\x00" * 16)
+    with pytest.raises(IDXError, match="huge-idx4-ubyte: truncated IDX data"):
+        read_idx(path)

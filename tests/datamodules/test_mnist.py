@@ -123,3 +123,28 @@ def test_bad_arguments():
         MNISTDataModule(mirrors="http://example.org/")
     with pytest.raises(ValueError, match="val_size"):
         MNISTDataModule(val_size=-1)
+
+
+
+@pytest.mark.parametrize(
+    "kwargs,error,match",
+    [
+        ({"seed": "0"}, TypeError, "seed"),
+        ({"seed": 1.5}, TypeError, "seed"),
+        ({"seed": -1}, ValueError, "seed"),
+        ({"num_workers": -1}, ValueError, "num_workers"),
+        ({"num_workers": "2"}, ValueError, "num_workers"),
+        ({"download": "no"}, TypeError, "download"),  # a truthy string would allow the network
+        ({"data_dir": 5}, TypeError, "data_dir"),
+    ],
+)
+def test_bad_arguments_are_refused_at_construction(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        MNISTDataModule(**kwargs)
+
+
+def test_predict_dataloader_is_the_test_split_in_order(tmp_path):
+    _, arrays = _write_fake_mnist(tmp_path)
+    dm = MNISTDataModule(data_dir=str(tmp_path), val_size=5, batch_size=5)
+    y = torch.cat([b[1] for b in dm.predict_dataloader()])
+    assert torch.equal(y, torch.from_numpy(arrays["t10k-labels-idx1-ubyte.gz"].astype(np.int64)))

@@ -113,3 +113,18 @@ def test_bad_arguments_are_named():
         ODEBlock(field)([1.0])
     with pytest.raises(ValueError, match="channels"):
         ConvVectorField(0)
+
+
+@pytest.mark.parametrize("solver", ["rk4", "euler", "torchdiffeq-rk4", "torchdiffeq-euler", "dopri5"])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_input_raises_naming_x_with_every_solver(solver, bad):
+    # before, our solvers named their internal "y0" and torchdiffeq's integrated NaN on silently
+    x = torch.randn(2, 4, 3, 3)
+    x[1, 2, 0, 1] = bad
+    with pytest.raises(ValueError, match="^x contains NaN or infinite values"):
+        ODEBlock(ConvVectorField(4), solver=solver)(x)
+
+
+def test_adjoint_must_be_a_bool():
+    with pytest.raises(TypeError, match="adjoint"):
+        ODEBlock(ConvVectorField(4), solver="dopri5", adjoint="false")  # "false" is truthy

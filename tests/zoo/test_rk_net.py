@@ -4,7 +4,7 @@ import pytest
 import torch
 from hybridzoo.datamodules.digits import DigitsDataModule
 from hybridzoo.datamodules.idx import write_idx
-from hybridzoo.zoo.rk_net import RKNet, RKNetMNIST
+from hybridzoo.zoo.rk_net import RKNet, RKNetMNIST, count_parameters, examples_figure
 from lightning.pytorch.loggers import TensorBoardLogger
 from safetensors.torch import load_file, save_file
 
@@ -152,6 +152,81 @@ def test_bad_arguments_are_named():
         model.training_step((torch.rand(2, 1, 8, 8), torch.zeros(3, dtype=torch.long)), 0)
 
 
+@pytest.mark.parametrize("name", ["baselines", "cosine_schedule", "adjoint"])
+def test_bool_arguments_must_be_bools(name):
+    # "false" is truthy: before, baselines="false" trained all three models
+    with pytest.raises(TypeError, match=name):
+        RKNet(width=8, resnet_blocks=1, mlp_hidden=8, **{name: "false"})
+
+
+@pytest.mark.parametrize(
+    "images,labels,match",
+    [
+        (torch.rand(3, 1, 8, 8), torch.tensor([1, 2, 3], dtype=torch.int32), "batch labels"),
+        (torch.rand(3, 1, 8, 8), torch.tensor([1, 2, 3], dtype=torch.uint8), "batch labels"),
+        (torch.rand(3, 1, 8, 8), torch.tensor([1.0, 2.0, 3.0]), "batch labels"),
+        (torch.rand(3, 1, 8, 8, dtype=torch.float64), torch.tensor([1, 2, 3]), "batch images"),
+        (torch.randint(0, 256, (3, 1, 8, 8), dtype=torch.uint8), torch.tensor([1, 2, 3]), "batch images"),
+    ],
+)
+def test_batch_dtypes_are_checked(images, labels, match):
+    model = RKNet(width=8, resnet_blocks=1, mlp_hidden=8)
+    with pytest.raises(TypeError, match=match):
+        model.training_step((images, labels), 0)
+    with pytest.raises(TypeError, match=match):
+        model.validation_step((images, labels), 0)
+
+
+def _fit_rknet_weights(baselines, clip):
+    torch.manual_seed(0)
+    model = RKNet(width=8, steps=1, resnet_blocks=1, mlp_hidden=16, baselines=baselines, cosine_schedule=False)
+    trainer = _trainer(max_steps=4, limit_val_batches=0, gradient_clip_val=clip)
+    trainer.fit(model, datamodule=DigitsDataModule(batch_size=32))
+    return torch.cat([p.detach().flatten() for p in model.net["rknet"].parameters()])
+
+
+def test_gradient_clipping_keeps_rknet_independent_of_its_baselines():
+    # a joint clip of the summed loss's gradient would shrink RK-Net's steps by the baselines' gradients
+    clip = 0.05  # well below the gradient norms here, so clipping acts at every step
+    alone = _fit_rknet_weights(False, clip)
+    together = _fit_rknet_weights(True, clip)
+    torch.testing.assert_close(together, alone, rtol=0, atol=1e-6)
+    assert (alone - _fit_rknet_weights(False, None)).abs().max() > 1e-4  # the clip did act
+    model = RKNet(width=8, resnet_blocks=1, mlp_hidden=8)
+    groups = model.clip_groups()
+    assert [sum(p.numel() for p in g) for g in groups] == [count_parameters(net) for net in model.net.values()]
+
+
+def test_predict_returns_rknet_logits_of_the_test_split():
+    torch.manual_seed(0)
+    model = RKNet(width=8, resnet_blocks=1, mlp_hidden=8).eval()
+    dm = DigitsDataModule(batch_size=100)
+    out = _trainer().predict(model, datamodule=dm)
+    logits = torch.cat(out)
+    x, _ = dm.splits["test"].tensors
+    assert logits.shape == (360, 10)
+    with torch.no_grad():
+        torch.testing.assert_close(logits, model(x))
+        # a bare images tensor is a predict batch too
+        torch.testing.assert_close(model.predict_step(x[:5], 0), model(x[:5]))
+    with pytest.raises(ValueError, match="batch images"):
+        model.predict_step(torch.rand(2, 1, 28, 28), 0)
+
+
+def test_examples_figure_checks_images_and_draws_rgb():
+    import matplotlib.pyplot as plt
+
+    with pytest.raises(ValueError, match="images"):
+        examples_figure(torch.zeros(0, 1, 8, 8), torch.zeros(0), torch.zeros(0))
+    fig = examples_figure(torch.rand(2, 3, 8, 8), torch.tensor([1, 2]), torch.tensor([3, 4]))
+    drawn = [ax.images[0].get_array() for ax in fig.axes if ax.images]
+    plt.close(fig)
+    assert len(drawn) == 2 and all(a.shape == (8, 8, 3) for a in drawn)
+    fig = examples_figure(torch.rand(1, 1, 8, 8), torch.tensor([1]), torch.tensor([3]))
+    assert fig.axes[0].images[0].get_array().shape == (8, 8)
+    plt.close(fig)
+
+
 def _fake_mnist(folder, n=24):
     rng = np.random.default_rng(0)
     for prefix in ("train", "t10k"):
@@ -161,11 +236,12 @@ def _fake_mnist(folder, n=24):
         write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", (np.arange(n) % 10).astype(np.uint8))
 
 
+@pytest.mark.parametrize("command", ["fit", "predict"])
 @pytest.mark.parametrize("config", ["rk_net_digits", "rk_net_mnist"])
-def test_cli_fast_dev_run(config, tmp_path, monkeypatch):
+def test_cli_fast_dev_run(config, command, tmp_path, monkeypatch):
     cli = pytest.importorskip("hybridzoo.zoo.cli")
     monkeypatch.chdir(tmp_path)
-    args = ["fit", "-c", config, "--trainer.fast_dev_run=1", "--trainer.logger=false"]
+    args = [command, "-c", config, "--trainer.fast_dev_run=1", "--trainer.logger=false"]
     if config == "rk_net_mnist":
         _fake_mnist(tmp_path / "mnist")
         # smaller than the paper's network so the smoke run stays fast; the config itself is parsed as shipped
