@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,17 @@ from hybridzoo.physics.lotka_volterra import LotkaVolterraParams, simulate_lotka
 from hybridzoo.physics.validation import check_positive_int, check_positive_number
 from torch.utils.data import DataLoader, Dataset
 
-GENERATOR_VERSION = "1"
+# "2": the time grid ends at or before t_extrap (it could pass it by up to dt/2)
+GENERATOR_VERSION = "2"
+
+
+def grid_intervals(t_end: float, dt: float) -> int:
+    """Number of whole steps ``dt`` in ``[0, t_end]``: the last grid time ``k*dt`` that is not after ``t_end``.
+
+    A relative slack of 1e-9 keeps ``t_end`` itself on the grid where ``t_end/dt`` is a whole number in
+    exact arithmetic but not in floating point (``0.3/0.1 = 2.9999999999999996``).
+    """
+    return math.floor(t_end / dt * (1 + 1e-9))
 
 
 class TrajectoryDataset(Dataset):
@@ -38,23 +50,25 @@ class LotkaVolterraDataModule(L.LightningDataModule):
     """Lotka-Volterra trajectories for the UDE.
 
     Trajectory 0 starts at ``(x0, y0)``; the others start at initial conditions drawn uniformly from
-    ``[ic_low, ic_high]²``. Each is sampled every ``dt`` on ``[0, t_extrap]``; the first part,
-    ``[0, t_train]``, is the training window, the rest is the extrapolation window. Observations
+    ``[ic_low, ic_high]²``. Each is sampled at the times ``k*dt`` in ``[0, t_extrap]``; those in
+    ``[0, t_train]`` are the training window, the rest the extrapolation window (neither window
+    passes its end time where it is not a multiple of ``dt``). Observations
     carry Gaussian noise of standard deviation ``noise`` times the mean absolute population of each
     species over the trajectory. Trajectories are split (not samples): the last ``n_test`` are the
     test set, the ``n_val`` before them validation, the rest training.
 
     Args:
-        alpha, beta, gamma, delta: rate constants of the true system (1/time).
+        alpha, beta, gamma, delta: rate constants of the true system (``alpha``, ``delta``: 1/time;
+            ``beta``, ``gamma``: 1/(time·population)).
         x0, y0: the first trajectory's initial populations.
         n_trajectories: number of trajectories in all.
         ic_low, ic_high: range of the random initial populations.
         n_val, n_test: trajectories held out for validation and test.
         t_train: end of the training window (time units).
-        t_extrap: end of the extrapolation window.
-        dt: observation spacing.
+        t_extrap: end of the extrapolation window; it must hold at least one time after ``t_train``.
+        dt: observation spacing (time units).
         noise: relative noise level (0 for clean data).
-        seed: seed of initial conditions and noise.
+        seed: seed of initial conditions and noise (an int >= 0).
         batch_size: trajectories per batch (``None``: all training trajectories in one batch).
         cache_dir: cache root (default ``$HYBRIDZOO_DATA`` or ``~/.cache/hybridzoo``).
     """
@@ -91,8 +105,14 @@ class LotkaVolterraDataModule(L.LightningDataModule):
             raise ValueError(f"ic_high must exceed ic_low, got ic_low={ic_low}, ic_high={ic_high}")
         if t_extrap <= t_train:
             raise ValueError(f"t_extrap must exceed t_train, got t_train={t_train}, t_extrap={t_extrap}")
-        if dt > t_train / 2:
+        if grid_intervals(t_train, dt) < 2:
             raise ValueError(f"dt={dt} leaves fewer than 3 points in the training window [0, {t_train}]")
+        if grid_intervals(t_extrap, dt) <= grid_intervals(t_train, dt):
+            raise ValueError(f"t_extrap={t_extrap} leaves no observation time (a multiple of dt={dt}) after "
+                             f"t_train={t_train}: the extrapolation window would be empty")
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+            raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+        seed = int(seed)  # a plain int in the hyperparameters (and the cache's config hash)
         for k, v in (("n_val", n_val), ("n_test", n_test)):
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{k} must be an int >= 1, got {v!r}")
@@ -122,7 +142,7 @@ class LotkaVolterraDataModule(L.LightningDataModule):
         rng = np.random.default_rng(h.seed)
         ics = rng.uniform(h.ic_low, h.ic_high, size=(h.n_trajectories, 2))
         ics[0] = (h.x0, h.y0)
-        n = int(round(h.t_extrap / h.dt)) + 1
+        n = grid_intervals(h.t_extrap, h.dt) + 1
         t = torch.linspace(0.0, (n - 1) * h.dt, n, dtype=torch.float64)
         clean = simulate_lotka_volterra(torch.as_tensor(ics), t, self.params, substeps=20).numpy()
         scale = np.abs(clean).mean(axis=1, keepdims=True)
@@ -147,8 +167,8 @@ class LotkaVolterraDataModule(L.LightningDataModule):
 
     @property
     def n_train_points(self) -> int:
-        """Number of time points in the training window, endpoints included."""
-        return int(round(self.hparams.t_train / self.hparams.dt)) + 1
+        """Number of time points in the training window ``[0, t_train]``, endpoints included."""
+        return grid_intervals(self.hparams.t_train, self.hparams.dt) + 1
 
     def _split(self, which: str) -> TrajectoryDataset:
         if self._arrays is None:

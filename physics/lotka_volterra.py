@@ -16,7 +16,11 @@ from torch import nn
 
 @dataclass(frozen=True)
 class LotkaVolterraParams:
-    """Rate constants of the Lotka-Volterra system (all > 0, units of 1/time)."""
+    """Rate constants of the Lotka-Volterra system, all > 0.
+
+    ``alpha`` (prey growth) and ``delta`` (predator death) are in 1/time; ``beta`` and ``gamma`` (the
+    interaction rates, multiplying ``x*y``) are in 1/(time·population).
+    """
 
     alpha: float = 1.1
     beta: float = 0.4

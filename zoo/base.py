@@ -113,6 +113,15 @@ class HybridModule(L.LightningModule):
             )
         self.card = card
         self._pretrained_done = True
+        self.on_pretrained_loaded()
+
+    def on_pretrained_loaded(self) -> None:
+        """Called after shipped/pretrained weights were loaded into this model; a no-op here.
+
+        :meth:`load_pretrained_weights` (``pretrained=NAME``) and :func:`hybridzoo.zoo.load_pretrained` call it
+        once the weights are in. A model whose training schedule is meant for random initial weights (a
+        warm-up phase, a curriculum) overrides it to remember that it starts trained.
+        """
 
     def setup(self, stage: str) -> None:
         """Load ``pretrained`` weights once (before any ``ckpt_path`` restore) and apply ``freeze``."""

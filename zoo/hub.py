@@ -272,6 +272,7 @@ def load_pretrained(
     except RuntimeError as err:
         raise CheckpointError(f"weights do not fit {cls.__name__}{hparams}: {err}") from None
     model.card = card
+    model.on_pretrained_loaded()
     return model.to(device).eval()
 
 

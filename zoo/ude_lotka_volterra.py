@@ -13,16 +13,60 @@ L-BFGS. For the true system ``NN_1 = -beta*x*y``, ``NN_2 = gamma*x*y`` and ``the
 from __future__ import annotations
 
 import copy
+import warnings
+from collections.abc import Mapping
 from typing import Any
 
 import torch
-from hybridzoo.physics.integrators import odeint
+from hybridzoo.physics.integrators import FIXED_METHODS, odeint
 from hybridzoo.physics.validation import check_positive_int, check_positive_number, check_tensor
 from hybridzoo.zoo.base import Freeze, HybridModule
 from hybridzoo.zoo.ude_networks import GroupedMLP, TermStack
 from torch import nn
 
 TERMS = ("prey", "predator")
+#: names of the state columns in symbolic terms: prey ``x``, predator ``y``
+TERM_INPUTS = ("x", "y")
+#: checkpoint entry that says the run fine-tunes trained weights (see ``UDELotkaVolterra.on_pretrained_loaded``)
+FINE_TUNING_KEY = "ude_fine_tuning"
+
+
+def _check_method(method: object) -> str:
+    """``method`` if :func:`~hybridzoo.physics.integrators.odeint` knows it, else a ``ValueError``/``TypeError``."""
+    if not isinstance(method, str):
+        raise TypeError(f"method must be a string, got {type(method).__name__}")
+    if method in FIXED_METHODS:
+        return method
+    from torchdiffeq._impl.odeint import SOLVERS
+
+    if method not in SOLVERS:
+        raise ValueError(f"method must be one of {FIXED_METHODS} or a torchdiffeq method {sorted(SOLVERS)}, "
+                         f"got {method!r}")
+    return method
+
+
+def symbolic_terms(terms: object) -> TermStack:
+    """The :class:`~hybridzoo.zoo.ude_networks.TermStack` of ``terms``: ``{"prey": str, "predator": str}``.
+
+    Each string is a formula of ``x`` (prey) and ``y`` (predator), e.g. ``"-0.4*x*y"``, turned into a
+    :class:`~hybridzoo.zoo.symbolic.SympyModule` whose numeric constants are parameters. The same strings
+    always give the same modules with their constants in the same order, so saved constants load back.
+    """
+    from hybridzoo.zoo.symbolic import SympyModule
+
+    if not isinstance(terms, Mapping):
+        raise TypeError(f"terms must be a dict {{'prey': str, 'predator': str}}, got {type(terms).__name__}")
+    if set(terms) != set(TERMS):
+        raise ValueError(f"terms must give exactly the terms {list(TERMS)}, got {sorted(terms)}")
+    modules = {}
+    for k in TERMS:
+        if not isinstance(terms[k], str):
+            raise TypeError(f"terms[{k!r}] must be a string (a formula of x and y), got {type(terms[k]).__name__}")
+        try:
+            modules[k] = SympyModule(terms[k], TERM_INPUTS)
+        except Exception as err:  # sympy parse errors are of many types
+            raise ValueError(f"terms[{k!r}]={terms[k]!r} is not a formula of x and y: {err}") from None
+    return TermStack(modules)
 
 
 class UDEPhysics(nn.Module):
@@ -45,20 +89,33 @@ class UDELotkaVolterra(HybridModule):
     ``window_epochs`` epochs of the L-BFGS phase, the usual curriculum for fitting neural ODEs to long
     trajectories (Adam only has to bring the model near a good basin on the short window).
 
+    Fine-tuning: that schedule is meant for random initial weights; on trained ones, Adam at ``lr`` on the
+    short window would first undo the fit. A model holding trained weights, loaded by
+    :func:`~hybridzoo.zoo.load_pretrained` or by ``pretrained=NAME`` (see :meth:`on_pretrained_loaded`),
+    is marked as trained (:attr:`fine_tuning`; a copy made by :meth:`with_terms` keeps the mark). A fit then
+    starts where the schedule ends: L-BFGS on the whole training window from the first epoch (Adam on the
+    whole window where ``lbfgs_epochs=0``), for at most ``lbfgs_epochs`` epochs (``adam_epochs`` without
+    L-BFGS). The mark is kept in Lightning checkpoints, so a resumed fine-tuning run goes on fine-tuning;
+    a run from scratch, resumed or not, never sets it.
+
     Args:
         alpha: the known prey growth rate (1/time).
         delta_init: initial value of the learnable predator death rate ``theta_3``.
         hidden, depth, activation: size of each of the two MLPs.
-        state_scale, term_scale: typical population and rate magnitudes (network input/output scaling).
+        state_scale, term_scale: typical population and rate magnitudes (network input/output scaling), > 0.
         method: ``"rk4"`` or ``"euler"`` (ours, fixed step) or a torchdiffeq method (e.g. ``"dopri5"``).
         substeps: fixed steps per observation interval.
         adam_epochs: epochs (one full-batch step each) of Adam, then ``lbfgs_epochs`` epochs of L-BFGS.
         lbfgs_epochs: 0 disables the L-BFGS phase.
-        lbfgs_lr, lbfgs_max_iter: L-BFGS step size and iterations per epoch (strong-Wolfe line search).
+        lbfgs_lr, lbfgs_max_iter: L-BFGS step size and iterations (>= 1) per epoch (strong-Wolfe line search).
         window_start: fraction of the training window fitted at epoch 0 (1 disables the curriculum).
         window_epochs: L-BFGS epochs over which the fitted window grows to the whole training window.
         grad_clip: gradient-norm clip of the Adam phase (0 disables).
         lr, weight_decay, pretrained, freeze: see :class:`~hybridzoo.zoo.base.HybridModule`.
+        terms: formulas that replace the two MLPs, ``{"prey": "-0.4*x*y", "predator": "0.1*x*y"}``
+            (strings of ``x`` and ``y``, see :func:`symbolic_terms`), or ``None`` for the MLPs (then
+            ``hidden``, ``depth``, ``activation``, ``state_scale`` and ``term_scale`` shape them).
+            :meth:`with_terms` sets it, so that a distilled model's Lightning checkpoint rebuilds it.
     """
 
     zoo_name = "ude-lotka-volterra"
@@ -87,12 +144,17 @@ class UDELotkaVolterra(HybridModule):
         weight_decay: float = 0.0,
         pretrained: str | None = None,
         freeze: Freeze = "none",
+        terms: dict[str, str] | None = None,
     ) -> None:
         super().__init__(lr=lr, weight_decay=weight_decay, pretrained=pretrained, freeze=freeze)
         check_positive_number("alpha", alpha)
         check_positive_number("delta_init", delta_init, allow_zero=True)
         check_positive_int("substeps", substeps)
+        check_positive_number("state_scale", state_scale)
+        check_positive_number("term_scale", term_scale)
+        _check_method(method)
         check_positive_number("lbfgs_lr", lbfgs_lr)
+        check_positive_int("lbfgs_max_iter", lbfgs_max_iter)
         check_positive_number("grad_clip", grad_clip, allow_zero=True)
         for k, v in (("adam_epochs", adam_epochs), ("lbfgs_epochs", lbfgs_epochs), ("window_epochs", window_epochs)):
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
@@ -101,11 +163,17 @@ class UDELotkaVolterra(HybridModule):
             raise ValueError("adam_epochs + lbfgs_epochs must be positive")
         if not 0 < window_start <= 1:
             raise ValueError(f"window_start must be in (0, 1], got {window_start!r}")
+        if terms is not None:
+            net: nn.Module = symbolic_terms(terms)
+            terms = {k: terms[k] for k in TERMS}  # a plain dict in the hyperparameters
+        else:
+            net = GroupedMLP(len(TERMS), 2, hidden, depth, activation, state_scale, term_scale)
         self.save_hyperparameters()
         self.automatic_optimization = False
         self.alpha = float(alpha)
-        self.net: nn.Module = GroupedMLP(len(TERMS), 2, hidden, depth, activation, state_scale, term_scale)
+        self.net = net
         self.physics = UDEPhysics(delta_init)
+        self._fine_tuning = False  # set by on_pretrained_loaded, kept in checkpoints
 
     # ------------------------------------------------------------------ the hybrid model
     def learned_terms(self, state: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -133,19 +201,51 @@ class UDELotkaVolterra(HybridModule):
                       method=h.method, substeps=h.substeps)
         return traj.transpose(0, 1)
 
+    # ------------------------------------------------------------------ fine-tuning
+    @property
+    def fine_tuning(self) -> bool:
+        """Whether the model holds trained weights, so that a fit skips the warm-up (see the class docstring)."""
+        return self._fine_tuning
+
+    def on_pretrained_loaded(self) -> None:
+        """Mark the model as trained: shipped or pretrained weights are in (see the class docstring)."""
+        super().on_pretrained_loaded()
+        self._fine_tuning = True
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Keep the fine-tuning mark, so that resuming a fine-tuning run does not restart the warm-up."""
+        super().on_save_checkpoint(checkpoint)
+        checkpoint[FINE_TUNING_KEY] = self._fine_tuning
+        if isinstance(self.net, TermStack) and self.hparams.get("terms") is None:
+            warnings.warn("this model's learned terms are not all SympyModules: its checkpoint holds their "
+                          "weights but load_from_checkpoint cannot rebuild them", stacklevel=2)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Restore the fine-tuning mark; a checkpoint from before the mark existed leaves it as it is."""
+        super().on_load_checkpoint(checkpoint)
+        self._fine_tuning = bool(checkpoint.get(FINE_TUNING_KEY, self._fine_tuning))
+
     # ------------------------------------------------------------------ training
     @staticmethod
     def _unpack(batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
         return batch["t"][0], int(batch["n_train"][0])
 
+    def _adam_epoch(self) -> bool:
+        """Whether the current epoch is one of the Adam phase (else L-BFGS)."""
+        h = self.hparams
+        if self._fine_tuning:  # the schedule's last phase
+            return h.lbfgs_epochs == 0
+        return self.current_epoch < h.adam_epochs
+
     def fitted_points(self, n_train: int) -> int:
         """Number of leading time points fitted at the current epoch (the window curriculum).
 
         The Adam phase fits the first ``window_start`` of the training window; the L-BFGS phase
-        then widens it linearly to the whole window over ``window_epochs`` epochs.
+        then widens it linearly to the whole window over ``window_epochs`` epochs. Outside a fit,
+        and when fine-tuning trained weights (:attr:`fine_tuning`), the whole window.
         """
         h = self.hparams
-        if self._trainer is None:
+        if self._trainer is None or self._fine_tuning:
             return n_train
         lbfgs_epoch = self.current_epoch - h.adam_epochs
         if lbfgs_epoch < 0:
@@ -177,12 +277,15 @@ class UDELotkaVolterra(HybridModule):
 
     @property
     def total_epochs(self) -> int:
-        """Epochs of both optimisation phases."""
-        return self.hparams.adam_epochs + self.hparams.lbfgs_epochs
+        """Epochs a fit runs: both optimisation phases, or only the last one when :attr:`fine_tuning`."""
+        h = self.hparams
+        if self._fine_tuning:
+            return h.lbfgs_epochs or h.adam_epochs
+        return h.adam_epochs + h.lbfgs_epochs
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:  # noqa: D102
         adam, lbfgs = self.optimizers()
-        use_adam = self.current_epoch < self.hparams.adam_epochs
+        use_adam = self._adam_epoch()
         opt = adam if use_adam else lbfgs
         n_points = self.fitted_points(self._unpack(batch)[1])
         if not use_adam and n_points != getattr(self, "_lbfgs_window", None):
@@ -240,11 +343,17 @@ class UDELotkaVolterra(HybridModule):
 
     # ------------------------------------------------------------------ distillation (see zoo/distil.py)
     def distillation_data(self, datamodule: Any, n_samples: int = 4000) -> Any:
-        """Samples of the NN terms at the states of the hybrid's own training-window trajectories."""
+        """Samples of the NN terms at the states of the hybrid's own training-window trajectories.
+
+        The hybrid is integrated from every training trajectory's initial state (all of them, whatever the
+        DataModule's ``batch_size``); at most ``n_samples`` of the states are drawn (``torch``'s global RNG).
+        """
         from hybridzoo.zoo.distil import DistillationData
+        from torch.utils.data import default_collate
 
         datamodule.setup("fit")
-        batch = next(iter(datamodule.train_dataloader()))
+        dataset = datamodule.train_dataloader().dataset  # the loader's batches may hold only some trajectories
+        batch = default_collate([dataset[i] for i in range(len(dataset))])
         t, n = self._unpack(batch)
         with torch.no_grad():
             states = self(batch["y0"].to(self.device, self.dtype), t[:n].to(self.device, self.dtype)).reshape(-1, 2)
@@ -258,6 +367,11 @@ class UDELotkaVolterra(HybridModule):
 
         ``theta_3*y`` and a term ``c*y`` inside ``NN_2`` cannot be told apart from data, so a linear
         ``y`` term of a symbolic ``NN_2`` is folded into ``theta_3`` (an identity: the model is unchanged).
+
+        Where both modules are :class:`~hybridzoo.zoo.symbolic.SympyModule` s, the copy holds them rebuilt
+        from their formulas (inputs renamed ``x``, ``y``), which it keeps as the hyperparameter ``terms``:
+        its Lightning checkpoints then load with ``load_from_checkpoint``. The copy keeps this model's
+        :attr:`fine_tuning` mark.
         """
         import sympy
         from hybridzoo.zoo.symbolic import SympyModule
@@ -279,7 +393,19 @@ class UDELotkaVolterra(HybridModule):
                 with torch.no_grad():
                     sym.physics.theta3 -= c
                 modules["predator"] = SympyModule(expr - sympy.Float(c, 15) * y, predator.input_names)
-        sym.net = TermStack({k: modules[k] for k in TERMS}).to(self.device)
+        if all(isinstance(modules[k], SympyModule) for k in TERMS):
+            formulas = {}
+            for k in TERMS:
+                m = modules[k]
+                rename = {sympy.Symbol(a): sympy.Symbol(b) for a, b in zip(m.input_names, TERM_INPUTS)}
+                # 17 significant digits round-trip any float64: the constants come back exactly
+                formulas[k] = str(m.expression(digits=17).xreplace(rename))
+            net = symbolic_terms(formulas)  # built from the stored strings, so that a checkpoint rebuilds it alike
+            sym.hparams.terms = formulas
+        else:  # a user module: no formula to store
+            net = TermStack({k: modules[k] for k in TERMS})
+            sym.hparams.terms = None
+        sym.net = net.to(self.device, self.dtype)
         sym.card = None
         return sym
 

@@ -8,6 +8,7 @@ SMALL = dict(n_trajectories=6, n_val=1, n_test=1, t_train=2.0, t_extrap=4.0, dt=
 
 
 def test_deterministic_from_seed(tmp_path):
+    assert LotkaVolterraDataModule(seed=np.int64(3), **SMALL).hparams.seed == 3  # numpy ints are ints too
     a = LotkaVolterraDataModule(seed=3, cache_dir=str(tmp_path / "a"), **SMALL).generate()
     b = LotkaVolterraDataModule(seed=3, cache_dir=str(tmp_path / "b"), **SMALL).generate()
     c = LotkaVolterraDataModule(seed=4, cache_dir=str(tmp_path / "c"), **SMALL).generate()
@@ -70,8 +71,32 @@ def test_build_force_regenerates(tmp_path):
         (dict(ic_low=5.0, ic_high=1.0), "ic_high must exceed ic_low"),
         (dict(beta=0.0), "beta must be positive"),
         (dict(x0=float("nan")), "x0 must be finite"),
+        # t_extrap > t_train, but no multiple of dt after t_train: the extrapolation error would be NaN
+        (dict(t_train=10.0, t_extrap=10.04, dt=0.1), "t_extrap=10.04 leaves no observation time"),
+        (dict(seed=-1), "seed must be a non-negative int"),
+        (dict(seed=1.5), "seed must be a non-negative int"),
+        (dict(seed="0"), "seed must be a non-negative int"),
+        (dict(seed=True), "seed must be a non-negative int"),
     ],
 )
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         LotkaVolterraDataModule(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("t_train", "t_extrap", "dt", "n_train", "n_total"),
+    [
+        (1.0, 2.0, 0.15, 7, 14),  # round() fitted up to 1.05 > t_train
+        (1.0, 2.0, 0.3, 4, 7),  # round() sampled up to 2.1 > t_extrap
+        (0.3, 0.7, 0.1, 4, 8),  # 0.3/0.1 = 2.9999999999999996 in floating point: t_train stays on the grid
+        (10.0, 20.0, 0.1, 101, 201),  # the shipped config's grid
+    ],
+)
+def test_windows_never_pass_their_end_times(tmp_path, t_train, t_extrap, dt, n_train, n_total):
+    dm = LotkaVolterraDataModule(cache_dir=str(tmp_path), **dict(SMALL, t_train=t_train, t_extrap=t_extrap, dt=dt))
+    batch = next(iter(dm.train_dataloader()))
+    t, n = batch["t"][0], int(batch["n_train"][0])
+    assert (n, t.numel()) == (n_train, n_total)
+    assert float(t[n - 1]) <= t_train + 1e-6 and float(t[-1]) <= t_extrap + 1e-6
+    assert float(t[n]) > t_train  # the first extrapolation time is the next grid time after t_train

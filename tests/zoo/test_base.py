@@ -3,7 +3,7 @@ import warnings
 import lightning as L
 import pytest
 import torch
-from hybridzoo.zoo import create_model
+from hybridzoo.zoo import create_model, load_pretrained
 from hybridzoo.zoo.base import HybridModule
 from hybridzoo.zoo.hub import load_state_dict
 from hybridzoo.zoo.registry import create_datamodule
@@ -35,6 +35,19 @@ def test_load_from_checkpoint_keeps_fine_tuned_weights_over_pretrained(tmp_path)
         L.Trainer(**QUIET).validate(restored, datamodule=dm, verbose=False)
     for k, v in restored.state_dict().items():
         torch.testing.assert_close(v, tuned[k], rtol=0, atol=0, msg=f"{k} was replaced by the shipped weights")
+
+
+def test_on_pretrained_loaded_is_called_once_the_weights_are_in(monkeypatch):
+    shipped, _ = load_state_dict("ude-lotka-volterra")
+    seen = []
+    monkeypatch.setattr(UDELotkaVolterra, "on_pretrained_loaded",
+                        lambda self: seen.append({k: v.clone() for k, v in self.state_dict().items()}))
+    load_pretrained("ude-lotka-volterra")  # the hub
+    create_model("ude-lotka-volterra", pretrained="ude-lotka-volterra").setup("fit")  # pretrained=NAME
+    assert len(seen) == 2
+    for state in seen:
+        for k, v in shipped.items():
+            torch.testing.assert_close(state[k], v, rtol=0, atol=0, msg=k)
 
 
 class _MeanOfBatch(HybridModule):

@@ -1,7 +1,9 @@
 """Acceptance of the UDE issue, from the shipped weights: distillation recovers the missing terms."""
 
 import sympy
-from hybridzoo.zoo import distil, load_pretrained
+import torch
+from hybridzoo.datamodules.lotka_volterra import LotkaVolterraDataModule
+from hybridzoo.zoo import create_model, distil, load_pretrained
 
 
 def test_distil_pretrained_recovers_interaction_terms():
@@ -20,3 +22,15 @@ def test_distil_pretrained_recovers_interaction_terms():
     assert card["test/extrap_mse"] * 10 <= card["test/extrap_mse_physics"]
     assert {"prey", "predator"} <= {r["term"] for r in result.pareto_rows()}
     assert "x y" in result.terms["prey"].latex
+
+
+def test_distillation_data_samples_every_training_trajectory_whatever_the_batch_size(tmp_path):
+    model = create_model("ude-lotka-volterra", hidden=8)
+    data = dict(n_trajectories=6, n_val=1, n_test=1, t_train=2.0, t_extrap=3.0, dt=0.1, cache_dir=str(tmp_path))
+    whole = model.distillation_data(LotkaVolterraDataModule(**data))
+    for batch_size in (1, 3):
+        batched = model.distillation_data(LotkaVolterraDataModule(batch_size=batch_size, **data))
+        assert batched.inputs.shape == whole.inputs.shape == (4 * 21, 2)  # 4 training trajectories x 21 times
+        torch.testing.assert_close(batched.inputs, whole.inputs, rtol=0, atol=0)
+        for k, v in whole.targets.items():
+            torch.testing.assert_close(batched.targets[k], v, rtol=0, atol=0)
