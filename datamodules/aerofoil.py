@@ -21,10 +21,17 @@ import lightning as L
 import numpy as np
 import torch
 from hybridzoo.datamodules.aerofoil_build import DEFAULT_ALPHAS, DEFAULT_NACA, GENERATOR_VERSION, build_arrays
-from hybridzoo.datamodules.aerofoil_features import aerofoil_inputs
+from hybridzoo.datamodules.aerofoil_features import aerofoil_inputs, panel_contours
 from hybridzoo.datamodules.cache import ArrayCache, atomic_write_bytes
-from hybridzoo.physics.airfoil import repanel
+from hybridzoo.physics.airfoil import MIN_POINTS
+from hybridzoo.physics.validation import check_positive_int
 from torch.utils.data import DataLoader, TensorDataset
+
+#: Default panels per surface of the panel method (``n_panels_per_side``) and of the stored contours
+#: (``n_per_side``, a generation setting).
+N_PANELS_PER_SIDE, N_PER_SIDE = 60, 80
+#: Fewest panels per surface that make a contour :func:`~hybridzoo.physics.airfoil.check_airfoil` accepts.
+MIN_PANELS_PER_SIDE = MIN_POINTS // 2
 
 
 def shipped_path() -> Path:
@@ -90,13 +97,13 @@ class AerofoilDataModule(L.LightningDataModule):
         val_fraction: float = 0.1,
         test_fraction: float = 0.2,
         split_seed: int = 0,
-        n_panels_per_side: int = 60,
+        n_panels_per_side: int = N_PANELS_PER_SIDE,
         batch_size: int = 256,
         n_uiuc: int = 300,
         naca: Sequence[str] = DEFAULT_NACA,
         reynolds: Sequence[float] = (2e5, 1e6, 5e6, 1e7),
         alphas: Sequence[float] = DEFAULT_ALPHAS,
-        n_per_side: int = 80,
+        n_per_side: int = N_PER_SIDE,
         seed: int = 0,
         workers: int = 2,
     ) -> None:
@@ -112,9 +119,22 @@ class AerofoilDataModule(L.LightningDataModule):
             raise ValueError(f"n_train_foils must be a positive int or None, got {n_train_foils!r}")
         if not (isinstance(workers, int) and 1 <= workers <= 16):
             raise ValueError(f"workers must be an int in [1, 16], got {workers!r}")
+        # Checked here, not first at setup (where a bad n_panels_per_side surfaced as repanel's n_per_side),
+        # and never truncated: int(2.7) would quietly give batches of 2.
+        for name, v in (("n_panels_per_side", n_panels_per_side), ("n_per_side", n_per_side)):
+            if check_positive_int(name, v) < MIN_PANELS_PER_SIDE:
+                raise ValueError(
+                    f"{name} must be >= {MIN_PANELS_PER_SIDE} (a contour of at least {MIN_POINTS} points), got {v}"
+                )
+        check_positive_int("batch_size", batch_size)
+        for name, v in (("split_seed", split_seed), ("seed", seed), ("n_uiuc", n_uiuc)):
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise TypeError(f"{name} must be an int, got {type(v).__name__}")
+            if v < 0:
+                raise ValueError(f"{name} must be >= 0, got {v}")
         self.save_hyperparameters()
         self.source = source
-        self.batch_size = int(batch_size)
+        self.batch_size = batch_size
         self.generation = {
             "n_uiuc": int(n_uiuc),
             "naca": [str(c) for c in naca],
@@ -191,10 +211,9 @@ class AerofoilDataModule(L.LightningDataModule):
         if self.datasets:
             return
         a = self.load()
-        coords = torch.from_numpy(a["coords"]).double()
-        n_side = self.hparams.n_panels_per_side
-        if (coords.shape[1] - 1) // 2 != n_side:
-            coords = torch.stack([repanel(c, n_side) for c in coords])
+        #: Panels per surface of the stored contours (what the data were built with).
+        self.stored_n_per_side = (a["coords"].shape[1] - 1) // 2
+        coords = panel_contours(torch.from_numpy(a["coords"]), self.hparams.n_panels_per_side)
         self.coords = coords.float()
         self.names = [str(n) for n in a["names"]]
         foil = torch.from_numpy(a["foil"]).long()

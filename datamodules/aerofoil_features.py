@@ -1,14 +1,19 @@
 """Network inputs of the residual aerofoil model: shape, flow condition and the physics' own outputs.
 
-One function serves the data set (all rows at once) and :meth:`ResidualAerofoil.predict_cl` (raw
-aerofoils), so that a trained model always sees inputs computed the same way.
+The same functions serve the data set (all rows at once) and :meth:`ResidualAerofoil.predict_cl` (raw
+aerofoils), so that a trained model sees inputs computed the same way: :func:`stored_contours` prepares
+raw contours as the data build stores them (normalised, re-panelled to the data's ``n_per_side``, checked,
+float32), :func:`panel_contours` re-panels stored contours to the panel method's ``n_panels_per_side``, and
+:func:`aerofoil_inputs` computes the columns below. The boundary-layer columns depend on the panels: a
+raw contour re-panelled straight to ``n_panels_per_side`` gives other inputs than the same aerofoil had in
+training.
 
 Columns of ``x``:
 
 - ``0:13`` CST weights of the shape (6 upper, 6 lower) and the trailing-edge thickness;
 - ``13`` α in radians, ``14`` log10 Re;
 - ``15:26`` the integral boundary layer on the panel method's surface speed
-  (:meth:`hybridzoo.physics.boundary_layer.AerofoilLayer.features`): per surface log10 θ_TE, H_TE and
+  (:meth:`hybridzoo.physics.aerofoil_boundary_layer.AerofoilLayer.features`): per surface log10 θ_TE, H_TE and
   the chordwise positions of transition, laminar and turbulent separation, then log10 of the
   Squire-Young drag.
 
@@ -19,9 +24,10 @@ only the problem, the hybrids see both (and ``Cl_panel``, returned separately).
 from __future__ import annotations
 
 import torch
-from hybridzoo.physics.airfoil import cst_fit
-from hybridzoo.physics.boundary_layer import N_FEATURES as N_BOUNDARY_LAYER
-from hybridzoo.physics.boundary_layer import aerofoil_boundary_layer
+from hybridzoo.datamodules.aerofoil_build import prepare_shape
+from hybridzoo.physics.aerofoil_boundary_layer import N_FEATURES as N_BOUNDARY_LAYER
+from hybridzoo.physics.aerofoil_boundary_layer import aerofoil_boundary_layer
+from hybridzoo.physics.airfoil import cst_fit, repanel
 from hybridzoo.physics.panel import hess_smith
 from hybridzoo.physics.validation import check_tensor
 
@@ -31,6 +37,41 @@ ALPHA, LOG_RE = N_CST, N_CST + 1
 #: Columns that describe the problem (shape, α, Re): all that the NN-only baseline sees.
 N_PROBLEM = N_CST + 2
 N_FEATURES = N_PROBLEM + N_BOUNDARY_LAYER
+
+
+def stored_contours(coords: torch.Tensor, n_per_side: int) -> torch.Tensor:
+    """Raw contours ``(B, K, 2)`` as the data build stores them: ``(B, 2 n_per_side + 1, 2)`` float32.
+
+    Each is normalised (leading edge at (0, 0), trailing edge at (1, 0)), re-panelled to ``n_per_side``
+    panels per surface and checked by :func:`~hybridzoo.datamodules.aerofoil_build.prepare_shape`.
+
+    Raises:
+        ValueError: a contour that the data build would reject (open, clockwise, self-intersecting, thinner
+            than 3 % or thicker than 30 % of the chord, a trailing-edge gap above 2 %): the model has not
+            seen such shapes.
+    """
+    check_tensor("coords", coords, ndim=3, last_dim=2)
+    out = []
+    for i, c in enumerate(coords):
+        shape = prepare_shape(c, n_per_side)
+        if shape is None:
+            raise ValueError(
+                f"coords[{i}] is not an aerofoil the data set admits (open, clockwise, self-intersecting, "
+                "thinner than 3 % or thicker than 30 % of the chord, or a trailing-edge gap above 2 %)"
+            )
+        out.append(shape)
+    return torch.stack(out).float()  # the data set stores float32
+
+
+def panel_contours(stored: torch.Tensor, n_panels_per_side: int) -> torch.Tensor:
+    """Stored contours ``(F, K, 2)`` as the panel method sees them: float64, ``n_panels_per_side`` panels a side.
+
+    Contours that already have ``2 n_panels_per_side + 1`` points are used as they are (not re-panelled).
+    """
+    coords = check_tensor("stored", stored, ndim=3, last_dim=2).double()
+    if coords.shape[1] != 2 * n_panels_per_side + 1:
+        coords = torch.stack([repanel(c, n_panels_per_side) for c in coords])
+    return coords
 
 
 def aerofoil_inputs(coords: torch.Tensor, alpha: torch.Tensor, re: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -37,8 +37,10 @@ class Polar:
         converged: ``(A,)`` bool, False where XFOIL gave no converged point.
         re: Reynolds number.
         log: XFOIL's console output tail (for diagnosing failures).
-        timed_out: whether an XFOIL process was killed at the timeout (its missing points may only
-            have lacked time, e.g. on a loaded machine, rather than failed to converge).
+        timed_out: whether the sweep's XFOIL process was killed at the timeout (its missing points may
+            only have lacked time, e.g. on a loaded machine, rather than failed to converge). A retry cut
+            short is not counted: XFOIL can hang on a boundary layer that diverged from a fresh start, so
+            that cut is XFOIL's verdict on the angles it had left.
     """
 
     alpha: np.ndarray
@@ -131,6 +133,9 @@ def _retry_script(re: float, alphas: Sequence[float], n_iter: int, polar_name: s
     return _session(re, n_iter, polar_name, body)
 
 
+#: Time budget of the retry process (see :func:`run_polar`): this, plus so much per retried angle, in seconds.
+RETRY_SECONDS, RETRY_SECONDS_PER_ANGLE = 5.0, 3.0
+
 #: XFOIL prints alpha with 3 decimals (the script asks for 4): a row belongs to a requested angle
 #: when it is the nearest row and within half a printed digit (plus rounding slack).
 _ALPHA_TOL = 6e-4
@@ -193,8 +198,9 @@ def run_polar(
         alphas: angles of attack in degrees (any order; results follow this order). Distinct angles
             must differ by at least 0.001 deg (XFOIL's printed resolution).
         n_iter: boundary-layer Newton iterations per point.
-        timeout: seconds before XFOIL (and its X server) are killed; per XFOIL process (the sweep,
-            then the retry if any angle is missing).
+        timeout: seconds before the sweep's XFOIL (and its X server) are killed. The retry, if any angle
+            is missing, gets at most :data:`RETRY_SECONDS` plus :data:`RETRY_SECONDS_PER_ANGLE` per angle
+            (and never more than ``timeout``); the angles it finished before the cut are kept.
         retry: re-run the angles missing after the sweep once more, each from a fresh boundary layer
             (``INIT``); points that still do not converge stay missing.
 
@@ -245,9 +251,12 @@ def run_polar(
             # One more process for the missing angles, each from a fresh boundary layer; whatever still
             # fails stays missing. A crash or timeout here keeps the sweep's results.
             again = sorted(set(asked[missing].tolist()), key=abs)
-            out2, cols2, late = _xfoil(cmd, tmp, _retry_script(float(re), again, n_iter, "retry.txt"), "retry.txt",
-                                       timeout)
-            timed_out = timed_out or late
+            # XFOIL can hang after a point whose fresh boundary layer diverged to infinity (NACA 0006 at
+            # Re 1e6 and 10 deg): a converging point takes about a second, so the retry gets a budget per
+            # angle rather than the sweep's whole timeout, which each such polar used to spend in full.
+            budget = min(timeout, RETRY_SECONDS + RETRY_SECONDS_PER_ANGLE * len(again))
+            out2, cols2, _ = _xfoil(cmd, tmp, _retry_script(float(re), again, n_iter, "retry.txt"), "retry.txt",
+                                    budget)
             if cols2 is not None:
                 _match(asked, cols2, cl, cd, cm, missing)
             out = out[-2000:] + "\n[hybridzoo] retry of the missing angles from a fresh boundary layer:\n" + out2

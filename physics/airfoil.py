@@ -163,7 +163,18 @@ def signed_area(coords: torch.Tensor) -> torch.Tensor:
 
 
 def _segments_cross(coords: torch.Tensor) -> torch.Tensor:
-    """Whether any two non-adjacent segments of each polyline ``(..., K, 2)`` properly cross → ``(...)``."""
+    """Whether any two non-adjacent segments of each polyline ``(..., K, 2)`` properly cross → ``(...)``.
+
+    The orientation products are formed in float64 whatever the dtype of ``coords``: near a leading edge
+    consecutive points are ~1e-4 chords apart and almost collinear, and in float32 the rounding of these
+    products (relative error ~1e-7 of terms ~1e-12 that nearly cancel) flips their signs, so valid
+    float32 contours read as crossing. Float32 coordinates and their differences are exact in float64,
+    so the test answers for the polyline the float32 values actually describe: a float32 contour that
+    does cross is still caught.
+    """
+    # MPS has no float64: the check is cheap enough to run on the CPU there.
+    device = torch.device("cpu") if coords.device.type == "mps" else coords.device
+    coords = coords.detach().to(device=device, dtype=torch.float64)
     a, b = coords[..., :-1, :], coords[..., 1:, :]
     k = a.shape[-2]
 

@@ -11,27 +11,35 @@ Dimensionless throughout: free-stream speed 1, lengths in chords, ``re`` = V∞ 
 - Transition: Michel's criterion Re_θ > 1.174 (1 + 22400 / Re_s) Re_s^0.46, laminar separation (taken
   to reattach turbulent, a short bubble) or a forced trip, whichever comes first.
 - Turbulent: Head's entrainment method with the Ludwieg-Tillmann skin friction; turbulent separation
-  where H > 2.4, after which θ and H are held (the method no longer applies past separation).
+  where H > 2.4, after which θ and H are held (the method no longer applies past separation). One step
+  per station, its pressure term dθ/θ = -(H + 2) du_e/u_e integrated exactly; a speed change of more
+  than a factor e^0.1 (about 10 %) between stations is split into sub-steps, so that H follows it and a
+  separation part of the way is caught.
 - Drag: Squire & Young's formula from the trailing-edge state of both surfaces.
 
 These are the textbook forms (e.g. Moran, "An Introduction to Theoretical and Computational
 Aerodynamics", ch. 7; Cebeci & Cousteix, "Modeling and Computation of Boundary-Layer Flows").
 Everything is batched over independent surfaces and differentiable away from the switching events.
+:mod:`hybridzoo.physics.aerofoil_boundary_layer` applies them to both surfaces of a panel solution.
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 import torch
-from hybridzoo.physics.panel import PanelSolution
 from hybridzoo.physics.tensor_cache import per_device
 from hybridzoo.physics.validation import check_tensor
 
 LAMBDA_SEPARATION = -0.09
 H_TURBULENT_START = 1.4
 H_TURBULENT_SEPARATION = 2.4
+#: Largest change of log u_e that one step of Head's method takes; a larger one between two stations is
+#: split into up to MAX_SUBSTEPS sub-steps of equal speed ratio.
+MAX_LOG_SPEED_STEP = 0.1
+MAX_SUBSTEPS = 64
 
 
 @dataclass
@@ -56,47 +64,6 @@ class SurfaceLayer:
     def displacement_thickness(self) -> torch.Tensor:
         """δ* = H θ at each station, ``(M, P)``."""
         return self.shape_factor * self.theta
-
-
-@dataclass
-class AerofoilLayer:
-    """Trailing-edge state and event positions of both surfaces of ``B`` aerofoils at ``A`` angles.
-
-    The last dimension of every ``(B, A, 2)`` field is (upper, lower) surface.
-
-    Attributes:
-        theta_te: momentum thickness at the trailing edge, chords, ``(B, A, 2)``.
-        shape_factor_te: H at the trailing edge, ``(B, A, 2)``.
-        x_transition, x_laminar_separation, x_turbulent_separation: chordwise position x/c of each
-            event, ``(B, A, 2)``; the trailing-edge x where it does not happen on that surface.
-        x_stagnation: chordwise position of the stagnation point, ``(B, A)``.
-        cd: Squire-Young profile drag coefficient, ``(B, A)``.
-    """
-
-    theta_te: torch.Tensor
-    shape_factor_te: torch.Tensor
-    x_transition: torch.Tensor
-    x_laminar_separation: torch.Tensor
-    x_turbulent_separation: torch.Tensor
-    x_stagnation: torch.Tensor
-    cd: torch.Tensor
-
-    def features(self) -> torch.Tensor:
-        """``(B, A, 11)`` network inputs: per surface log10 θ_TE, H_TE and the three event positions, then log10 cd."""
-        per_surface = torch.stack(
-            [
-                torch.log10(self.theta_te),
-                self.shape_factor_te,
-                self.x_transition,
-                self.x_laminar_separation,
-                self.x_turbulent_separation,
-            ],
-            -1,
-        )  # (B, A, 2, 5)
-        return torch.cat([per_surface.flatten(-2), torch.log10(self.cd)[..., None]], -1)
-
-
-N_FEATURES = 11
 
 
 # ---------------------------------------------------------------------------------------- closures
@@ -224,13 +191,53 @@ def march(
         raise ValueError(f"ue needs at least 2 stations per surface, got shape {tuple(ue.shape)}")
     if (torch.diff(s, dim=1) < 0).any():
         raise ValueError("s must be non-decreasing along each surface")
-    re = check_tensor("re", torch.as_tensor(re, dtype=ue.dtype, device=ue.device), positive=True)
-    return _march(ue, s, re.expand(m), _checked_trip(trip, ue))
+    re = _per_surface("re", re, ue, m, positive=True)
+    return _march(ue, s, re.expand(m), None if trip is None else _per_surface("trip", trip, ue, m))
 
 
-def _checked_trip(trip: torch.Tensor | float | None, like: torch.Tensor) -> torch.Tensor | None:
-    """``trip`` checked (finite) as a tensor of ``like``'s dtype and device; ``None`` stays ``None``."""
-    return None if trip is None else check_tensor("trip", torch.as_tensor(trip, dtype=like.dtype, device=like.device))
+def _per_surface(
+    name: str, value: object, like: torch.Tensor, m: int | None, *, positive: bool = False
+) -> torch.Tensor:
+    """Check ``value``, a real scalar or (if ``m`` is given) one value per surface ``(m,)``.
+
+    Returns it as a finite tensor of ``like``'s dtype and device; raises ``TypeError``/``ValueError``
+    naming ``name`` otherwise.
+    """
+    if isinstance(value, bool) or not isinstance(value, (numbers.Real, torch.Tensor)):
+        raise TypeError(f"{name} must be a real number or a tensor, got {type(value).__name__}")
+    t = check_tensor(name, torch.as_tensor(value, dtype=like.dtype, device=like.device), positive=positive)
+    if t.ndim != 0 and (m is None or t.shape != (m,)):
+        per_surface = "" if m is None else f" or one value per surface, shape ({m},)"
+        raise ValueError(f"{name} must be a scalar{per_surface}, got shape {tuple(t.shape)}")
+    return t
+
+
+def _head_step(
+    state: tuple[torch.Tensor, ...],
+    log_speed_ratio: torch.Tensor,
+    log_ure: torch.Tensor,
+    ds: torch.Tensor,
+    uds: torch.Tensor,
+    ue: torch.Tensor,
+    active: torch.Tensor,
+) -> tuple[torch.Tensor, ...]:
+    """One step of Head's method from ``state = (θ, H, H1, u_e θ H1)`` to a station of speed ``ue``.
+
+    ``log_speed_ratio`` is log(u_start / u_end), ``log_ure`` log(u_end Re), ``ds`` the step length and
+    ``uds`` u_end ds; surfaces where ``active`` is False keep their state. The momentum equation
+    dθ/ds = Cf/2 - (H + 2) (θ / u_e) du_e/ds is split into its two terms: the pressure term is integrated
+    exactly at the H of the step's start, dθ/θ = -(H + 2) du_e/u_e, i.e. θ (u_start / u_end)^(H + 2); the
+    skin friction (small, of one sign) by an explicit step. An explicit step of the pressure term,
+    θ (1 - (H + 2) Δu_e/u_e), turns negative once Δu_e/u_e > 1/(H + 2) (a 30 % speed-up over one short
+    panel, as at a trailing edge), and θ collapsed to its floor.
+    """
+    theta, h, h1, h1u = state
+    pressure = torch.exp((h + 2) * log_speed_ratio)
+    theta_t = (theta * pressure + _half_cf(h, torch.log(theta) + log_ure) * ds).clamp_min(1e-9)
+    h1u_t = h1u + head_entrainment(h1) * uds
+    h1_t = h1u_t / (ue * theta_t)
+    h_t = head_shape_from_entrainment(h1_t).clamp(1.05, 4.0)
+    return tuple(torch.where(active, new, old) for new, old in zip((theta_t, h_t, h1_t, h1u_t), state))
 
 
 def _march(ue: torch.Tensor, s: torch.Tensor, re: torch.Tensor, trip: torch.Tensor | None) -> SurfaceLayer:
@@ -280,25 +287,50 @@ def _march(ue: torch.Tensor, s: torch.Tensor, re: torch.Tensor, trip: torch.Tens
     # Head's method integrates it: re-evaluating it from H would cost a fit per station and, since the
     # fit's two branches do not quite meet at H = 1.6, would not return the H1 that was integrated.
     on = ((cols > i_tr[:, None]) & ever[:, None] & real).t().contiguous()  # turbulent at j, from j-1
-    ln_ure = torch.log(ue * re[:, None]).t().contiguous()  # log Re_θ = log θ + log(u_e Re)
-    grad = (dudx / ue).t().contiguous()
+    log_ue = torch.log(ue)
+    log_re = torch.log(re)
+    ln_ure = (log_ue + log_re[:, None]).t().contiguous()  # log Re_θ = log θ + log(u_e Re)
+    # log(u_{j-1} / u_j): the pressure term of the momentum equation is integrated exactly over a step.
+    log_speed_ratio = torch.cat([torch.zeros_like(ds[:, :1]), log_ue[:, :-1] - log_ue[:, 1:]], 1).t().contiguous()
     ds_t = torch.cat([torch.zeros_like(ds[:, :1]), ds], 1).t().contiguous()
     uds = ue.t() * ds_t
     ue_t = ue.t().contiguous()
+    # Where u_e changes by more than a factor e^MAX_LOG_SPEED_STEP between two stations (next to a stagnation
+    # point, over a short trailing-edge panel, where a panel solution is poor), one step at the H of its start
+    # is far off: H moves within the step, and the layer may separate part of the way. Those steps alone are
+    # split into sub-steps of equal speed ratio (each surface by its own count, so that a result does not
+    # depend on the batch it is marched in); their stations, surfaces and counts are found once, up front.
+    at, surface = (on & (log_speed_ratio.abs() > MAX_LOG_SPEED_STEP)).nonzero().unbind(1)
+    n_sub = torch.ceil(log_speed_ratio[at, surface].abs() / MAX_LOG_SPEED_STEP).clamp_max(MAX_SUBSTEPS)
+    n_split = torch.bincount(at, minlength=p).tolist()
+    n_sub_max = torch.zeros(p, dtype=n_sub.dtype, device=ue.device).scatter_reduce(0, at, n_sub, "amax")
+    n_sub_max = n_sub_max.long().tolist()
+    split_at, n_sub = surface.split(n_split), n_sub.split(n_split)
     h_separation = _k(h)["h_separation"]
-    for j in range(max(first, 0) + 1, p):  # Head's method, explicit steps, on surfaces turbulent at j-1
-        step = on[j] & (h <= h_separation)
-        dtheta = _half_cf(h, torch.log(theta) + ln_ure[j]) - (h + 2) * theta * grad[j]
-        theta_t = (theta + dtheta * ds_t[j]).clamp_min(1e-9)
-        h1u_t = h1u + head_entrainment(h1) * uds[j]
-        h1_t = h1u_t / (ue_t[j] * theta_t)
-        h_t = head_shape_from_entrainment(h1_t).clamp(1.05, 4.0)
-        theta = torch.where(step, theta_t, theta)
-        h = torch.where(step, h_t, h)
-        h1 = torch.where(step, h1_t, h1)
-        h1u = torch.where(step, h1u_t, h1u)
-        thetas.append(theta)
-        shapes.append(h)
+    state = (theta, h, h1, h1u)
+    for j in range(max(first, 0) + 1, p):  # Head's method on surfaces turbulent at j-1
+        step = on[j] & (state[1] <= h_separation)
+        new = _head_step(state, log_speed_ratio[j], ln_ure[j], ds_t[j], uds[j], ue_t[j], step)
+        if n_split[j]:
+            idx, n = split_at[j], n_sub[j]
+            sub = tuple(v[idx] for v in state)
+            u_a, log_u_a = ue[idx, j - 1], log_ue[idx, j - 1]
+            ratio = log_ue[idx, j] - log_u_a  # log(u_j / u_{j-1}), split into n equal parts
+            ds_per_speed = ds_t[j][idx] / (ue[idx, j] - u_a)  # u_e linear in s between stations, as for Thwaites
+            log_re_j = log_re[idx]
+            u_prev, log_u_prev = u_a, log_u_a
+            for k in range(n_sub_max[j]):
+                # Past its own count a surface rests (fraction 1: no speed change, ds = 0, and inactive).
+                log_u = log_u_a + ratio * ((k + 1) / n).clamp_max(1.0)
+                u = torch.exp(log_u)
+                d_s = (u - u_prev) * ds_per_speed
+                active = (k < n) & (sub[1] <= h_separation)
+                sub = _head_step(sub, log_u_prev - log_u, log_u + log_re_j, d_s, u * d_s, u, active)
+                u_prev, log_u_prev = u, log_u
+            new = tuple(v.index_put((idx,), w) for v, w in zip(new, sub))
+        state = new
+        thetas.append(state[0])
+        shapes.append(state[1])
     # Column j holds the state after station j; the stations before any surface turned turbulent repeat
     # the starting state.
     n_lead = p - len(thetas)
@@ -310,89 +342,3 @@ def _march(ue: torch.Tensor, s: torch.Tensor, re: torch.Tensor, trip: torch.Tens
     theta_all = torch.where(turbulent, theta_turb, theta_lam)
     h_all = torch.where(turbulent, h_turb, h_lam)
     return SurfaceLayer(theta_all, h_all, i_tr, i_lsep, i_tsep)
-
-
-# ---------------------------------------------------------------------------------------- aerofoil
-def _stagnation(vt: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Index k with vt[k] < 0 <= vt[k+1] nearest the leading edge, and the fraction of the way to k+1."""
-    change = (vt[..., :-1] < 0) & (vt[..., 1:] >= 0)  # (..., N-1)
-    x_pair = torch.where(change, x[..., :-1], torch.full_like(x[..., :-1], torch.inf))
-    k = x_pair.argmin(-1)
-    fallback = vt.abs().argmin(-1).clamp_max(vt.shape[-1] - 2)
-    k = torch.where(change.any(-1), k, fallback)
-    v0 = vt.gather(-1, k[..., None])[..., 0]
-    v1 = vt.gather(-1, (k + 1)[..., None])[..., 0]
-    frac = (-v0 / (v1 - v0)).clamp(0, 1).nan_to_num(0.5)
-    return k, frac
-
-
-def aerofoil_boundary_layer(
-    solution: PanelSolution, re: torch.Tensor | float, trip: float | None = None
-) -> AerofoilLayer:
-    """Both surfaces' boundary layers of a batched panel solution at Reynolds number ``re``.
-
-    Args:
-        solution: :func:`~hybridzoo.physics.panel.hess_smith` result with a batch and an angle
-            dimension (``vt (B, A, N)``, ``midpoints (B, N, 2)``), chord-normalised contours.
-        re: chord Reynolds number, scalar or ``(B, A)``.
-        trip: forced transition at this arc length from the stagnation point (chords), or ``None``.
-
-    Returns:
-        :class:`AerofoilLayer`; the surfaces are split at the stagnation point, found as the sign
-        change of the tangential velocity nearest the leading edge.
-    """
-    vt, mid = solution.vt, solution.midpoints
-    if vt.ndim != 3 or mid.ndim != 3:
-        raise ValueError(
-            f"solution must be batched over aerofoils and angles (vt (B, A, N)), got vt {tuple(vt.shape)}"
-        )
-    b, a, n = vt.shape
-    re_t = check_tensor("re", torch.as_tensor(re, dtype=vt.dtype, device=vt.device), positive=True)
-    if re_t.ndim and re_t.shape != (b, a):
-        raise ValueError(f"re must be a scalar or (B, A) = {(b, a)}, got shape {tuple(re_t.shape)}")
-    re_t = re_t.expand(b, a)
-    x = mid[..., 0][:, None].expand(b, a, n)
-    arc = torch.cat([mid.new_zeros(b, 1), (mid[:, 1:] - mid[:, :-1]).norm(dim=-1).cumsum(-1)], -1)
-    arc = arc[:, None].expand(b, a, n)
-    k, frac = _stagnation(vt, x)
-    arc_k = arc.gather(-1, k[..., None])[..., 0]
-    arc_st = arc_k + frac * (arc.gather(-1, (k + 1)[..., None])[..., 0] - arc_k)
-    x_k = x.gather(-1, k[..., None])[..., 0]
-    x_st = x_k + frac * (x.gather(-1, (k + 1)[..., None])[..., 0] - x_k)
-    # Both surfaces march together, each padded (by repeating its last station) to the longer one.
-    length = torch.maximum(k + 1, n - 1 - k).amax().item()
-    steps = torch.arange(length, device=vt.device)
-    idx = torch.stack(
-        [
-            (k[..., None] - steps).clamp_min(0),  # stagnation → upper trailing edge
-            (k[..., None] + 1 + steps).clamp_max(n - 1),  # stagnation → lower trailing edge
-        ]
-    )  # (2, B, A, P)
-    ue = vt.abs()[None].expand(2, -1, -1, -1).gather(-1, idx).clamp_min(1e-6)
-    s = (arc[None].expand(2, -1, -1, -1).gather(-1, idx) - arc_st[..., None]).abs().clamp_min(1e-6)
-    s = torch.cummax(s, -1).values
-    m = 2 * b * a
-    trip_t = _checked_trip(trip, vt)
-    # ue and s are valid by construction (clamped, cumulative): skip march's checks.
-    layer = _march(ue.reshape(m, length), s.reshape(m, length), re_t[None].expand(2, -1, -1).reshape(-1), trip_t)
-    xs = x[None].expand(2, -1, -1, -1).gather(-1, idx).reshape(m, length)
-    x_te = xs[:, -1]
-
-    def where(event: torch.Tensor) -> torch.Tensor:
-        at = torch.where(event >= 0, xs.gather(-1, event.clamp_min(0)[:, None])[:, 0], x_te)
-        return at.reshape(2, b, a).movedim(0, -1)
-
-    def te(field: torch.Tensor) -> torch.Tensor:
-        return field[:, -1].reshape(2, b, a).movedim(0, -1)
-
-    theta_te, h_te = te(layer.theta), te(layer.shape_factor)
-    cd = squire_young(theta_te, h_te, ue[..., -1].movedim(0, -1)).sum(-1)
-    return AerofoilLayer(
-        theta_te,
-        h_te,
-        where(layer.transition),
-        where(layer.laminar_separation),
-        where(layer.turbulent_separation),
-        x_st,
-        cd,
-    )

@@ -26,10 +26,20 @@ import warnings
 from typing import Any, ClassVar
 
 import torch
-from hybridzoo.datamodules.aerofoil_features import ALPHA, LOG_RE, N_FEATURES, N_PROBLEM, aerofoil_inputs
-from hybridzoo.physics.airfoil import normalize, repanel
+from hybridzoo.datamodules.aerofoil import N_PANELS_PER_SIDE, N_PER_SIDE
+from hybridzoo.datamodules.aerofoil_features import (
+    ALPHA,
+    LOG_RE,
+    N_FEATURES,
+    N_PROBLEM,
+    aerofoil_inputs,
+    panel_contours,
+    stored_contours,
+)
 from hybridzoo.physics.validation import check_positive_int, check_tensor
+from hybridzoo.zoo.aerofoil_plots import cl_alpha_figure, error_histogram
 from hybridzoo.zoo.base import Freeze, HybridModule
+from hybridzoo.zoo.neuralfoil_peer import neuralfoil_cl
 from torch import nn
 from torchmetrics import MeanAbsoluteError
 
@@ -136,6 +146,8 @@ class ResidualAerofoil(HybridModule):
         self.register_buffer("x_mean", torch.zeros(N_FEATURES))
         self.register_buffer("x_std", torch.ones(N_FEATURES))
         self.register_buffer("stats_fitted", torch.tensor(False))
+        # (n_per_side, n_panels_per_side) of the data of the last fit; see data_resolution.
+        self._data_resolution: tuple[int, int] | None = None
         self.metrics = nn.ModuleDict(
             {stage: nn.ModuleDict({m: MeanAbsoluteError() for m in MODES}) for stage in ("val", "test")}
         )
@@ -158,20 +170,50 @@ class ResidualAerofoil(HybridModule):
             "panel": cl_panel,
         }
 
+    def data_resolution(self) -> tuple[int, int]:
+        """``(n_per_side, n_panels_per_side)`` of the data this model was trained on.
+
+        Panels per surface of the data set's stored contours and of the panel method, taken from the
+        data module of this model's last fit (kept in its Lightning checkpoints), else from its model card's
+        ``data`` (a loaded checkpoint), else the :class:`~hybridzoo.datamodules.aerofoil.AerofoilDataModule`
+        defaults (which the zoo config keeps).
+        """
+        if self._data_resolution is not None:
+            return self._data_resolution
+        data = (self.card or {}).get("data") or {}
+        return int(data.get("n_per_side", N_PER_SIDE)), int(data.get("n_panels_per_side", N_PANELS_PER_SIDE))
+
     @torch.no_grad()
     def predict_cl(
-        self, coords: torch.Tensor, alpha: torch.Tensor, re: torch.Tensor, n_panels_per_side: int = 60
+        self,
+        coords: torch.Tensor,
+        alpha: torch.Tensor,
+        re: torch.Tensor,
+        n_panels_per_side: int | None = None,
+        n_per_side: int | None = None,
     ) -> dict[str, torch.Tensor]:
         """Lift coefficients of raw aerofoils at angles ``alpha`` and Reynolds numbers ``re``.
+
+        The contours go through what the training data went through
+        (:mod:`~hybridzoo.datamodules.aerofoil_features`): normalised, re-panelled to ``n_per_side`` and
+        checked as the data build does, rounded to float32 as the data set stores them, then re-panelled
+        to the panel method's ``n_panels_per_side``. The boundary-layer inputs depend on these panels, so
+        an aerofoil the data set holds gets the inputs, and the lift, it had in training.
 
         Args:
             coords: ``(B, K, 2)`` contours in Selig order (any chord/position: they are normalised).
             alpha: ``(B, A)`` angles of attack in radians (w.r.t. the chord line).
             re: ``(B, A)`` chord Reynolds numbers.
-            n_panels_per_side: panel-method resolution (the shapes are re-panelled to it).
+            n_panels_per_side: panels per surface of the panel method; ``None``: the training data's
+                (:meth:`data_resolution`).
+            n_per_side: panels per surface of the data set's stored contours; ``None``: the training data's.
 
         Returns:
-            ``{mode: (B, A)}`` for the four modes.
+            ``{mode: (B, A)}`` for the four modes, on the model's device.
+
+        Raises:
+            ValueError: bad shapes, or a contour the data set would not admit (see
+                :func:`~hybridzoo.datamodules.aerofoil_features.stored_contours`).
         """
         coords = check_tensor("coords", coords, ndim=3, last_dim=2)
         alpha = check_tensor("alpha", alpha, ndim=2)
@@ -181,6 +223,11 @@ class ResidualAerofoil(HybridModule):
                 f"alpha {tuple(alpha.shape)} and re {tuple(re.shape)} must both be (B, A) "
                 f"with B = {coords.shape[0]}"
             )
+        trained_n_per_side, trained_n_panels = self.data_resolution()
+        n_panels_per_side = check_positive_int(
+            "n_panels_per_side", trained_n_panels if n_panels_per_side is None else n_panels_per_side
+        )
+        n_per_side = check_positive_int("n_per_side", trained_n_per_side if n_per_side is None else n_per_side)
         if not bool(self.stats_fitted):
             warnings.warn(
                 "predict_cl on a model whose feature statistics were never fitted (not trained): the network "
@@ -188,11 +235,11 @@ class ResidualAerofoil(HybridModule):
                 RuntimeWarning,
                 stacklevel=2,
             )
-        shapes = torch.stack([repanel(normalize(c.double()), n_panels_per_side) for c in coords])
+        shapes = panel_contours(stored_contours(coords, n_per_side), n_panels_per_side)
         x, cl_panel = aerofoil_inputs(shapes, alpha.double(), re.double())
         b, a = alpha.shape
-        dtype = self.x_mean.dtype
-        out = self(x.reshape(b * a, -1).to(dtype), cl_panel.reshape(-1).to(dtype))
+        # The physics runs where the contours are, in float64; the network where the model is.
+        out = self(x.reshape(b * a, -1).to(self.x_mean), cl_panel.reshape(-1).to(self.x_mean))
         return {k: v.reshape(b, a) for k, v in out.items()}
 
     # ------------------------------------------------------------------ training
@@ -201,10 +248,12 @@ class ResidualAerofoil(HybridModule):
         return self.with_cosine_schedule(super().configure_optimizers())
 
     def on_fit_start(self) -> None:
-        """Fit the feature standardisation on the training rows (once)."""
+        """Note the data's panel resolution (for :meth:`predict_cl`); fit the feature standardisation (once)."""
+        dm = getattr(self.trainer, "datamodule", None)
+        if hasattr(dm, "stored_n_per_side"):  # an AerofoilDataModule, set up
+            self._data_resolution = (int(dm.stored_n_per_side), int(dm.hparams.n_panels_per_side))
         if bool(self.stats_fitted):
             return
-        dm = getattr(self.trainer, "datamodule", None)
         if dm is None or "train" not in getattr(dm, "datasets", {}):
             raise ValueError(
                 "ResidualAerofoil needs an AerofoilDataModule (datamodule=...) to fit its feature scaling"
@@ -213,6 +262,19 @@ class ResidualAerofoil(HybridModule):
         self.x_mean.copy_(x.mean(0))
         self.x_std.copy_(x.std(0).clamp_min(1e-6))
         self.stats_fitted.fill_(True)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Keep the data's panel resolution (:meth:`data_resolution`) in Lightning checkpoints."""
+        super().on_save_checkpoint(checkpoint)
+        if self._data_resolution is not None:
+            checkpoint["aerofoil_data_resolution"] = list(self._data_resolution)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Restore the data's panel resolution saved by :meth:`on_save_checkpoint`."""
+        super().on_load_checkpoint(checkpoint)
+        if "aerofoil_data_resolution" in checkpoint:
+            n_stored, n_panels = checkpoint["aerofoil_data_resolution"]
+            self._data_resolution = (int(n_stored), int(n_panels))
 
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
         """Sum of the three networks' Cl losses (their parameters are disjoint, so they do not interact)."""
@@ -310,82 +372,3 @@ class ResidualAerofoil(HybridModule):
             return metrics
         metrics["test/mae_neuralfoil"] = float((pred.float() - cl).abs().mean())
         return metrics
-
-
-# ---------------------------------------------------------------------------------------- helpers
-def neuralfoil_cl(
-    coords: torch.Tensor, alpha: torch.Tensor, re: torch.Tensor, model_size: str = "xlarge"
-) -> torch.Tensor:
-    """NeuralFoil's lift for rows ``coords (N, K, 2)``, ``alpha (N,)`` in radians and ``re (N,)``.
-
-    Raises ``ImportError`` where NeuralFoil is not installed.
-
-    Rows sharing an aerofoil are evaluated in one vectorised call (NeuralFoil fits its own CST
-    parameters to each contour first).
-    """
-    import neuralfoil
-
-    out = torch.empty(coords.shape[0], dtype=torch.float64)
-    key = coords.reshape(coords.shape[0], -1)
-    uniq, inverse = torch.unique(key, dim=0, return_inverse=True)
-    for u in range(uniq.shape[0]):
-        rows = (inverse == u).nonzero().squeeze(-1)
-        res = neuralfoil.get_aero_from_coordinates(
-            coords[rows[0]].double().cpu().numpy(),
-            alpha=torch.rad2deg(alpha[rows]).double().cpu().numpy(),
-            Re=re[rows].double().cpu().numpy(),
-            model_size=model_size,
-        )
-        out[rows] = torch.as_tensor(res["CL"], dtype=torch.float64).reshape(-1)
-    return out
-
-
-def cl_alpha_figure(
-    x: torch.Tensor,
-    cl: torch.Tensor,
-    pred: dict[str, torch.Tensor],
-    foil: torch.Tensor,
-    names: list[str] | None,
-    n_curves: int,
-) -> Any:
-    """Plot Cl against α (degrees) for ``n_curves`` aerofoils at the middle Re: XFOIL, panel, networks."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    log_re = x[:, LOG_RE]
-    res = torch.unique(log_re)
-    mid = res[len(res) // 2]
-    foils = torch.unique(foil)[:n_curves]
-    fig, axes = plt.subplots(1, len(foils), figsize=(3.2 * len(foils), 3), squeeze=False)
-    for ax, f in zip(axes[0], foils.tolist()):
-        rows = ((foil == f) & (log_re == mid)).nonzero().squeeze(-1)
-        rows = rows[torch.argsort(x[rows, ALPHA])]
-        a = torch.rad2deg(x[rows, ALPHA]).cpu()
-        ax.plot(a, cl[rows].cpu(), "ko", label="XFOIL")
-        for m, style in (("panel", "--"), ("nn", ":"), ("residual", "-"), ("pgml", "-.")):
-            ax.plot(a, pred[m][rows].cpu(), style, label=m)
-        ax.set_title(f"{names[f] if names else f}  Re={10 ** mid.item():.0e}", fontsize=8)
-        ax.set_xlabel("alpha [deg]")
-    axes[0][0].set_ylabel("Cl")
-    axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
-    return fig
-
-
-def error_histogram(cl: torch.Tensor, pred: dict[str, torch.Tensor]) -> Any:
-    """Histogram of the Cl errors of each mode against XFOIL."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 3))
-    for m in MODES:
-        ax.hist((pred[m] - cl).detach().cpu().numpy(), bins=40, histtype="step", label=m)
-    ax.set_xlabel("Cl error vs XFOIL")
-    ax.set_ylabel("rows")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    return fig

@@ -6,8 +6,8 @@ import torch
 from hybridzoo.datamodules import aerofoil_build, xfoil
 from hybridzoo.datamodules import aerofoil_features as af
 from hybridzoo.datamodules.aerofoil import AerofoilDataModule, load_arrays, shipped_path, split_foils
+from hybridzoo.physics.aerofoil_boundary_layer import aerofoil_boundary_layer
 from hybridzoo.physics.airfoil import check_airfoil, naca4_from_code, write_dat
-from hybridzoo.physics.boundary_layer import aerofoil_boundary_layer
 from hybridzoo.physics.panel import hess_smith
 
 
@@ -72,6 +72,38 @@ def test_bad_arguments():
         AerofoilDataModule(source="/no/such/file.npz").setup()
     with pytest.raises(ValueError, match="n_train_foils"):
         AerofoilDataModule(n_train_foils=100000, n_panels_per_side=40).setup()
+    # checked at construction and named, never truncated (2.7 used to give batches of 2; a bad
+    # n_panels_per_side surfaced only at setup, as repanel's n_per_side)
+    for kwargs, error in (
+        ({"n_panels_per_side": 0}, ValueError),
+        ({"n_panels_per_side": 3}, ValueError),  # 7 points: fewer than check_airfoil accepts
+        ({"n_panels_per_side": 2.5}, TypeError),
+        ({"n_panels_per_side": "60"}, TypeError),
+        ({"n_per_side": 0}, ValueError),
+        ({"batch_size": 2.7}, TypeError),
+        ({"batch_size": "64"}, TypeError),
+        ({"batch_size": 0}, ValueError),
+        ({"split_seed": -1}, ValueError),
+        ({"split_seed": 1.5}, TypeError),
+        ({"seed": "0"}, TypeError),
+    ):
+        (name,) = kwargs
+        with pytest.raises(error, match=name):
+            AerofoilDataModule(**kwargs)
+
+
+def test_stored_contours_reproduce_the_shipped_ones(shipped):
+    # What predict_cl applies to an original contour is what the data build did to it: the shipped
+    # contours of NACA aerofoils come back bit for bit from their defining formula, and the data module's
+    # panel contours (40 a side here) from those.
+    a = load_arrays(shipped_path())
+    codes = ("0012", "2412", "6408")
+    idx = [shipped.names.index(f"naca{c}") for c in codes]
+    originals = torch.stack([naca4_from_code(c, 200, closed_te=False, dtype=torch.float64) for c in codes])
+    stored = af.stored_contours(originals, shipped.stored_n_per_side)
+    assert shipped.stored_n_per_side == 80
+    assert stored.dtype == torch.float32 and torch.equal(stored, torch.from_numpy(a["coords"][idx]))
+    assert torch.equal(af.panel_contours(stored, 40).float(), shipped.coords[idx])
 
 
 def test_build_is_cached_resumable_and_records_missing(tmp_path, monkeypatch):

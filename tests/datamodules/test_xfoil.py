@@ -1,3 +1,5 @@
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -166,3 +168,26 @@ def test_a_polar_that_converges_in_time_is_not_flagged(tmp_path, monkeypatch):
     _fake_xfoil(tmp_path, monkeypatch, row(0.0, 0.2))
     c = naca4_from_code("2412", 40, closed_te=False, dtype=torch.float64)
     assert not run_polar(c, 1e6, [0.0, 2.0]).timed_out  # 2 deg is missing, but XFOIL finished
+
+
+def test_a_hanging_retry_is_cut_at_its_budget_and_keeps_what_it_had(tmp_path, monkeypatch):
+    # Real XFOIL can hang after a point whose fresh boundary layer diverged (NACA 0006, Re 1e6, 10 deg):
+    # the retry used to spend the sweep's whole timeout (60 s) on every such polar
+    exe = tmp_path / "hanging_retry.sh"
+    header = "   alpha    CL        CD       CDp       CM     Top_Xtr  Bot_Xtr\\n  ------\\n"
+    exe.write_text(
+        "#!/bin/bash\n"
+        'script=$(cat)\n'
+        f'if grep -q retry.txt <<< "$script"; then printf "{header}{row(2.0, 0.4)}" > retry.txt; sleep 30; '
+        f'else printf "{header}{row(0.0, 0.2)}" > polar.txt; fi\n'
+    )
+    exe.chmod(0o755)
+    monkeypatch.setattr(xfoil_module, "xfoil_command", lambda: [str(exe)])
+    monkeypatch.setattr(xfoil_module, "RETRY_SECONDS", 0.5)
+    monkeypatch.setattr(xfoil_module, "RETRY_SECONDS_PER_ANGLE", 0.25)
+    c = naca4_from_code("2412", 40, closed_te=False, dtype=torch.float64)
+    start = time.perf_counter()
+    pol = run_polar(c, 1e6, [0.0, 2.0, 5.0], timeout=60.0)
+    assert time.perf_counter() - start < 15  # 0.5 + 2 * 0.25 s, not the 60 s timeout
+    np.testing.assert_array_equal(pol.cl[:2], [0.2, 0.4])
+    assert np.isnan(pol.cl[2]) and not pol.timed_out  # the sweep finished: XFOIL's verdict, not a lack of time

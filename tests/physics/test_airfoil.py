@@ -117,6 +117,43 @@ def test_check_airfoil_self_intersection_and_types():
         check_airfoil(torch.zeros(20, 3))
 
 
+def _float32_contour_with_a_straight_leading_edge() -> torch.Tensor:
+    """A closed float32 contour whose upper surface ends in four nearly collinear points at the LE.
+
+    The six points before the leading edge are those of UIUC goe402 re-panelled to 60 panels per side and
+    stored in float32 (the shipped data set): ~1e-3 chords apart on an almost straight line.
+    """
+    upper = [(1.0, 0.0), (0.75, 0.045), (0.5, 0.07), (0.25, 0.06), (0.1, 0.035), (0.03, 0.02)]
+    le = [
+        (0.00596017437055707, 0.009569656103849411),
+        (0.0033579671289771795, 0.005391552112996578),
+        (0.0014941361732780933, 0.0023989849723875523),
+        (0.0003737901570275426, 0.0006001574802212417),
+        (0.0, 0.0),
+        (0.0006394365336745977, -0.00025219377130270004),
+        (0.0025559933856129646, -0.0010080838110297918),
+    ]
+    lower = [(0.03, -0.006), (0.1, -0.01), (0.25, -0.012), (0.5, -0.01), (0.75, -0.005), (1.0, 0.0)]
+    return torch.tensor(upper + le + lower, dtype=torch.float32)
+
+
+def test_float32_contours_are_checked_without_rounding_artefacts():
+    # In float32 the orientation products of the nearly collinear LE segments are rounding noise (~1e-13
+    # against a true ~3e-13): they used to flip sign, and valid float32 aerofoils (goe402, goe409 and goe14k
+    # of the shipped data at 60 panels per side) were rejected as self-intersecting, by hess_smith too.
+    c = _float32_contour_with_a_straight_leading_edge()
+    assert check_airfoil(c) is c
+    check_airfoil(c.double())
+    # a float32 contour that does cross is still rejected, at the scale of the leading-edge panels too
+    lower_through_upper = c.clone()
+    lower_through_upper[11] = torch.tensor([0.0009, 0.0025])  # the point after the LE jumps above the upper surface
+    big = naca4_from_code("0012", 30, dtype=torch.float32).clone()
+    big[5:10, 1] = -big[5:10, 1] - 0.1
+    for bad in (lower_through_upper, big):
+        with pytest.raises(ValueError, match="self-intersecting"):
+            check_airfoil(bad)
+
+
 def test_repanel_cosine_and_on_contour():
     dense = naca4_from_code("4412", 400, dtype=F64)
     r = repanel(dense, 40)

@@ -3,10 +3,11 @@ import math
 import numpy as np
 import pytest
 import torch
+from hybridzoo.physics.aerofoil_boundary_layer import N_FEATURES, aerofoil_boundary_layer
 from hybridzoo.physics.airfoil import naca4_from_code, normalize, repanel
 from hybridzoo.physics.boundary_layer import (
-    N_FEATURES,
-    aerofoil_boundary_layer,
+    H_TURBULENT_SEPARATION,
+    MAX_LOG_SPEED_STEP,
     head_entrainment_shape,
     head_shape_from_entrainment,
     march,
@@ -89,10 +90,72 @@ def test_head_shape_closure_inverts():
     assert torch.allclose(back[h < 1.55], h[h < 1.55], atol=1e-9)
 
 
+def jump_solution(theta0: float, h0: float, u0: float, u1: float, n: int = 400) -> tuple[float, float]:
+    """θ and H after a turbulent layer meets a speed change u0 → u1 over a vanishing distance.
+
+    With ds → 0 the skin friction and the entrainment drop out of Head's equations: u θ H1 is conserved and
+    dθ/θ = -(H + 2) du/u, so d ln H1 / d ln u = H(H1) + 1 (RK4 in ln u). The march stops at separation
+    (H > 2.4), and so does this solution.
+    """
+    def rate(log_h1: torch.Tensor) -> torch.Tensor:
+        return head_shape_from_entrainment(torch.exp(log_h1)) + 1
+
+    h10 = head_entrainment_shape(torch.tensor(h0, dtype=F64))
+    log_h1, log_u, d = torch.log(h10), math.log(u0), math.log(u1 / u0) / n
+    for _ in range(n):
+        k1 = rate(log_h1)
+        k2 = rate(log_h1 + d / 2 * k1)
+        k3 = rate(log_h1 + d / 2 * k2)
+        log_h1 = log_h1 + d / 6 * (k1 + 2 * k2 + 2 * k3 + rate(log_h1 + d * k3))
+        log_u += d
+        if head_shape_from_entrainment(torch.exp(log_h1)).item() > H_TURBULENT_SEPARATION:
+            break
+    return theta0 * u0 * h10.item() / (math.exp(log_u) * math.exp(log_h1.item())), log_u
+
+
+def test_sharp_speed_changes_follow_the_exact_jump_solution():
+    # A tripped turbulent layer at u_e = 0.556 meets a speed change over 1e-9 chords (a short trailing-edge
+    # panel). An explicit step of dθ/ds = Cf/2 - (H + 2) θ/u_e du_e/ds overshot: at a 40 % speed-up (the
+    # TE of UIUC ist-mt1-18 at 9°, Re 2e5) θ fell to its 1e-9 floor and H to 1.1.
+    u0, ends = 0.556, [0.6, 0.78, 3.0, 0.3]
+    s = torch.cat([torch.linspace(1e-4, 0.98, 400, dtype=F64), torch.tensor([0.98 + 1e-9], dtype=F64)])
+    ue = torch.full((len(ends), s.numel()), u0, dtype=F64)
+    ue[:, -1] = torch.tensor(ends, dtype=F64)
+    layer = march(ue, s.expand_as(ue), 2e6, trip=1e-3)
+    theta0, h0 = layer.theta[0, -2].item(), layer.shape_factor[0, -2].item()
+    assert 1.3 < h0 < 1.55  # an attached turbulent layer, where the closure H1(H) inverts exactly
+    theta = layer.theta[:, -1]
+    # Within one step (|Δ ln u_e| ≤ MAX_LOG_SPEED_STEP) H is frozen at its start: θ1 = θ0 (u0 / u1)^(H0 + 2).
+    assert math.log(ends[0] / u0) <= MAX_LOG_SPEED_STEP
+    assert theta[0].item() == pytest.approx(theta0 * (u0 / ends[0]) ** (h0 + 2), rel=1e-6)
+    # Larger speed-ups (40 %, 5.4x) are sub-stepped: θ follows the jump solution, in which H falls as u_e grows.
+    for i in (1, 2):
+        expected, _ = jump_solution(theta0, h0, u0, ends[i])
+        assert theta[i].item() == pytest.approx(expected, rel=0.02), ends[i]
+        assert theta0 * (u0 / ends[i]) ** (h0 + 2) < theta[i].item() < theta0 * u0 / ends[i]
+        assert layer.turbulent_separation[i].item() == -1
+    # A sharp slow-down separates the layer part of the way (at u_e = 0.43); θ is held from there, within
+    # one sub-step of the jump solution, not grown over the whole jump.
+    expected, log_u_sep = jump_solution(theta0, h0, u0, ends[3])
+    assert math.log(ends[3]) < log_u_sep < math.log(u0)
+    assert theta[3].item() == pytest.approx(expected, rel=0.1)
+    assert layer.turbulent_separation[3].item() == s.numel() - 1
+    # sub-steps are counted per surface: a surface marched alone gets the same result
+    for i in range(len(ends)):
+        alone = march(ue[i : i + 1], s[None], 2e6, trip=1e-3)
+        torch.testing.assert_close(alone.theta[0], layer.theta[i], rtol=1e-12, atol=0)
+
+
 def test_march_gradients_are_finite_and_checked():
     s = torch.linspace(0.01, 0.5, 12, dtype=F64)[None]
     ue = (1 + 0.2 * s).requires_grad_()
     assert torch.autograd.gradcheck(lambda u: march(u, s, 1e5).theta, (ue,))
+    # through sub-stepped turbulent steps too: a 75 % speed-up and a 12 % slow-down over short last panels
+    s = torch.cat([s, s[:, -1:] + 1e-4], 1).expand(2, -1)
+    ue = torch.full_like(s, 0.8)
+    ue[:, -1] = torch.tensor([1.4, 0.7], dtype=F64)
+    ue.requires_grad_()
+    assert torch.autograd.gradcheck(lambda u: march(u, s, 1e6, trip=0.02).theta, (ue,))
 
 
 def naca(code: str) -> torch.Tensor:
@@ -178,6 +241,14 @@ def test_bad_inputs_name_the_argument():
         march(ue * float("nan"), s, 1e6)
     with pytest.raises(ValueError, match="ue"):
         march(-ue, s, 1e6)
+    two = torch.cat([ue, ue]), torch.cat([s, s])  # M = 2 surfaces
+    with pytest.raises(ValueError, match=r"re must be a scalar or one value per surface, shape \(2,\)"):
+        march(*two, torch.full((3,), 1e6, dtype=F64))
+    with pytest.raises(ValueError, match="trip must be a scalar or one value per surface"):
+        march(*two, 1e6, trip=torch.tensor([0.1, 0.2, 0.3], dtype=F64))
+    with pytest.raises(TypeError, match="re"):
+        march(*two, "1e6")
+    march(*two, torch.tensor([1e6, 2e6], dtype=F64), trip=torch.tensor([0.1, 0.2], dtype=F64))
     sol = hess_smith(naca("0012")[None], torch.zeros(1, 2, dtype=F64))
     with pytest.raises(ValueError, match=r"re must be a scalar or \(B, A\)"):
         aerofoil_boundary_layer(sol, torch.ones(3, dtype=F64) * 1e6)
@@ -185,3 +256,5 @@ def test_bad_inputs_name_the_argument():
         aerofoil_boundary_layer(hess_smith(naca("0012"), 0.1), 1e6)
     with pytest.raises(ValueError, match="trip"):
         aerofoil_boundary_layer(sol, 1e6, trip=float("nan"))
+    with pytest.raises(ValueError, match="trip must be a scalar"):
+        aerofoil_boundary_layer(sol, 1e6, trip=torch.tensor([0.1, 0.2], dtype=F64))

@@ -3,8 +3,9 @@ import pytest
 import torch
 from hybridzoo.datamodules.aerofoil import AerofoilDataModule
 from hybridzoo.datamodules.aerofoil_features import ALPHA, LOG_RE, N_PROBLEM
-from hybridzoo.physics.airfoil import naca4_from_code
-from hybridzoo.zoo.residual_aerofoil import ResidualAerofoil, cl_alpha_figure, error_histogram
+from hybridzoo.physics.airfoil import naca4_from_code, repanel
+from hybridzoo.zoo.aerofoil_plots import cl_alpha_figure, error_histogram
+from hybridzoo.zoo.residual_aerofoil import ResidualAerofoil
 
 
 def _trainer(tmp_path, **kw):
@@ -41,6 +42,30 @@ def test_bad_arguments():
     assert torch.allclose(out["panel"], torch.zeros(1, 2), atol=1e-6)  # symmetric aerofoil at 0 deg
 
 
+def test_predict_cl_uses_the_training_resolution_and_the_model_dtype():
+    m = ResidualAerofoil(hidden=8, depth=1)
+    assert m.data_resolution() == (80, 60)  # AerofoilDataModule's defaults, which the zoo config keeps
+    m.card = {"data": {"n_per_side": 80, "n_panels_per_side": 40}}  # a loaded checkpoint's card
+    assert m.data_resolution() == (80, 40)
+    m.stats_fitted.fill_(True)
+    m.double()
+    original = naca4_from_code("2412", 100, closed_te=False, dtype=torch.float32)
+    alpha, re = torch.tensor([[0.0, 0.1]]), torch.full((1, 2), 1e6)
+    got = m.predict_cl(original[None], alpha, re)
+    assert all(v.dtype == torch.float64 and v.shape == (1, 2) for v in got.values())
+    # the same as the 40-panel lift of the contour prepared as the data build stores it
+    from hybridzoo.datamodules.aerofoil_build import prepare_shape
+    from hybridzoo.physics.panel import hess_smith
+
+    stored = prepare_shape(original, 80).float().double()
+    expected = hess_smith(repanel(stored, 40), alpha[0].double()).cl
+    torch.testing.assert_close(got["panel"][0], expected, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match=r"coords\[0\] is not an aerofoil the data set admits"):
+        m.predict_cl(naca4_from_code("0012", 60)[None] * torch.tensor([1.0, 0.1]), alpha, re)  # 1.2 % thick
+    with pytest.raises(TypeError, match="n_panels_per_side"):
+        m.predict_cl(original[None], alpha, re, n_panels_per_side=40.0)
+
+
 @pytest.mark.parametrize("boundary_layer", [True, False])
 def test_only_the_hybrids_see_the_physics(dm, boundary_layer):
     torch.manual_seed(0)
@@ -73,17 +98,28 @@ def test_short_training_beats_the_panel_method(dm, tmp_path):
     assert after["test/mae"] < 0.5 * after["test/mae_panel"]
     assert bool(model.stats_fitted)
 
-    # a raw contour through predict_cl reproduces the data-module path for a test aerofoil
+    # The original contour of a test aerofoil through predict_cl gets the inputs, and so the lift, that its
+    # rows have in the data set: predict_cl prepares it as the data build did (normalised, 80 panels a side,
+    # float32) and re-panels it to the 40 panels a side of this fit, which the model noted. Before, it was
+    # re-panelled straight to a fixed 60, and its boundary-layer inputs differed.
+    assert model.data_resolution() == (80, 40)
     x, cl_panel, _, foil = dm.datasets["test"].tensors
-    f = int(foil[0])
-    rows = (foil == f).nonzero().squeeze(-1)[:3]
+    codes = ("6408", "0006")  # where a contour re-panelled straight to 40 moved a transition by 0.035 chords
+    rows = [(foil == dm.names.index(f"naca{c}")).nonzero().squeeze(-1) for c in codes]
+    rows = torch.stack([r[: min(map(len, rows))] for r in rows])  # (2, A)
     with torch.no_grad():
-        ref = model(x[rows], cl_panel[rows])
-    got = model.predict_cl(
-        dm.coords[f][None], x[rows, ALPHA][None], (10 ** x[rows, LOG_RE].double())[None], n_panels_per_side=40
-    )
+        ref = model(x[rows.reshape(-1)], cl_panel[rows.reshape(-1)])
+    # the original contours, as the data build makes them
+    originals = torch.stack([naca4_from_code(c, 200, closed_te=False, dtype=torch.float64) for c in codes])
+    got = model.predict_cl(originals, x[rows, ALPHA].double(), 10 ** x[rows, LOG_RE].double())
     for mode in ("residual", "pgml", "nn", "panel"):
-        torch.testing.assert_close(got[mode][0], ref[mode], atol=2e-3, rtol=1e-3)
+        torch.testing.assert_close(got[mode].reshape(-1), ref[mode], atol=1e-6, rtol=1e-6)
+    # the resolution travels with Lightning checkpoints
+    checkpoint: dict = {}
+    model.on_save_checkpoint(checkpoint)
+    restored = ResidualAerofoil(hidden=32, depth=2)
+    restored.on_load_checkpoint(checkpoint)
+    assert restored.data_resolution() == (80, 40)
 
     # save -> load round trip keeps the predictions (the feature scaling is in the state dict)
     clone = ResidualAerofoil(hidden=32, depth=2)
