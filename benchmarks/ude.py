@@ -99,7 +99,7 @@ def graph_cost(model: Any, batch: dict[str, Any]) -> tuple[float, int]:
     return saved / 2**20, calls
 
 
-def worker(method: str, quick: bool, out: str, overrides: dict[str, Any] | None = None) -> None:
+def worker(method: str, quick: bool, out: str) -> None:
     import lightning as L
     import torch
     from hybridzoo.zoo import create_datamodule, create_model, distil
@@ -109,7 +109,6 @@ def worker(method: str, quick: bool, out: str, overrides: dict[str, Any] | None 
     schedule = {"method": method}
     if quick:
         schedule.update(adam_epochs=40, lbfgs_epochs=10, window_epochs=5)
-    schedule.update(overrides or {})
     model = create_model("ude-lotka-volterra", **schedule)
     dm = create_datamodule("ude-lotka-volterra")
     dm.prepare_data()

@@ -128,10 +128,7 @@ class AerofoilDataModule(L.LightningDataModule):
                 )
         check_positive_int("batch_size", batch_size)
         for name, v in (("split_seed", split_seed), ("seed", seed), ("n_uiuc", n_uiuc)):
-            if isinstance(v, bool) or not isinstance(v, int):
-                raise TypeError(f"{name} must be an int, got {type(v).__name__}")
-            if v < 0:
-                raise ValueError(f"{name} must be >= 0, got {v}")
+            check_positive_int(name, v, allow_zero=True)
         self.save_hyperparameters()
         self.source = source
         self.batch_size = batch_size

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import numbers
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,7 @@ import numpy as np
 import torch
 from hybridzoo.datamodules.cache import ArrayCache
 from hybridzoo.physics.lotka_volterra import LotkaVolterraParams, simulate_lotka_volterra
-from hybridzoo.physics.validation import check_positive_int, check_positive_number
+from hybridzoo.physics.validation import check_nonnegative_integral, check_positive_int, check_positive_number
 from torch.utils.data import DataLoader, Dataset
 
 # "2": the time grid ends at or before t_extrap (it could pass it by up to dt/2)
@@ -110,9 +109,7 @@ class LotkaVolterraDataModule(L.LightningDataModule):
         if grid_intervals(t_extrap, dt) <= grid_intervals(t_train, dt):
             raise ValueError(f"t_extrap={t_extrap} leaves no observation time (a multiple of dt={dt}) after "
                              f"t_train={t_train}: the extrapolation window would be empty")
-        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-            raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-        seed = int(seed)  # a plain int in the hyperparameters (and the cache's config hash)
+        seed = check_nonnegative_integral("seed", seed)  # a plain int in the hyperparameters and the cache key
         for k, v in (("n_val", n_val), ("n_test", n_test)):
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{k} must be an int >= 1, got {v!r}")

@@ -14,7 +14,6 @@ step and restricted the same way, is stored too (``u2x``, ``v2x``): the "2x" bas
 
 from __future__ import annotations
 
-import numbers
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ import numpy as np
 import torch
 from hybridzoo.datamodules.cache import ArrayCache
 from hybridzoo.physics.navier_stokes import NavierStokes2D
-from hybridzoo.physics.validation import check_positive_int, check_positive_number
+from hybridzoo.physics.validation import check_nonnegative_integral, check_positive_int, check_positive_number
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
@@ -210,9 +209,7 @@ class WakeFlowDataModule(L.LightningDataModule):
         check_wake_cfl(dt, inflow_speed, length_x, nx)
         check_positive_number("warmup", warmup, allow_zero=True)
         check_positive_number("kick", kick, allow_zero=True)
-        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-            raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-        seed = int(seed)
+        seed = check_nonnegative_integral("seed", seed)
         splits = {"re_train": re_train, "re_val": re_val, "re_test": re_test}
         for k, vals in splits.items():
             if len(vals) == 0:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 
 import torch
@@ -61,10 +62,18 @@ def check_positive_number(name: str, value: object, *, allow_zero: bool = False)
     return v
 
 
-def check_positive_int(name: str, value: object) -> int:
-    """Check a positive integer and return it."""
+def check_positive_int(name: str, value: object, *, allow_zero: bool = False) -> int:
+    """Check a positive (or, with ``allow_zero``, non-negative) Python int and return it."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
+    low = 0 if allow_zero else 1
+    if value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value}")
     return value
+
+
+def check_nonnegative_integral(name: str, value: object) -> int:
+    """Check a non-negative integer (numpy integers too) and return it as a plain int; ``ValueError`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        raise ValueError(f"{name} must be a non-negative int, got {value!r}")
+    return int(value)
