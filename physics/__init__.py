@@ -1,6 +1,6 @@
 """Differentiable physics: batched, device- and dtype-agnostic torch algorithms (no Lightning here)."""
 
-from hybridzoo.physics.integrators import euler_step, odeint, rk4_step
+from hybridzoo.physics.integrators import IntegrationError, euler_step, odeint, rk4_step
 from hybridzoo.physics.lotka_volterra import (
     LotkaVolterra,
     LotkaVolterraParams,
@@ -10,6 +10,7 @@ from hybridzoo.physics.lotka_volterra import (
 )
 
 __all__ = [
+    "IntegrationError",
     "LotkaVolterra",
     "LotkaVolterraParams",
     "euler_step",

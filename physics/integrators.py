@@ -16,6 +16,39 @@ VectorField = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 FIXED_METHODS = ("euler", "rk4")
 
+DEFAULT_MAX_EVALS = 100_000
+
+
+class IntegrationError(RuntimeError):
+    """An adaptive solver gave up: its step size underflowed or it exceeded its evaluation budget.
+
+    Both mean that the ODE blows up or is too stiff for the method. Without a budget an explicit adaptive
+    method on a stiff field takes ever more steps, and when differentiating keeps every one in memory.
+    """
+
+
+class _Budgeted(torch.nn.Module):
+    """The vector field ``f``, raising :class:`IntegrationError` at its ``max_evals + 1``-th evaluation.
+
+    A module, so that torchdiffeq's adjoint finds ``f``'s parameters (a module ``f`` is a submodule here).
+    """
+
+    def __init__(self, f: VectorField, max_evals: int, method: str) -> None:
+        super().__init__()
+        self.f = f
+        self.max_evals = max_evals
+        self.method = method
+        self.evals = 0
+
+    def forward(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        self.evals += 1
+        if self.evals > self.max_evals:
+            raise IntegrationError(
+                f"{self.method!r} exceeded max_evals={self.max_evals} evaluations of the vector field (last at "
+                f"t={float(t):.6g}): the ODE is stiff or blows up; raise max_evals, loosen rtol/atol or use "
+                "a fixed-step method")
+        return self.f(t, y)
+
 
 def euler_step(f: VectorField, t: torch.Tensor, y: torch.Tensor, dt: torch.Tensor | float) -> torch.Tensor:
     """One explicit Euler step ``y + dt * f(t, y)`` (first order; a residual block)."""
@@ -52,6 +85,7 @@ def odeint(
     adjoint: bool = False,
     rtol: float = 1e-7,
     atol: float = 1e-9,
+    max_evals: int | None = DEFAULT_MAX_EVALS,
 ) -> torch.Tensor:
     """Integrate ``dy/dt = f(t, y)`` from ``y0`` at ``t[0]`` and return ``y`` at every time in ``t``.
 
@@ -67,13 +101,21 @@ def odeint(
             the number of steps); needs ``f`` to be an ``nn.Module``.
         rtol: relative tolerance of adaptive torchdiffeq methods.
         atol: absolute tolerance of adaptive torchdiffeq methods.
+        max_evals: torchdiffeq methods only: at most this many evaluations of ``f`` per call (forward
+            and, with ``adjoint``, backward together), else :class:`IntegrationError`; ``None``: no limit.
+            Fixed-step methods cost a known ``substeps * 4`` (RK4) evaluations per interval.
 
     Returns:
         Tensor of shape ``(len(t), *y0.shape)``.
+
+    Raises:
+        IntegrationError: a torchdiffeq method's step size underflowed or it exceeded ``max_evals``.
     """
     check_tensor("y0", y0)
     t = check_time_grid("t", t)
     substeps = check_positive_int("substeps", substeps)
+    if max_evals is not None:
+        max_evals = check_positive_int("max_evals", max_evals)
     if method in _STEPPERS:
         if adjoint:
             raise ValueError("adjoint=True needs a torchdiffeq method (e.g. 'dopri5'); "
@@ -101,8 +143,14 @@ def odeint(
     if method not in SOLVERS:
         raise ValueError(f"method must be one of {FIXED_METHODS} or a torchdiffeq method {sorted(SOLVERS)}, "
                          f"got {method!r}")
-    if adjoint:
-        if not isinstance(f, torch.nn.Module):
-            raise TypeError("adjoint=True needs the vector field f to be a torch.nn.Module")
-        return torchdiffeq.odeint_adjoint(f, y0, t, method=method, rtol=rtol, atol=atol)
-    return torchdiffeq.odeint(f, y0, t, method=method, rtol=rtol, atol=atol)
+    if adjoint and not isinstance(f, torch.nn.Module):
+        raise TypeError("adjoint=True needs the vector field f to be a torch.nn.Module")
+    field = f if max_evals is None else _Budgeted(f, max_evals, method)
+    solve = torchdiffeq.odeint_adjoint if adjoint else torchdiffeq.odeint
+    try:
+        return solve(field, y0, t, method=method, rtol=rtol, atol=atol)
+    except AssertionError as err:  # torchdiffeq reports a collapsed step by assert
+        if not str(err).startswith("underflow in dt"):
+            raise
+        raise IntegrationError(f"{method!r} gave up, its step size underflowed ({err}): the ODE blows up or "
+                               "is too stiff for the method") from err

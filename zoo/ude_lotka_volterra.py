@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
-from hybridzoo.physics.integrators import FIXED_METHODS, odeint
+from hybridzoo.physics.integrators import DEFAULT_MAX_EVALS, FIXED_METHODS, odeint
 from hybridzoo.physics.validation import check_positive_int, check_positive_number, check_tensor
 from hybridzoo.zoo.base import Freeze, HybridModule
 from hybridzoo.zoo.ude_networks import GroupedMLP, TermStack
@@ -104,6 +104,10 @@ class UDELotkaVolterra(HybridModule):
         state_scale, term_scale: typical population and rate magnitudes (network input/output scaling), > 0.
         method: ``"rk4"`` or ``"euler"`` (ours, fixed step) or a torchdiffeq method (e.g. ``"dopri5"``).
         substeps: fixed steps per observation interval.
+        max_evals: a torchdiffeq method's budget of vector-field evaluations per integration (``None``: no
+            limit); past it the integration raises
+            :class:`~hybridzoo.physics.integrators.IntegrationError` instead of taking, and when training
+            storing, ever more steps on a stiff field.
         adam_epochs: epochs (one full-batch step each) of Adam, then ``lbfgs_epochs`` epochs of L-BFGS.
         lbfgs_epochs: 0 disables the L-BFGS phase.
         lbfgs_lr, lbfgs_max_iter: L-BFGS step size and iterations (>= 1) per epoch (strong-Wolfe line search).
@@ -132,6 +136,7 @@ class UDELotkaVolterra(HybridModule):
         term_scale: float = 10.0,
         method: str = "rk4",
         substeps: int = 1,
+        max_evals: int | None = DEFAULT_MAX_EVALS,
         adam_epochs: int = 100,
         lbfgs_epochs: int = 30,
         lbfgs_lr: float = 1.0,
@@ -149,6 +154,8 @@ class UDELotkaVolterra(HybridModule):
         check_positive_number("alpha", alpha)
         check_positive_number("delta_init", delta_init, allow_zero=True)
         check_positive_int("substeps", substeps)
+        if max_evals is not None:
+            check_positive_int("max_evals", max_evals)
         check_positive_number("state_scale", state_scale)
         check_positive_number("term_scale", term_scale)
         _check_method(method)
@@ -197,7 +204,7 @@ class UDELotkaVolterra(HybridModule):
         h = self.hparams
         rates = self._rates().to(y0)
         traj = odeint(lambda _t, s: self.vector_field(s, use_net, rates), y0, t.to(y0),
-                      method=h.method, substeps=h.substeps)
+                      method=h.method, substeps=h.substeps, max_evals=h.max_evals)
         return traj.transpose(0, 1)
 
     # ------------------------------------------------------------------ fine-tuning

@@ -2,7 +2,7 @@ import math
 
 import pytest
 import torch
-from hybridzoo.physics import euler_step, odeint, rk4_step
+from hybridzoo.physics import IntegrationError, euler_step, odeint, rk4_step
 
 
 def _oscillator(t, y):
@@ -88,3 +88,50 @@ def test_bad_input():
         odeint(_oscillator, y0, torch.linspace(0, 1, 3), method="nonsense")
     with pytest.raises(ValueError, match="substeps must be >= 1"):
         odeint(_oscillator, y0, torch.linspace(0, 1, 3), substeps=0)
+    with pytest.raises(ValueError, match="max_evals must be >= 1"):
+        odeint(_oscillator, y0, torch.linspace(0, 1, 3), method="dopri5", max_evals=0)
+
+
+class _Decay(torch.nn.Module):
+    """dy/dt = -rate * y, exact solution y0 * exp(-rate * t)."""
+
+    def __init__(self, rate):
+        super().__init__()
+        self.rate = torch.nn.Parameter(torch.tensor(rate, dtype=torch.float64))
+        self.evals = 0
+
+    def forward(self, t, y):
+        self.evals += 1
+        return -self.rate * y
+
+
+def test_adaptive_method_stops_at_its_evaluation_budget():
+    # a stiff decay: dopri5's stability bound dt < 3.3 / rate forces ~3 rate steps over t in [0, 1]
+    y0, t = torch.ones(1, 1, dtype=torch.float64), torch.tensor([0.0, 1.0], dtype=torch.float64)
+    field = _Decay(1000.0)
+    with pytest.raises(IntegrationError, match="exceeded max_evals=500 evaluations.*stiff"):
+        odeint(field, y0, t, method="dopri5", max_evals=500)
+    assert field.evals == 500  # the 501st evaluation raised before calling the field
+    unlimited = _Decay(1000.0)
+    y = odeint(unlimited, y0, t, method="dopri5", max_evals=None, rtol=1e-6, atol=1e-12)
+    assert unlimited.evals > 1000
+    assert abs(y[-1].item()) < 1e-6  # exp(-1000) to the tolerance: the budget, not the solver, stopped it
+
+
+def test_finite_time_blow_up_is_an_integration_error():
+    # y' = y^2 from y(0) = 1 is 1 / (1 - t): it leaves every bound at t = 1, before the grid's end at 2
+    with pytest.raises(IntegrationError, match="step size underflowed"):
+        odeint(lambda _t, y: y**2, torch.ones(1, 1, dtype=torch.float64),
+               torch.tensor([0.0, 2.0], dtype=torch.float64), method="dopri5")
+
+
+def test_budgeted_adjoint_still_differentiates_the_fields_parameters():
+    y0, t = torch.ones(2, 1, dtype=torch.float64), torch.linspace(0, 1, 3, dtype=torch.float64)
+    grads = []
+    for adjoint in (False, True):
+        field = _Decay(0.5)
+        odeint(field, y0, t, method="dopri5", adjoint=adjoint, rtol=1e-10, atol=1e-12)[-1].sum().backward()
+        grads.append(field.rate.grad)
+    exact = -2 * math.exp(-0.5)  # d/d(rate) of 2 exp(-rate t) at t = 1
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-6, atol=0)
+    assert abs(grads[1].item() - exact) < 1e-6
