@@ -36,15 +36,18 @@ if TYPE_CHECKING:
     from hybridzoo.zoo.residual_aerofoil import ResidualAerofoil
 
 #: The formula's inputs, in column order: angle of attack (radians), log10(Re / 10^6), max thickness t/c and
-#: its chordwise position x/c, max camber (chord units) and its position x/c, and the panel method's lift.
+#: its chordwise position x/c, signed max camber (chord units) and its position x/c, and the panel method's lift.
 INPUT_NAMES = ("alpha", "log_re", "t", "x_t", "m", "x_m", "cl_panel")
 #: The one learned term of the residual model.
 TERM = "correction"
 #: Log10 of the reference Reynolds number: centring log Re keeps the polynomial library well conditioned
 #: (``log_re`` and its powers are otherwise almost collinear with the constant), which STLSQ needs.
 LOG_RE_REF = 6.0
-#: Below this max camber (chord units) an aerofoil counts as symmetric and its camber position is set to 0.
-SYMMETRIC_CAMBER = 1e-4
+#: Camber scale (chord units) below which the camber position fades to 0: ``x_m`` is weighted by
+#: ``m² / (m² + CAMBER_FADE²)``, so that a symmetric section, whose camber "peak" is rounding noise, has
+#: ``x_m = 0`` while ``x_m`` stays continuous in the shape (a hard threshold made it jump by a third of
+#: the chord, and the distilled formula's lift with it).
+CAMBER_FADE = 1e-3
 
 
 # ---------------------------------------------------------------------------------------- features
@@ -78,8 +81,9 @@ def shape_features(cst: torch.Tensor, n_stations: int = 201) -> torch.Tensor:
         n_stations: chord stations used to locate the maxima.
 
     Returns:
-        ``(..., 4)``: ``t`` (max thickness / chord), ``x_t`` (its position / chord), ``m`` (max camber /
-        chord) and ``x_m`` (its position / chord; 0 for a symmetric aerofoil).
+        ``(..., 4)``: ``t`` (max thickness / chord), ``x_t`` (its position / chord), ``m`` (the camber of
+        largest magnitude / chord, negative for a section cambered downwards) and ``x_m`` (its position /
+        chord, faded to 0 for a nearly symmetric aerofoil, see :data:`CAMBER_FADE`).
     """
     cst = check_tensor("cst", cst, min_ndim=1, last_dim=N_CST)
     n = check_positive_int("n_stations", n_stations)
@@ -93,9 +97,12 @@ def shape_features(cst: torch.Tensor, n_stations: int = 201) -> torch.Tensor:
     upper = cst_surface(flat[:, : CST_ORDER + 1], grid, half_te)
     lower = cst_surface(flat[:, CST_ORDER + 1 : N_CST - 1], grid, -half_te)
     t, x_t = _peak(upper - lower, psi)
-    m, x_m = _peak(0.5 * (upper + lower), psi)
-    # A symmetric section has no camber peak: its argmax is rounding noise, so pin the position.
-    x_m = torch.where(m > SYMMETRIC_CAMBER, x_m, torch.zeros_like(x_m))
+    camber = 0.5 * (upper + lower)
+    # the extreme of |camber|, with its sign: a section cambered downwards (or flipped) has m < 0
+    sign = torch.where(camber.gather(-1, camber.abs().argmax(-1, keepdim=True))[:, 0] < 0, -1.0, 1.0).to(camber)
+    m, x_m = _peak(sign[:, None] * camber, psi)
+    m = sign * m
+    x_m = x_m * m**2 / (m**2 + CAMBER_FADE**2)
     return torch.stack([t, x_t, m, x_m], -1).reshape(*cst.shape[:-1], 4)
 
 
@@ -229,7 +236,7 @@ def with_terms(model: ResidualAerofoil, modules: dict[str, nn.Module]) -> Symbol
     """A :class:`SymbolicAerofoil` whose correction is ``modules["correction"]``, fine-tuned with the model's loss."""
     if set(modules) != {TERM}:
         raise ValueError(f"modules must replace exactly the term {[TERM]}, got {sorted(modules)}")
-    return SymbolicAerofoil(modules[TERM], loss=model.hparams.loss).to(model.x_mean.device)
+    return SymbolicAerofoil(modules[TERM], loss=model.hparams.loss).to(model.x_mean)  # device and dtype
 
 
 def fine_tune(symbolic: SymbolicAerofoil, rows: TensorDataset, epochs: int) -> None:

@@ -5,12 +5,7 @@ keeps a complexity-vs-loss Pareto front, picks one expression per term, puts the
 into a copy of the hybrid model as :class:`~hybridzoo.zoo.symbolic.SympyModule` s (constants
 trainable), optionally fine-tunes those constants with the Trainer, and reports metrics.
 
-Backends:
-- ``"pysr"``: PySR (genetic programming in Julia), run in a subprocess so that a missing Julia fails
-  fast with a clear message and never hangs or crashes the caller.
-- ``"sindy"``: pure Python: pysindy's sequentially thresholded least squares (STLSQ) over a
-  polynomial candidate library, its threshold swept to trace a Pareto front like PySR's.
-- ``"auto"``: PySR when Julia is available, else SINDy.
+Backends (``"pysr"``, ``"sindy"``, ``"auto"``): :mod:`hybridzoo.zoo.symbolic_regression`.
 
 A model supports distillation by implementing three methods:
 ``distillation_data(datamodule) -> DistillationData``, ``with_terms(modules) -> HybridModule`` and
@@ -22,28 +17,25 @@ A model supports distillation by implementing three methods:
 from __future__ import annotations
 
 import csv
-import json
-import math
+import io
 import os
-import shutil
-import subprocess
-import sys
-import tempfile
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import sympy
 import torch
-from hybridzoo.zoo.symbolic import SympyModule, parse_expression
+from hybridzoo.zoo.symbolic import SympyModule, check_input_names
+from hybridzoo.zoo.symbolic_regression import (
+    BackendUnavailable,
+    Candidate,
+    fit_pysr,
+    fit_sindy,
+    resolve_backend,
+    select,
+)
 
-BACKENDS = ("auto", "pysr", "sindy")
-
-
-class BackendUnavailable(RuntimeError):
-    """The requested symbolic-regression backend cannot run here (e.g. PySR without Julia)."""
+__all__ = ["BackendUnavailable", "DistillationData", "DistillationResult", "TermFit", "distil"]
 
 
 @dataclass
@@ -53,16 +45,6 @@ class DistillationData:
     inputs: torch.Tensor
     input_names: list[str]
     targets: dict[str, torch.Tensor]
-
-
-@dataclass
-class Candidate:
-    """One point of a Pareto front."""
-
-    complexity: int
-    loss: float
-    expression: sympy.Expr
-    score: float = 0.0
 
 
 @dataclass
@@ -108,15 +90,31 @@ class DistillationResult:
                              "selected": i == fit.selected, "expression": str(c.expression)})
         return rows
 
-    def to_csv(self, path: str | os.PathLike[str]) -> Path:
-        """Write the Pareto table as CSV."""
+    def to_csv(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+        """Write the Pareto table as CSV to ``path``; an existing file is replaced only with ``overwrite=True``.
+
+        Raises:
+            FileExistsError: ``path`` exists and ``overwrite`` is false.
+        """
+        if not isinstance(overwrite, bool):
+            raise TypeError(f"overwrite must be a bool, got {type(overwrite).__name__}")
         path = Path(path)
-        rows = self.pareto_rows()
-        with open(path, "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
+        text = self.pareto_csv()
+        try:  # mode "x" checks and creates in one step: no window for another writer in between
+            fh = open(path, "w" if overwrite else "x", newline="")
+        except FileExistsError:
+            raise FileExistsError(f"{path} exists; pass overwrite=True to replace it") from None
+        with fh:
+            fh.write(text)
         return path
+
+    def pareto_csv(self) -> str:
+        """The Pareto table (:meth:`pareto_rows`) as CSV text, header first."""
+        buf = io.StringIO(newline="")
+        writer = csv.DictWriter(buf, fieldnames=["term", "complexity", "loss", "score", "selected", "expression"])
+        writer.writeheader()
+        writer.writerows(self.pareto_rows())
+        return buf.getvalue()
 
     def summary(self) -> str:
         """A readable report: selected equations, LaTeX, Pareto fronts and metrics."""
@@ -133,133 +131,21 @@ class DistillationResult:
         return "\n".join(lines)
 
 
-# ---------------------------------------------------------------------------------------- selection
-def pareto_front(candidates: list[Candidate]) -> list[Candidate]:
-    """Keep the best loss per complexity, then only candidates that beat every simpler one."""
-    best: dict[int, Candidate] = {}
-    for c in candidates:
-        if math.isfinite(c.loss) and (c.complexity not in best or c.loss < best[c.complexity].loss):
-            best[c.complexity] = c
-    front: list[Candidate] = []
-    for k in sorted(best):
-        if not front or best[k].loss < front[-1].loss:
-            front.append(best[k])
-    for prev, c in zip([None, *front[:-1]], front):
-        c.score = 0.0 if prev is None else (
-            -(math.log(max(c.loss, 1e-300)) - math.log(max(prev.loss, 1e-300))) / (c.complexity - prev.complexity)
-        )
-    return front
-
-
-def select(front: list[Candidate]) -> int:
-    """PySR's ``"score"`` rule: the largest drop in log-loss per unit of complexity."""
-    if not front:
-        raise ValueError("empty Pareto front")
-    return max(range(len(front)), key=lambda i: front[i].score)
-
-
-# ---------------------------------------------------------------------------------------- SINDy
-def fit_sindy(
-    inputs: np.ndarray, target: np.ndarray, input_names: list[str], *, max_degree: int = 3, n_thresholds: int = 60
-) -> list[Candidate]:
-    """Sparse polynomial regression (pysindy STLSQ) swept over thresholds; returns the Pareto front.
-
-    Args:
-        inputs: ``(N, d)`` samples.
-        target: ``(N,)`` values of the term at the samples.
-        input_names: names of the ``d`` inputs (sympy symbols).
-        max_degree: highest total degree of the candidate monomials (constant included).
-        n_thresholds: number of thresholds in the log-spaced sweep.
-    """
-    import pysindy as ps
-
-    lib = ps.PolynomialLibrary(degree=max_degree, include_bias=True)
-    theta = np.asarray(lib.fit_transform(inputs))  # plain ndarray, not a pysindy AxesArray
-    powers = lib.powers_
-    syms = [sympy.Symbol(n) for n in input_names]
-    monomials = [sympy.Mul(*[s**int(p) for s, p in zip(syms, row)]) for row in powers]
-    y = target.reshape(-1, 1)
-    norms = np.linalg.norm(theta, axis=0)
-    ls = np.linalg.lstsq(theta / norms, y, rcond=None)[0].ravel()
-    top = np.abs(ls).max()
-    candidates = [Candidate(0, float(np.mean(y**2)), sympy.Integer(0))]
-    for thr in np.logspace(np.log10(top) - 6, np.log10(top), n_thresholds):
-        opt = ps.STLSQ(threshold=float(thr), alpha=1e-8, normalize_columns=True, max_iter=50)
-        with warnings.catch_warnings():  # the sweep's top thresholds remove every term on purpose
-            warnings.simplefilter("ignore", UserWarning)
-            opt.fit(theta, y)
-        coef = opt.coef_.ravel()
-        support = np.flatnonzero(coef)
-        if support.size == 0:
-            continue
-        loss = float(np.mean((theta @ coef - target) ** 2))
-        expr = sum((sympy.Float(float(coef[i]), 8) * monomials[i] for i in support), sympy.Integer(0))
-        candidates.append(Candidate(int(support.size), loss, expr))
-    return pareto_front(candidates)
-
-
-# ---------------------------------------------------------------------------------------- PySR
-def pysr_available(timeout: float = 60.0) -> tuple[bool, str]:
-    """Whether PySR can start here (imports in a subprocess, so a Julia download cannot hang us)."""
-    try:
-        proc = subprocess.run([sys.executable, "-c", "import pysr"], capture_output=True, text=True, timeout=timeout,
-                              env={**os.environ, "PYTHON_JULIACALL_HANDLE_SIGNALS": "yes"})
-    except subprocess.TimeoutExpired:
-        return False, f"importing pysr did not finish within {timeout:.0f} s (Julia being installed or compiled?)"
-    if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or ["unknown error"])[-1]
-        return False, f"PySR cannot start: it needs Julia, which is not installed and could not be fetched ({last})"
-    return True, "ok"
-
-
-_PYSR_WORKER = r"""
-import json, sys
-import numpy as np
-from pysr import PySRRegressor
-data = np.load(sys.argv[1])
-opts = json.loads(sys.argv[3])
-m = PySRRegressor(binary_operators=["+", "-", "*"], unary_operators=[], maxsize=opts["maxsize"],
-                  niterations=opts["niterations"], random_state=opts["seed"], deterministic=opts["deterministic"],
-                  parallelism="serial" if opts["deterministic"] else "multithreading", progress=False, verbosity=0)
-m.fit(data["X"], data["y"], variable_names=opts["names"])
-rows = [{"complexity": int(r["complexity"]), "loss": float(r["loss"]), "expression": str(r["sympy_format"])}
-        for _, r in m.equations_.iterrows()]
-json.dump(rows, open(sys.argv[2], "w"))
-"""
-
-
-def fit_pysr(
-    inputs: np.ndarray, target: np.ndarray, input_names: list[str], *, niterations: int = 40, maxsize: int = 15,
-    seed: int = 0, deterministic: bool = True, timeout: float = 1800.0,
-) -> list[Candidate]:
-    """Symbolic regression with PySR in a subprocess; returns its Pareto front (hall of fame)."""
-    ok, why = pysr_available()
-    if not ok:
-        raise BackendUnavailable(why)
-    with tempfile.TemporaryDirectory() as tmp:
-        data, out = Path(tmp) / "data.npz", Path(tmp) / "out.json"
-        np.savez(data, X=inputs, y=target)
-        opts = {"niterations": niterations, "maxsize": maxsize, "seed": seed, "deterministic": deterministic,
-                "names": input_names}
-        proc = subprocess.run([sys.executable, "-c", _PYSR_WORKER, str(data), str(out), json.dumps(opts)],
-                              capture_output=True, text=True, timeout=timeout)
-        if proc.returncode != 0:
-            raise BackendUnavailable(f"PySR failed: {proc.stderr.strip()[-2000:]}")
-        rows = json.loads(out.read_text())
-    return pareto_front([Candidate(r["complexity"], r["loss"], parse_expression(r["expression"], input_names))
-                         for r in rows])
-
-
 # ---------------------------------------------------------------------------------------- driver
-def resolve_backend(backend: str) -> str:
-    """Map ``"auto"`` to ``"pysr"`` when Julia is available, else ``"sindy"``."""
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    if backend != "auto":
-        return backend
-    if shutil.which("julia") is None and not os.environ.get("PYTHON_JULIAPKG_EXE"):
-        return "sindy"  # no Julia on this machine: don't even try PySR
-    return "pysr" if pysr_available()[0] else "sindy"
+def _cuda_indices(model: Any) -> list[int]:
+    """Indices of the CUDA devices that hold ``model``'s tensors (none for a CPU model or a non-module)."""
+    tensors = [*model.parameters(), *model.buffers()] if isinstance(model, torch.nn.Module) else []
+    devices = {t.device for t in tensors}
+    if isinstance(getattr(model, "device", None), torch.device):
+        devices.add(model.device)
+    return sorted({d.index if d.index is not None else torch.cuda.current_device()
+                   for d in devices if d.type == "cuda"})
+
+
+def _floating_dtype(model: Any) -> torch.dtype | None:
+    """``model.dtype`` where it is a floating dtype (a LightningModule's), else ``None``: the default dtype."""
+    dtype = getattr(model, "dtype", None)
+    return dtype if isinstance(dtype, torch.dtype) and dtype.is_floating_point else None
 
 
 def distil(
@@ -278,7 +164,8 @@ def distil(
         datamodule: the data the terms are sampled over (default: ``model.datamodule()``).
         backend: ``"auto"``, ``"pysr"`` or ``"sindy"`` (see the module docstring).
         fine_tune_epochs: epochs of fine-tuning the symbolic model's constants with the Trainer (0: none).
-        seed: seed of sampling and of PySR.
+        seed: seed of sampling and of PySR, an int in ``[0, 2**32)``. The sampling runs on a forked RNG:
+            the caller's global ``torch`` RNG state (CPU, and CUDA where the model is) is left as it was.
         **backend_options: passed to :func:`fit_sindy` or :func:`fit_pysr`, over the model's
             ``distillation_options`` for the chosen backend.
 
@@ -293,24 +180,43 @@ def distil(
             raise TypeError(f"{type(model).__name__} does not support distillation (no {method}())")
     if isinstance(fine_tune_epochs, bool) or not isinstance(fine_tune_epochs, int) or fine_tune_epochs < 0:
         raise ValueError(f"fine_tune_epochs must be a non-negative int, got {fine_tune_epochs!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__} {seed!r}")
+    if not 0 <= seed < 2**32:  # numpy's (and so PySR's) seeds are 32-bit
+        raise ValueError(f"seed must be in [0, 2**32), got {seed}")
     chosen = resolve_backend(backend)
     dm = datamodule if datamodule is not None else model.datamodule()
-    torch.manual_seed(seed)
-    data: DistillationData = model.distillation_data(dm)
-    backend_options = {**getattr(model, "distillation_options", {}).get(chosen, {}), **backend_options}
+    cuda = _cuda_indices(model)
+    # forking all CUDA devices would initialise CUDA (and warn) for a CPU model; seeding only the forked
+    # generators (not torch.manual_seed, which also reseeds every CUDA device) leaves the others untouched
+    with torch.random.fork_rng(devices=cuda):
+        torch.default_generator.manual_seed(seed)
+        for i in cuda:
+            with torch.cuda.device(i):
+                torch.cuda.manual_seed(seed)
+        data: DistillationData = model.distillation_data(dm)
+    if not isinstance(data, DistillationData):
+        raise TypeError(f"{type(model).__name__}.distillation_data() must return a DistillationData, "
+                        f"got {type(data).__name__}")
     x = data.inputs.detach().double().cpu().numpy()
+    names = check_input_names(data.input_names, x.shape[1] if x.ndim == 2 else None)
+    backend_options = {**getattr(model, "distillation_options", {}).get(chosen, {}), **backend_options}
+    dtype = _floating_dtype(model)  # the formulas' constants keep the model's precision
     fits: dict[str, TermFit] = {}
     for name, target in data.targets.items():
         y = target.detach().double().cpu().numpy()
         if chosen == "pysr":
-            front = fit_pysr(x, y, data.input_names, seed=seed, **backend_options)
+            front = fit_pysr(x, y, names, seed=seed, **backend_options)
         else:
-            front = fit_sindy(x, y, data.input_names, **backend_options)
+            front = fit_sindy(x, y, names, **backend_options)
         i = select(front)
-        fits[name] = TermFit(name, data.input_names, front, i, SympyModule(front[i].expression, data.input_names))
+        fits[name] = TermFit(name, names, front, i, SympyModule(front[i].expression, names, dtype=dtype))
     symbolic = model.with_terms({k: v.module for k, v in fits.items()})
-    if hasattr(symbolic.net, "terms"):  # the model may have simplified a term (see its with_terms)
+    # the model may have rebuilt or simplified a formula (see its with_terms): report the one it holds
+    held = getattr(getattr(symbolic, "net", None), "terms", None)
+    if isinstance(held, (dict, torch.nn.ModuleDict)):
         for k, fit in fits.items():
-            fit.module = symbolic.net.terms[k]
+            if k in held and isinstance(held[k], SympyModule):
+                fit.module = held[k]
     metrics = model.distillation_metrics(symbolic, dm, fine_tune_epochs)
     return DistillationResult(chosen, fits, symbolic, metrics)

@@ -10,6 +10,27 @@ import torch
 from torch import nn
 
 
+def check_input_names(input_names: object, n_columns: int | None = None) -> list[str]:
+    """``input_names`` as a list of distinct strings; ``TypeError``/``ValueError`` naming it otherwise.
+
+    Args:
+        input_names: a sequence of names (not a single string, which would read as its characters).
+        n_columns: the number of input columns they name, if known.
+    """
+    if isinstance(input_names, (str, bytes)) or not isinstance(input_names, Sequence):
+        raise TypeError(f"input_names must be a list of strings, got {type(input_names).__name__} {input_names!r}")
+    names = list(input_names)
+    bad = [n for n in names if not isinstance(n, str)]
+    if bad:
+        raise TypeError(f"input_names must be a list of strings, got {bad[0]!r} ({type(bad[0]).__name__}) in it")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"input_names must be distinct, got {repeated} more than once in {names}")
+    if n_columns is not None and len(names) != n_columns:
+        raise ValueError(f"input_names must name each of the {n_columns} input columns, got {len(names)}: {names}")
+    return names
+
+
 def parse_expression(text: str, input_names: Sequence[str]) -> sympy.Expr:
     """``sympy.sympify(text)`` with every input name read as a plain symbol.
 
@@ -56,12 +77,20 @@ class SympyModule(nn.Module):
 
     Args:
         expression: a sympy expression, or a string sympy can parse (input names are read as symbols).
-        input_names: names of the input columns, in order (e.g. ``["x", "y"]``).
+        input_names: names of the input columns, in order (e.g. ``["x", "y"]``), distinct.
+        dtype: floating dtype of the constants (default: torch's default dtype, as for any module's
+            parameters). They are rounded to it once, here: a module meant to run in float64 must be made
+            with ``dtype=torch.float64``, as ``.double()`` cannot restore digits already lost.
+        device: device of the constants.
     """
 
-    def __init__(self, expression: sympy.Expr | str, input_names: Sequence[str]) -> None:
+    def __init__(self, expression: sympy.Expr | str, input_names: Sequence[str], *,
+                 dtype: torch.dtype | None = None, device: torch.device | str | None = None) -> None:
         super().__init__()
-        self.input_names = list(input_names)
+        self.input_names = check_input_names(input_names)
+        dtype = torch.get_default_dtype() if dtype is None else dtype
+        if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+            raise TypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
         expr = parse_expression(expression, self.input_names) if isinstance(expression, str) else expression
         self._inputs = [sympy.Symbol(n) for n in self.input_names]
         unknown = expr.free_symbols - set(self._inputs)
@@ -69,7 +98,8 @@ class SympyModule(nn.Module):
             names = sorted(map(str, unknown))
             raise ValueError(f"expression uses {names}, not among input_names {self.input_names}")
         self._template, self._consts, floats = _parametrise(expr, self.input_names)
-        self.constants = nn.Parameter(torch.tensor([float(f) for f in floats], dtype=torch.get_default_dtype()))
+        # sympy Floats -> Python floats (float64) -> dtype: a single rounding, to the dtype asked for
+        self.constants = nn.Parameter(torch.tensor([float(f) for f in floats], dtype=dtype, device=device))
         self._fn = sympy.lambdify([*self._inputs, *self._consts], self._template, modules="torch")
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:  # noqa: D102

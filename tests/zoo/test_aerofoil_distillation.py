@@ -42,7 +42,30 @@ def test_shape_features_match_naca4_geometry(code):
     assert float(got_xt) == pytest.approx(0.2998, abs=0.01)
     assert float(got_m) == pytest.approx(mc, abs=1e-3)
     # The order-5 CST smooths the camber line's curvature jump at p, moving its peak by up to ~0.02 chord.
-    assert float(got_xm) == pytest.approx(p, abs=0.03)  # p = 0 for a symmetric section, where x_m is pinned to 0
+    assert float(got_xm) == pytest.approx(p, abs=0.03)  # p = 0 for a symmetric section, where x_m fades to 0
+
+
+def test_camber_of_a_flipped_section_is_negative():
+    # NACA 4412 upside down: camber -0.04 at 0.4 chord, thickness unchanged
+    xy = naca4_from_code("4412", 100, dtype=torch.float64)
+    flipped = torch.stack([xy[:, 0], -xy[:, 1]], -1).flip(0)  # still upper surface first
+    up = shape_features(cst_fit(xy, 5))
+    down = shape_features(cst_fit(flipped, 5))
+    assert float(down[2]) == pytest.approx(-float(up[2]), abs=1e-6) and float(up[2]) == pytest.approx(0.04, abs=1e-3)
+    torch.testing.assert_close(down[[0, 1, 3]], up[[0, 1, 3]], rtol=0, atol=1e-6)
+
+
+def test_camber_position_is_continuous_as_camber_vanishes():
+    # add a growing camber to NACA 0012: x_m must rise smoothly from 0, with no jump where the camber is tiny
+    base = cst_fit(naca4_from_code("0012", 100, dtype=torch.float64), 5)
+    eps = torch.linspace(0.0, 2e-2, 1001, dtype=torch.float64)
+    cst = base.expand(eps.numel(), -1).clone()
+    cst[:, :12] += eps[:, None]  # the same weight on both surfaces bends the mean line, not the thickness
+    feats = shape_features(cst)
+    m, x_m = feats[:, 2], feats[:, 3]
+    assert float(m[0].abs()) < 1e-12 and abs(float(x_m[0])) < 1e-20
+    assert bool((m[1:] > 0).all()) and float(x_m[-1]) > 0.3  # a real camber has a real position
+    assert float(x_m.diff().abs().max()) < 0.01  # the old hard threshold at m = 1e-4 jumped by ~0.3
 
 
 def test_symbolic_inputs_columns_and_checks(dm):

@@ -2,7 +2,9 @@ import numpy as np
 import pytest
 import sympy
 import torch
-from hybridzoo.zoo.distil import (
+from hybridzoo.zoo.distil import DistillationData, distil
+from hybridzoo.zoo.symbolic import SympyModule
+from hybridzoo.zoo.symbolic_regression import (
     BackendUnavailable,
     Candidate,
     fit_pysr,
@@ -12,7 +14,6 @@ from hybridzoo.zoo.distil import (
     resolve_backend,
     select,
 )
-from hybridzoo.zoo.symbolic import SympyModule
 
 x, y = sympy.symbols("x y")
 
@@ -116,7 +117,7 @@ def test_pysr_expressions_are_parsed_with_the_input_names(monkeypatch, tmp_path)
     import json
     import subprocess
 
-    distil = importlib.import_module("hybridzoo.zoo.distil")  # the module, not the function of that name
+    distil = importlib.import_module("hybridzoo.zoo.symbolic_regression")  # where fit_pysr looks them up
 
     rows = [{"complexity": 1, "loss": 1.0, "expression": "0.1"},
             {"complexity": 5, "loss": 0.01, "expression": "0.3*gamma*S - 0.3*I"}]
@@ -133,3 +134,167 @@ def test_pysr_expressions_are_parsed_with_the_input_names(monkeypatch, tmp_path)
     g, s, i = sympy.symbols("gamma S I")
     assert best.free_symbols == {g, s, i}
     assert SympyModule(best, ["gamma", "S", "I"]).constants.numel() == 2
+
+
+# ---------------------------------------------------------------------------------------- input checks
+def test_sindy_leaves_out_an_input_column_that_is_always_zero():
+    X, _ = _samples(lambda a, b: a)
+    X[:, 1] = 0.0  # every monomial with y is 0 at every sample: its column scaling used to divide by 0
+    front = fit_sindy(X, 2.0 * X[:, 0], ["x", "y"])
+    best = front[select(front)].expression
+    assert set(best.as_coefficients_dict()) == {x}, best
+    assert float(best.coeff(x)) == pytest.approx(2.0)
+    zero = fit_sindy(X, np.zeros(len(X)), ["x", "y"])  # a zero target is fitted by 0, without warnings
+    assert [c.expression for c in zero] == [0]
+
+
+@pytest.mark.parametrize("where", ["inputs", "target"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_sindy_and_pysr_refuse_non_finite_samples(where, bad):
+    X, target = _samples(lambda a, b: a * b)
+    (X if where == "inputs" else target)[3] = bad
+    for fit in (fit_sindy, fit_pysr):  # checked before PySR is even looked for
+        with pytest.raises(ValueError, match=f"{where} contains NaN or infinite values"):
+            fit(X, target, ["x", "y"])
+
+
+def test_input_names_must_name_every_input_column():
+    X, target = _samples(lambda a, b: a * b)
+    for fit in (fit_sindy, fit_pysr):
+        with pytest.raises(ValueError, match=r"input_names must name each of the 2 input columns, got 1"):
+            fit(X, target, ["x"])  # zip used to drop y: x*y came back as 1.0*x
+        with pytest.raises(ValueError, match="input_names must name each of the 2 input columns, got 3"):
+            fit(X, target, ["x", "y", "z"])
+        with pytest.raises(TypeError, match="input_names must be a list of strings, got str"):
+            fit(X, target, "xy")
+    with pytest.raises(ValueError, match=r"target must have shape \(800,\)"):
+        fit_sindy(X, target[:-1], ["x", "y"])
+    with pytest.raises(ValueError, match="n_thresholds must be >= 1"):
+        fit_sindy(X, target, ["x", "y"], n_thresholds=0)
+    with pytest.raises(TypeError, match="max_degree must be an int"):
+        fit_sindy(X, target, ["x", "y"], max_degree=2.5)
+
+
+def test_pysr_timeout_is_backend_unavailable(monkeypatch):
+    import importlib
+
+    distil_module = importlib.import_module("hybridzoo.zoo.symbolic_regression")
+    # Julia is not needed to reach the timeout: the worker subprocess really starts, and is killed
+    monkeypatch.setattr(distil_module, "pysr_available", lambda *a, **k: (True, "ok"))
+    with pytest.raises(BackendUnavailable, match=r"PySR did not finish within timeout=0.01 s"):
+        fit_pysr(np.ones((5, 1)), np.ones(5), ["x"], timeout=0.01)
+    with pytest.raises(ValueError, match="timeout must be a positive number"):
+        fit_pysr(np.ones((5, 1)), np.ones(5), ["x"], timeout=0)
+
+
+# ---------------------------------------------------------------------------------------- SympyModule
+@pytest.mark.parametrize(("names", "error", "match"), [
+    ("xy", TypeError, "input_names must be a list of strings, got str 'xy'"),
+    (["x", 1], TypeError, "input_names must be a list of strings, got 1"),
+    (["x", "x"], ValueError, r"input_names must be distinct, got \['x'\] more than once"),
+])
+def test_sympy_module_checks_input_names(names, error, match):
+    with pytest.raises(error, match=match):
+        SympyModule("2.0*x", names)
+
+
+def test_sympy_module_constants_keep_the_precision_of_their_dtype():
+    c = 0.123456789012345
+    m64 = SympyModule(f"{c!r}*x", ["x"], dtype=torch.float64)
+    assert m64.constants.dtype == torch.float64 and m64.constants.item() == c  # not rounded via float32
+    inp = torch.tensor([[3.0]], dtype=torch.float64)
+    assert m64(inp).item() == c * 3.0
+    assert float(m64.expression(digits=17).coeff(x)) == c
+    m32 = SympyModule(f"{c!r}*x", ["x"])  # the default dtype, like any module's parameters
+    assert m32.constants.dtype == torch.get_default_dtype() == torch.float32
+    for m in (m32, m64.float(), SympyModule(f"{c!r}*x", ["x"], dtype=torch.float64).to(torch.float32)):
+        out = m(torch.tensor([[3.0]]))
+        assert m.constants.dtype == out.dtype == torch.float32
+        assert out.item() == (torch.tensor(c, dtype=torch.float32) * 3.0).item()
+    with pytest.raises(TypeError, match="dtype must be a floating torch.dtype"):
+        SympyModule("2.0*x", ["x"], dtype=torch.int64)
+
+
+# ---------------------------------------------------------------------------------------- distil
+class _Toy:
+    """A conforming model outside the zoo: one term ``f = 3 x`` of an input drawn from torch's global RNG."""
+
+    def __init__(self, names=("x",), symbolic_factory=None):
+        self.names = list(names)
+        self.symbolic_factory = symbolic_factory
+        self.samples = []
+
+    def distillation_data(self, dm):
+        inp = torch.rand(200, 1)
+        self.samples.append(inp)
+        return DistillationData(inp, self.names, {"f": 3 * inp[:, 0]})
+
+    def with_terms(self, modules):
+        return (self.symbolic_factory or _HoldsTermInNet)(modules["f"])
+
+    def distillation_metrics(self, symbolic, dm, fine_tune_epochs):
+        return {}
+
+
+class _HoldsTermInNet(torch.nn.Module):
+    """A symbolic model laid out like the zoo's: its term in ``.net.terms``."""
+
+    def __init__(self, f):
+        super().__init__()
+        from hybridzoo.zoo.ude_networks import TermStack
+
+        self.net = TermStack({"f": f})
+
+
+class _HoldsTermAsF(torch.nn.Module):
+    """A symbolic model that keeps its term as ``.f``, not in ``.net.terms``."""
+
+    def __init__(self, f):
+        super().__init__()
+        self.f = f
+
+
+def test_distil_needs_no_net_attribute_on_the_symbolic_model():
+    result = distil(_Toy(symbolic_factory=_HoldsTermAsF), datamodule=object(), backend="sindy")
+    assert float(result.terms["f"].expression.coeff(x)) == pytest.approx(3.0)
+    assert result.terms["f"].module is result.model.f
+
+
+def test_distil_leaves_the_callers_rng_alone_and_samples_from_its_seed():
+    toy = _Toy()
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    distil(toy, datamodule=object(), backend="sindy", seed=5)
+    assert torch.equal(torch.get_rng_state(), state)  # it used to be left reseeded to 5
+    torch.manual_seed(999)
+    distil(toy, datamodule=object(), backend="sindy", seed=5)
+    distil(toy, datamodule=object(), backend="sindy", seed=6)
+    assert torch.equal(toy.samples[0], toy.samples[1])  # the seed, not the caller's state, decides
+    assert not torch.equal(toy.samples[0], toy.samples[2])
+
+
+@pytest.mark.parametrize(("seed", "error"), [(True, TypeError), (1.5, TypeError), ("7", TypeError),
+                                             (-1, ValueError), (2**32, ValueError)])
+def test_distil_checks_the_seed(seed, error):
+    with pytest.raises(error, match="seed must be"):
+        distil(_Toy(), datamodule=object(), backend="sindy", seed=seed)
+
+
+def test_distil_checks_the_input_names_of_the_models_samples():
+    with pytest.raises(ValueError, match="input_names must name each of the 1 input columns, got 2"):
+        distil(_Toy(names=["x", "y"]), datamodule=object(), backend="sindy")
+
+
+# ---------------------------------------------------------------------------------------- CSV
+def test_to_csv_refuses_to_overwrite_unless_asked(tmp_path):
+    result = distil(_Toy(), datamodule=object(), backend="sindy")
+    path = tmp_path / "pareto.csv"
+    assert result.to_csv(path) == path
+    first = path.read_text()
+    assert first.splitlines()[0] == "term,complexity,loss,score,selected,expression"
+    path.write_text("keep me")
+    with pytest.raises(FileExistsError, match="pareto.csv exists; pass overwrite=True"):
+        result.to_csv(path)
+    assert path.read_text() == "keep me"
+    result.to_csv(path, overwrite=True)
+    assert path.read_text() == first == result.pareto_csv().replace("\r\n", "\n")
