@@ -47,7 +47,8 @@ def get_model(train_epochs: int | None) -> tuple[ResidualAerofoil, AerofoilDataM
     zoo ships, not the constructor defaults; without ``train_epochs`` it runs the config's epochs.
     """
     if train_epochs is None:
-        from hybridzoo.zoo.hub import CheckpointError, load_pretrained
+        from hybridzoo.zoo.cards import CheckpointError
+        from hybridzoo.zoo.hub import load_pretrained
 
         try:
             model = load_pretrained(NAME)

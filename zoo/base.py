@@ -68,6 +68,7 @@ class HybridModule(L.LightningModule):
         self._pretrained = pretrained
         self._pretrained_done = False
         self._freeze: str = freeze
+        self._frozen_by_freeze: list[torch.nn.Parameter] = []
         #: JSON model card, set by :func:`hybridzoo.zoo.load_pretrained`.
         self.card: dict[str, Any] | None = None
 
@@ -88,9 +89,11 @@ class HybridModule(L.LightningModule):
         if freeze not in _FREEZE_CHOICES:
             raise ValueError(f"freeze must be one of {_FREEZE_CHOICES}, got {freeze!r}")
         self._freeze = freeze
-        for p in self.parameters():
+        # undo only what an earlier call froze: parameters the user froze by hand stay frozen
+        for p in self._frozen_by_freeze:
             p.requires_grad_(True)
         frozen = {"network": self.network_parameters(), "physics": self.physics_parameters()}.get(freeze, [])
+        self._frozen_by_freeze = [p for p in frozen if p.requires_grad]
         for p in frozen:
             p.requires_grad_(False)
         if freeze != "none" and not frozen:
@@ -101,16 +104,25 @@ class HybridModule(L.LightningModule):
         from hybridzoo.zoo.hub import load_state_dict
 
         state, card = load_state_dict(name_or_path)
-        try:
-            missing, unexpected = self.load_state_dict(state, strict=False)
-            problem = f"missing keys {missing[:5]}, unexpected keys {unexpected[:5]}" if missing or unexpected else ""
-        except RuntimeError as err:  # shape mismatches
-            problem = str(err).splitlines()[1].strip() if "\n" in str(err) else str(err)
-        if problem:
+        # checked before any copy: load_state_dict(strict=False) would fill the fitting tensors, then fail
+        own = self.state_dict()
+        missing = sorted(own.keys() - state.keys())
+        unexpected = sorted(state.keys() - own.keys())
+        shapes = [f"{k}: {tuple(state[k].shape)} in the checkpoint, {tuple(v.shape)} here"
+                  for k, v in own.items() if k in state and state[k].shape != v.shape]
+        problems = []
+        if missing:
+            problems.append(f"missing keys {missing[:5]}")
+        if unexpected:
+            problems.append(f"unexpected keys {unexpected[:5]}")
+        if shapes:
+            problems.append(f"size mismatch for {shapes[0]}" + (f" (and {len(shapes) - 1} more)" if shapes[1:] else ""))
+        if problems:
             raise ValueError(
-                f"pretrained={name_or_path!r} does not fit this model (architecture differs): {problem}; "
+                f"pretrained={name_or_path!r} does not fit this model (architecture differs): {'; '.join(problems)}; "
                 f"the checkpoint was trained with hparams {card.get('hparams')}"
             )
+        self.load_state_dict(state, strict=True)
         self.card = card
         self._pretrained_done = True
         self.on_pretrained_loaded()
@@ -128,6 +140,20 @@ class HybridModule(L.LightningModule):
         if self._pretrained and not self._pretrained_done:
             self.load_pretrained_weights(self._pretrained)
         self.apply_freeze()
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Name this model's class in the checkpoint's hyperparameters, as LightningCLI does for its own.
+
+        ``hybridzoo test|fit --ckpt_path`` (LightningCLI in subclass mode) rebuilds the model from a checkpoint's
+        hyperparameters only where they say which class they are for; a model built in Python leaves no
+        ``_class_path`` of its own. ``load_from_checkpoint`` ignores the key.
+
+        Subclasses that override this hook must call ``super().on_save_checkpoint(checkpoint)``.
+        """
+        super().on_save_checkpoint(checkpoint)
+        hparams = checkpoint.get(self.CHECKPOINT_HYPER_PARAMS_KEY)
+        if isinstance(hparams, dict) and "_class_path" not in hparams:
+            hparams["_class_path"] = f"{type(self).__module__}.{type(self).__qualname__}"
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """A restored checkpoint already holds the (fine-tuned) weights: never copy ``pretrained`` over them.

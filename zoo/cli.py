@@ -22,6 +22,7 @@ from pathlib import Path
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 TOOL_COMMANDS = ("zoo", "distil", "data", "demo")
+DISTIL_FILES = ("pareto.csv", "equations.json", "equations.tex")
 
 
 # ---------------------------------------------------------------------------------------- LightningCLI
@@ -96,7 +97,7 @@ def cmd_zoo_list(args: argparse.Namespace) -> int:
 
 def cmd_zoo_show(args: argparse.Namespace) -> int:
     """Print a model's registry entry and card."""
-    from hybridzoo.zoo.hub import read_card, resolve_card
+    from hybridzoo.zoo.cards import CheckpointError, read_card, resolve_card
     from hybridzoo.zoo.registry import get_entry, names
 
     if args.name in names():
@@ -104,13 +105,15 @@ def cmd_zoo_show(args: argparse.Namespace) -> int:
         print(f"{e.name}: {e.summary}\n  paper: {e.paper}\n  model: {e.model}\n  data: {e.datamodule}\n"
               f"  config: {e.config}")
     try:
-        card = read_card(resolve_card(args.name))
-    except ValueError as err:
+        path = resolve_card(args.name)
+    except CheckpointError:  # a card that exists but is broken: never report it as absent
+        raise
+    except ValueError:
         if args.name in names():
             print("  no shipped weights")
             return 0
-        raise SystemExit(f"hybridzoo: {err}") from None
-    print(json.dumps(card, indent=2))
+        raise
+    print(json.dumps(read_card(path), indent=2))
     return 0
 
 
@@ -167,21 +170,28 @@ def cmd_distil(args: argparse.Namespace) -> int:
     from hybridzoo.zoo.distil import distil
     from hybridzoo.zoo.hub import load_pretrained
 
+    out = Path(args.out) if args.out else None
+    if out is not None:  # checked before the distillation, which may run for many minutes
+        if out.exists() and not out.is_dir():
+            raise SystemExit(f"hybridzoo: --out {out} is a file, not a folder")
+        clash = [f for f in DISTIL_FILES if (out / f).exists()]
+        if clash and not args.overwrite:
+            raise SystemExit(f"hybridzoo: {', '.join(str(out / f) for f in clash)} exist; pass --overwrite")
     model = load_pretrained(args.name)
     result = distil(model, backend=args.backend, fine_tune_epochs=args.fine_tune_epochs, seed=args.seed)
     print(result.summary())
-    if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        files = {"pareto.csv": None, "equations.json": None, "equations.tex": None}
-        clash = [f for f in files if (out / f).exists()]
-        if clash and not args.overwrite:
-            raise SystemExit(f"hybridzoo: {', '.join(str(out / f) for f in clash)} exist; pass --overwrite")
-        result.to_csv(out / "pareto.csv")
-        (out / "equations.json").write_text(json.dumps(
-            {"backend": result.backend, "equations": result.equations(), "metrics": result.metrics}, indent=2))
-        (out / "equations.tex").write_text("\n".join(f"{k}: ${v.latex}$" for k, v in result.terms.items()) + "\n")
-        print(f"wrote {out}/pareto.csv, equations.json, equations.tex")
+    if out is not None:
+        from hybridzoo.datamodules.cache import atomic_write_bytes
+
+        files = {
+            "pareto.csv": result.pareto_csv().encode(),
+            "equations.json": json.dumps({"backend": result.backend, "equations": result.equations(),
+                                          "metrics": result.metrics}, indent=2).encode(),
+            "equations.tex": ("\n".join(f"{k}: ${v.latex}$" for k, v in result.terms.items()) + "\n").encode(),
+        }
+        for f in DISTIL_FILES:  # each file whole or not at all
+            atomic_write_bytes(out / f, files[f])
+        print(f"wrote {out}/{', '.join(DISTIL_FILES)}")
     return 0
 
 
@@ -258,7 +268,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(__doc__.strip(), file=sys.stderr if args else sys.stdout)
         return 0 if not args or args[0] in ("-h", "--help") else 2
     ns = tools_parser().parse_args(args)
-    return ns.func(ns)
+    try:
+        return ns.func(ns)
+    except (ValueError, TypeError, OSError) as err:  # bad names, overrides, files: a message, not a traceback
+        raise SystemExit(f"hybridzoo: {type(err).__name__}: {err}") from None
 
 
 if __name__ == "__main__":

@@ -68,3 +68,31 @@ def test_log_with_baselines_epoch_value_is_the_mean_over_samples():
         res = L.Trainer(**QUIET).validate(_MeanOfBatch(), loader, verbose=False)[0]
     assert res["val/err"] == pytest.approx(0.2)  # not the mean of batch means, 1/3
     assert res["val/err_plain"] == pytest.approx(0.2)
+
+
+def test_weights_that_do_not_fit_leave_the_model_untouched():
+    # hidden=8 against the shipped hidden=32: theta_3 and one bias have the shipped shapes, the rest do not
+    model = create_model("ude-lotka-volterra", hidden=8, pretrained="ude-lotka-volterra")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ValueError, match=r"does not fit this model.*size mismatch for net\.") as err:
+        model.setup("fit")
+    assert "more)" in str(err.value)
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(v, before[k], rtol=0, atol=0, msg=f"{k} was changed by a failed load")
+    assert model.card is None
+
+
+def test_freeze_switches_its_own_groups_and_keeps_what_the_user_froze():
+    model = create_model("ude-lotka-volterra", hidden=8)
+    first = next(model.net.parameters())
+    first.requires_grad_(False)  # frozen by hand
+    model.setup("fit")  # freeze="none": before, this made every parameter trainable again
+    assert not first.requires_grad and model.physics.theta3.requires_grad
+    model.apply_freeze("physics")
+    assert not model.physics.theta3.requires_grad
+    model.apply_freeze("network")  # the physics group comes back, the network goes
+    assert model.physics.theta3.requires_grad
+    assert not any(p.requires_grad for p in model.net.parameters())
+    model.apply_freeze("none")  # releases what freeze froze, not what the user froze
+    assert not first.requires_grad
+    assert all(p.requires_grad for p in model.net.parameters() if p is not first)

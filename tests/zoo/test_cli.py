@@ -1,4 +1,5 @@
 import json
+import shlex
 from importlib import resources
 from pathlib import Path
 
@@ -98,8 +99,40 @@ def test_release_writes_card(tmp_path, monkeypatch, capsys):
                 "test/extrap_mse_symbolic", "distil/beta", "distil/gamma", "distil/delta"):
         assert key in card["metrics"], key
     assert card["data"]["n_trajectories"] == 5 and card["epochs"] == 3
-    with pytest.raises(FileExistsError, match="--overwrite"):
+    # the recorded command repeats the run, overrides included
+    again = tools_parser().parse_args(shlex.split(card["train_command"])[1:])
+    assert (again.name, again.out, again.seed) == ("ude-lotka-volterra", str(tmp_path / "ckpt"), 0)
+    assert _kv(again.model, "--model") == {"adam_epochs": 2, "lbfgs_epochs": 1, "hidden": 8}
+    assert _kv(again.trainer, "--trainer")["enable_progress_bar"] is False
+    assert _kv(again.data, "--data")["t_extrap"] == 3
+    with pytest.raises(SystemExit, match="FileExistsError: .*--overwrite"):
         main(args)
+
+
+def test_release_refuses_what_would_fail_after_training(tmp_path):
+    base = ["zoo", "release", "ude-lotka-volterra", "--model", "hidden=8", "--data", "n_trajectories=5", "n_val=1",
+            "n_test=1"]
+    (tmp_path / "afile").write_text("mine")
+    with pytest.raises(SystemExit, match="is a file, not a folder"):
+        main([*base, "--out", str(tmp_path / "afile")])
+    assert (tmp_path / "afile").read_text() == "mine"
+    with pytest.raises(SystemExit, match="must not set 'logger'"):
+        main([*base, "--out", str(tmp_path / "o"), "--trainer", "logger=false"])
+    with pytest.raises(SystemExit, match="hybridzoo: TypeError: .*bogus"):
+        main([*base, "--out", str(tmp_path / "o"), "--data", "bogus=1"])
+    assert not (tmp_path / "o").exists()
+
+
+def test_tool_errors_are_one_line_messages(tmp_path):
+    with pytest.raises(SystemExit, match="hybridzoo: ValueError: unknown checkpoint 'nonexistent'"):
+        main(["distil", "nonexistent"])
+    with pytest.raises(SystemExit, match="hybridzoo: ValueError: unknown zoo model"):
+        main(["zoo", "release", "nonexistent", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit, match="hybridzoo: ValueError: unknown zoo model"):
+        main(["data", "build", "nonexistent"])
+    (tmp_path / "afile").write_text("mine")
+    with pytest.raises(SystemExit, match="is a file, not a folder"):  # before any distillation runs
+        main(["distil", "ude-lotka-volterra", "--backend", "sindy", "--out", str(tmp_path / "afile")])
 
 
 def test_without_logger_checkpoints_stay_out_of_shipped_folder(tmp_path, monkeypatch):
@@ -165,3 +198,36 @@ def test_zoo_checkpoint_from_the_command_line_follows_the_model(tmp_path, monkey
     cb = next(c for c in cli.trainer.callbacks if isinstance(c, ZooCheckpoint))
     cb.setup(cli.trainer, cli.model, "fit")
     assert (cb.monitor, cb.mode, cb.save_top_k, cb.save_last) == (cli.model.monitor, cli.model.mode, 2, True)
+
+
+def test_test_command_restores_a_checkpoint_written_from_python(tmp_path, monkeypatch, capsys):
+    # a distilled UDE trained with a plain Trainer: its hyperparameters (formulas included) are not the config's
+    import lightning as L
+    from hybridzoo.datamodules.lotka_volterra import LotkaVolterraDataModule
+    from hybridzoo.zoo import create_model
+    from hybridzoo.zoo.symbolic import SympyModule
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    monkeypatch.chdir(tmp_path)
+    data = dict(n_trajectories=5, n_val=1, n_test=1, t_train=2.0, t_extrap=3.0)
+    model = create_model("ude-lotka-volterra", hidden=8, adam_epochs=1, lbfgs_epochs=1).with_terms(
+        {"prey": SympyModule("-0.3*x*y", ["x", "y"]), "predator": SympyModule("0.15*x*y", ["x", "y"])})
+    trainer = L.Trainer(max_epochs=1, logger=False, enable_progress_bar=False, enable_model_summary=False,
+                        callbacks=[ModelCheckpoint(dirpath=tmp_path, filename="py")])
+    trainer.fit(model, datamodule=LotkaVolterraDataModule(cache_dir="data", **data))
+    capsys.readouterr()
+    args = ["test", "-c", "ude_lotka_volterra", "--trainer.enable_progress_bar=false", "--trainer.logger=false",
+            "--data.cache_dir=data", *(f"--data.{k}={v}" for k, v in data.items()), "--ckpt_path=py.ckpt"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    expected = trainer.test(model, datamodule=LotkaVolterraDataModule(cache_dir="data", **data),
+                            verbose=False)[0]["test/traj_mse"]
+    assert f"{expected:.6g}"[:5] in printed  # the formulas' model, not the config's MLPs, was tested
+
+
+def test_card_data_config_leaves_out_this_machines_settings():
+    from hybridzoo.datamodules.aerofoil import AerofoilDataModule
+    from hybridzoo.zoo.release import data_config
+
+    config = data_config(AerofoilDataModule(workers=3, n_train_foils=20))
+    assert "workers" not in config and config["n_train_foils"] == 20
