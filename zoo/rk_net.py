@@ -218,6 +218,11 @@ class RKNet(HybridModule):
         # cross_entropy takes other dtypes as probabilities (float) or fails (int32); the metrics want int64
         if y.dtype != torch.int64:
             raise TypeError(f"batch labels must be int64 class indices, got {y.dtype}")
+        k = self.hparams.num_classes
+        # on a GPU an out-of-range index is a device-side assert that poisons the CUDA context
+        if y.numel() and not bool(((y >= 0) & (y < k)).all()):
+            raise ValueError(f"batch labels must be class indices in [0, {k}), got labels from {int(y.min())} "
+                             f"to {int(y.max())}")
         return x, y
 
     # ------------------------------------------------------------------ training

@@ -272,3 +272,13 @@ def test_shipped_checkpoint_reproduces_its_card():
             err = (net(x).argmax(1) != y).float().mean().item()
             assert err == pytest.approx(model.card["metrics"][key], abs=1e-6), name
     assert model.card["metrics"]["params"] == sum(p.numel() for p in model.net["rknet"].parameters())
+
+
+@pytest.mark.parametrize("labels", [[0, 10, 3], [-1, 2, 3]])
+def test_labels_outside_the_classes_are_refused(labels):
+    # cross_entropy raises an IndexError on CPU but a device-side assert on CUDA; both name nothing
+    model = RKNet(width=8, resnet_blocks=1, mlp_hidden=8)
+    with pytest.raises(ValueError, match=r"batch labels must be class indices in \[0, 10\)"):
+        model.training_step((torch.rand(3, 1, 8, 8), torch.tensor(labels)), 0)
+    with pytest.raises(ValueError, match="batch labels"):
+        model.validation_step((torch.rand(3, 1, 8, 8), torch.tensor(labels)), 0)
