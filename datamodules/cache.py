@@ -114,7 +114,9 @@ class ArrayCache:
             return "missing"
         try:
             manifest = json.loads(self.manifest_path.read_text())
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):  # RecursionError: absurdly deep nesting
+            return "corrupt"
+        if not isinstance(manifest, dict):  # valid JSON such as null or [] is no manifest either
             return "corrupt"
         if manifest.get("generator_version") != self.version or manifest.get("config_hash") != self.hash:
             return "stale"

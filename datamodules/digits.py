@@ -8,6 +8,8 @@ from training and validation.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from hybridzoo.datamodules.splits import SEED_LIMIT, SplitDataModule, check_num_workers, check_seed
@@ -16,6 +18,9 @@ from torch.utils.data import TensorDataset
 
 #: Largest value of a digits pixel (each is a count of ink bits in a 4×4 block).
 DIGITS_MAX = 16.0
+#: Number of images and of classes in scikit-learn's digits.
+DIGITS_SIZE = 1797
+DIGITS_CLASSES = 10
 
 
 def _check_fraction(name: str, value: object) -> float:
@@ -24,6 +29,46 @@ def _check_fraction(name: str, value: object) -> float:
     if not 0.0 < float(value) < 1.0:
         raise ValueError(f"{name} must lie strictly between 0 and 1, got {value}")
     return float(value)
+
+
+def _round_up(x: float) -> float:
+    """``x`` rounded up to 3 significant digits, so a quoted minimum is never below the true one."""
+    scale = 10.0 ** (2 - math.floor(math.log10(x)))
+    return math.ceil(x * scale) / scale
+
+
+def _check_fractions(test_fraction: object, val_fraction: object) -> tuple[float, float]:
+    """Check both fractions and that every split gets at least one image per class; return them.
+
+    A stratified split needs as many images as classes; scikit-learn would say so only inside ``setup``
+    and without naming our argument. The sizes are computed the way ``train_test_split`` does.
+    """
+    test_fraction = _check_fraction("test_fraction", test_fraction)
+    val_fraction = _check_fraction("val_fraction", val_fraction)
+    if test_fraction + val_fraction >= 1.0:
+        raise ValueError(f"test_fraction + val_fraction must be < 1, got {test_fraction} + {val_fraction}")
+    n, k = DIGITS_SIZE, DIGITS_CLASSES
+    n_test = math.ceil(test_fraction * n)
+    n_rest = n - n_test
+    n_val = math.ceil(val_fraction / (1.0 - test_fraction) * n_rest)
+    if n_test < k:
+        raise ValueError(
+            f"test_fraction={test_fraction} leaves {n_test} of the {n} images for testing, fewer than the {k} "
+            f"classes (a stratified split needs one per class); test_fraction must be at least "
+            f"{_round_up(k / n)}"
+        )
+    if n_val < k:
+        raise ValueError(
+            f"val_fraction={val_fraction} leaves {n_val} of the {n} images for validation, fewer than the {k} "
+            f"classes (a stratified split needs one per class); val_fraction must be at least "
+            f"{_round_up(k * (1.0 - test_fraction) / n_rest)} (with test_fraction={test_fraction})"
+        )
+    if n_rest - n_val < k:
+        raise ValueError(
+            f"test_fraction + val_fraction = {test_fraction} + {val_fraction} leaves {n_rest - n_val} of the {n} "
+            f"images for training, fewer than the {k} classes (a stratified split needs one per class)"
+        )
+    return test_fraction, val_fraction
 
 
 def load_digits_split(
@@ -43,10 +88,7 @@ def load_digits_split(
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
-    test_fraction = _check_fraction("test_fraction", test_fraction)
-    val_fraction = _check_fraction("val_fraction", val_fraction)
-    if test_fraction + val_fraction >= 1.0:
-        raise ValueError(f"test_fraction + val_fraction must be < 1, got {test_fraction} + {val_fraction}")
+    test_fraction, val_fraction = _check_fractions(test_fraction, val_fraction)
     check_seed("seed", seed)
     bunch = load_digits()
     x = (bunch.images.astype(np.float32) / DIGITS_MAX)[:, None]
@@ -90,8 +132,7 @@ class DigitsDataModule(SplitDataModule):
     ) -> None:
         super().__init__()
         check_positive_int("batch_size", batch_size)
-        if _check_fraction("test_fraction", test_fraction) + _check_fraction("val_fraction", val_fraction) >= 1.0:
-            raise ValueError(f"test_fraction + val_fraction must be < 1, got {test_fraction} + {val_fraction}")
+        _check_fractions(test_fraction, val_fraction)
         check_seed("seed", seed)
         check_num_workers(num_workers)
         self.save_hyperparameters()

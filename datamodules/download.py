@@ -5,14 +5,37 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
+import string
 import tempfile
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
+from hybridzoo.physics.validation import check_positive_number
+
+#: URL schemes :func:`download` fetches from.
+URL_SCHEMES = ("http", "https", "file")
+
 
 class ChecksumError(ValueError):
     """A downloaded or cached file does not have the expected sha256."""
+
+
+def is_supported_url(url: object) -> bool:
+    """Whether ``url`` is a string with a scheme :func:`download` fetches (``http``, ``https``, ``file``)."""
+    # schemes are case-insensitive (RFC 3986), and urllib accepts "HTTP://" too
+    return isinstance(url, str) and url.split(":", 1)[0].lower() in URL_SCHEMES
+
+
+def check_sha256(name: str, value: object) -> str:
+    """Check a sha256 hex digest (64 hex characters, either case); return it lower-cased."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a sha256 hex digest (str), got {type(value).__name__} {value!r:.80}")
+    digest = value.strip().lower()  # hex digests compare case-insensitively
+    # a malformed digest matches no file: up front it is a typo, after a download a bogus "tampered" error
+    if len(digest) != 64 or not set(digest) <= set(string.hexdigits):
+        raise ValueError(f"{name} must be 64 hexadecimal characters, got {value!r:.80}")
+    return digest
 
 
 def download(
@@ -33,28 +56,31 @@ def download(
     Args:
         urls: one URL or mirrors tried in order (``http``, ``https`` or ``file``).
         dest: target path.
-        sha256: expected hex digest; ``None`` accepts any content (not recommended).
-        timeout: seconds per connection attempt.
-        overwrite: replace an existing ``dest`` whose checksum differs.
+        sha256: expected hex digest, 64 hex characters (either case); ``None`` accepts any content
+            (not recommended).
+        timeout: seconds per connection attempt, a positive number.
+        overwrite: replace an existing ``dest`` whose checksum differs (a bool).
 
     Returns:
         ``dest`` as a :class:`~pathlib.Path`.
 
     Raises:
         ChecksumError: every mirror answered with other content.
-        OSError: no mirror could be reached.
+        OSError: no mirror could be reached (a malformed URL counts as an unreachable mirror).
+        TypeError, ValueError: a bad argument, before anything is fetched or written.
     """
     dest = Path(dest)
     mirrors = [urls] if isinstance(urls, str) else list(urls)
     if not mirrors:
         raise ValueError("urls must name at least one URL")
     for u in mirrors:
-        if not isinstance(u, str) or u.split(":", 1)[0] not in ("http", "https", "file"):
+        if not is_supported_url(u):
             raise ValueError(f"urls must be http(s) or file URLs, got {u!r}")
     if sha256 is not None:
-        if not isinstance(sha256, str):
-            raise TypeError(f"sha256 must be a hex digest (str) or None, got {sha256!r}")
-        sha256 = sha256.strip().lower()  # hex digests compare case-insensitively
+        sha256 = check_sha256("sha256", sha256)
+    check_positive_number("timeout", timeout)
+    if not isinstance(overwrite, bool):  # "no" is truthy: it would replace the user's file
+        raise TypeError(f"overwrite must be a bool, got {type(overwrite).__name__} {overwrite!r}")
     if dest.exists():
         if sha256 is None or _sha256(dest) == sha256:
             return dest
@@ -83,7 +109,8 @@ def download(
                 continue
             os.replace(tmp, dest)
             return dest
-        except (OSError, http.client.HTTPException) as err:  # a truncated body is an HTTPException, not an OSError
+        # a truncated body is an HTTPException, not an OSError; a malformed URL ("http://[::1/f") a ValueError
+        except (OSError, ValueError, http.client.HTTPException) as err:
             errors.append(f"{url}: {type(err).__name__}: {err}")
         finally:
             Path(tmp).unlink(missing_ok=True)

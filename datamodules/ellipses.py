@@ -11,6 +11,7 @@ from typing import Literal
 import lightning as L
 import numpy as np
 import torch
+from hybridzoo.datamodules.splits import check_num_workers, check_seed
 from hybridzoo.physics.ct_noise import add_gaussian_noise, add_poisson_noise
 from hybridzoo.physics.phantoms import random_ellipses, render_ellipses, shepp_logan
 from hybridzoo.physics.tomography import ParallelBeamGeometry, RayTransform
@@ -20,6 +21,22 @@ from torch.utils.data import DataLoader, Dataset
 Noise = Literal["gaussian", "poisson", "none"]
 TestPhantom = Literal["ellipses", "shepp-logan"]
 _SPLITS = {"train": 0, "val": 1, "test": 2}
+
+
+def _check_sample_options(
+    phantom: object, noise: object, noise_level: object, photons_per_ray: object,
+    attenuation_scale: object, mean_ellipses: object, supersample: object,
+) -> None:
+    """Check the per-sample settings shared by :class:`EllipsesDataset` and :class:`EllipsesDataModule`."""
+    if phantom not in ("ellipses", "shepp-logan"):
+        raise ValueError(f"phantom must be 'ellipses' or 'shepp-logan', got {phantom!r}")
+    if noise not in ("gaussian", "poisson", "none"):
+        raise ValueError(f"noise must be 'gaussian', 'poisson' or 'none', got {noise!r}")
+    check_positive_number("noise_level", noise_level, allow_zero=True)
+    check_positive_number("photons_per_ray", photons_per_ray)
+    check_positive_number("attenuation_scale", attenuation_scale)
+    check_positive_number("mean_ellipses", mean_ellipses)
+    check_positive_int("supersample", supersample)
 
 
 def sample_seed(seed: int, split: str, index: int) -> int:
@@ -35,7 +52,7 @@ class EllipsesDataset(Dataset):
         op: the ray transform that measures each phantom.
         size: number of samples.
         split: ``"train"``, ``"val"`` or ``"test"`` (independent random streams).
-        seed: global seed.
+        seed: global seed, a non-negative int.
         phantom: ``"ellipses"`` (random) or ``"shepp-logan"`` (the same phantom every index, new noise).
         noise: ``"gaussian"`` (``noise_level`` relative to the mean absolute sinogram), ``"poisson"``
             (Beer-Lambert, ``photons_per_ray``, ``attenuation_scale``) or ``"none"``.
@@ -59,13 +76,14 @@ class EllipsesDataset(Dataset):
     ) -> None:
         if split not in _SPLITS:
             raise ValueError(f"split must be one of {tuple(_SPLITS)}, got {split!r}")
-        if phantom not in ("ellipses", "shepp-logan"):
-            raise ValueError(f"phantom must be 'ellipses' or 'shepp-logan', got {phantom!r}")
-        if noise not in ("gaussian", "poisson", "none"):
-            raise ValueError(f"noise must be 'gaussian', 'poisson' or 'none', got {noise!r}")
+        _check_sample_options(phantom, noise, noise_level, photons_per_ray, attenuation_scale, mean_ellipses,
+                              supersample)
         self.op = op
         self.size = check_positive_int("size", size)
-        self.split, self.seed, self.phantom, self.noise = split, int(seed), phantom, noise
+        # no int(): it truncated 1.7 to 1 and turned True into 1, silently giving another seed's data. No upper
+        # bound here (the data module has one): callers derive seeds such as seed + 1 from a module's seed
+        seed = check_positive_int("seed", seed, allow_zero=True)
+        self.split, self.seed, self.phantom, self.noise = split, seed, phantom, noise
         self.noise_level = check_positive_number("noise_level", noise_level, allow_zero=True)
         self.photons_per_ray = check_positive_number("photons_per_ray", photons_per_ray)
         self.attenuation_scale = check_positive_number("attenuation_scale", attenuation_scale)
@@ -112,7 +130,7 @@ class EllipsesDataModule(L.LightningDataModule):
         train_size, val_size, test_size: samples per split.
         test_phantom: ``"ellipses"`` (held-out random phantoms) or ``"shepp-logan"``.
         batch_size: training batch size (evaluation uses the same).
-        seed: global seed.
+        seed: global seed, an int in ``[0, 2**32)``.
         num_workers: DataLoader workers.
         supersample: phantom rasteriser sub-sampling.
     """
@@ -142,10 +160,13 @@ class EllipsesDataModule(L.LightningDataModule):
         for name, value in (("train_size", train_size), ("val_size", val_size), ("test_size", test_size),
                             ("batch_size", batch_size)):
             check_positive_int(name, value)
-        if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
-            raise ValueError(f"num_workers must be a non-negative int, got {num_workers!r}")
+        check_num_workers(num_workers)
+        check_seed("seed", seed)
         if test_phantom not in ("ellipses", "shepp-logan"):
             raise ValueError(f"test_phantom must be 'ellipses' or 'shepp-logan', got {test_phantom!r}")
+        # here, not in dataset(): a bad setting should fail when it is written, not at the first loader
+        _check_sample_options("ellipses", noise, noise_level, photons_per_ray, attenuation_scale, mean_ellipses,
+                              supersample)
         self._op: RayTransform | None = None
         self._sets: dict[str, EllipsesDataset] = {}
 
@@ -185,4 +206,8 @@ class EllipsesDataModule(L.LightningDataModule):
         return self._loader("val", shuffle=False)
 
     def test_dataloader(self) -> DataLoader:  # noqa: D102
+        return self._loader("test", shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        """Test batches, in order (what ``trainer.predict`` runs on, as for the other data modules)."""
         return self._loader("test", shuffle=False)

@@ -11,6 +11,7 @@ import gzip
 import math
 import os
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -92,7 +93,8 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
     if raw[:2] == _GZIP_MAGIC:
         try:
             raw = gzip.decompress(raw)
-        except (EOFError, OSError, gzip.BadGzipFile) as err:
+        # a damaged deflate body raises zlib.error, which is neither an OSError nor a ValueError
+        except (EOFError, OSError, gzip.BadGzipFile, zlib.error) as err:
             raise IDXError(f"{path}: corrupt or truncated gzip stream: {err}") from err
     return parse_idx(raw, name=str(path))
 

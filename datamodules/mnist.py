@@ -7,12 +7,13 @@ a folder holding the four files (``train-images-idx3-ubyte[.gz]`` ...), as distr
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import torch
 from hybridzoo.datamodules.cache import data_root
-from hybridzoo.datamodules.download import download
+from hybridzoo.datamodules.download import check_sha256, download, is_supported_url
 from hybridzoo.datamodules.idx import IDXError, read_idx
 from hybridzoo.datamodules.splits import SplitDataModule, check_num_workers, check_seed
 from hybridzoo.physics.validation import check_positive_int
@@ -86,10 +87,12 @@ class MNISTDataModule(SplitDataModule):
     the official 10,000 test images are the test split.
 
     Args:
-        data_dir: folder with the IDX files (default ``$HYBRIDZOO_DATA/mnist``).
+        data_dir: folder with the IDX files (default, for ``None``: ``$HYBRIDZOO_DATA/mnist``).
         download: fetch missing files from ``mirrors`` (needs network); otherwise a missing file is an error.
-        mirrors: URL prefixes tried in order; the file name is appended.
-        sha256: expected sha256 of each gzipped file (default: the official files, :data:`MNIST_FILES`).
+        mirrors: a non-empty list of URL prefixes (``http``, ``https`` or ``file``) tried in order; the file
+            name is appended.
+        sha256: expected sha256 of gzipped files, ``{file name: 64 hex characters}`` (default, and for the
+            names it leaves out: the official files, :data:`MNIST_FILES`).
         batch_size: batch size of every loader.
         val_size: training images held out for validation.
         seed: seed of the validation split and the training shuffle, in ``[0, 2**32)``.
@@ -114,22 +117,38 @@ class MNISTDataModule(SplitDataModule):
         check_positive_int("batch_size", batch_size)
         if data_dir is not None and not isinstance(data_dir, (str, os.PathLike)):
             raise TypeError(f"data_dir must be a path (str) or None, got {type(data_dir).__name__}")
+        if data_dir is not None and not os.fspath(data_dir):
+            # "" used to mean the default folder; None says that, and "" is more likely a missing setting
+            raise ValueError("data_dir must be a non-empty path, or None for $HYBRIDZOO_DATA/mnist; got ''")
         if not isinstance(download, bool):  # "no" is truthy: it would allow network access
             raise TypeError(f"download must be a bool, got {type(download).__name__} {download!r}")
         check_seed("seed", seed)
         check_num_workers(num_workers)
         if isinstance(val_size, bool) or not isinstance(val_size, int) or val_size < 0:
             raise ValueError(f"val_size must be a non-negative int, got {val_size!r}")
-        if mirrors is not None and (isinstance(mirrors, str) or not all(isinstance(m, str) for m in mirrors)):
-            raise TypeError(f"mirrors must be a list of URL prefixes, got {mirrors!r}")
+        if mirrors is not None:
+            if not isinstance(mirrors, (list, tuple)) or not all(isinstance(m, str) for m in mirrors):
+                raise TypeError(f"mirrors must be a list of URL prefixes (str), got {mirrors!r:.200}")
+            if not mirrors:  # no mirror would make download=True fail only once a file is missing
+                raise ValueError("mirrors must name at least one URL prefix, got []")
+            bad = [m for m in mirrors if not is_supported_url(m)]
+            if bad:
+                raise ValueError(f"mirrors must be http(s) or file URL prefixes, got {bad}")
         if sha256 is not None:
-            unknown = set(sha256) - set(MNIST_FILES)
+            # a str is iterable too: its characters were reported as "unknown file names"
+            if not isinstance(sha256, Mapping):
+                raise TypeError(
+                    f"sha256 must be a dict {{file name: hex digest}}, got {type(sha256).__name__} {sha256!r:.80}"
+                )
+            unknown = [k for k in sha256 if k not in MNIST_FILES]
             if unknown:
                 raise ValueError(
-                    f"sha256 has unknown file names {sorted(unknown)}; expected {sorted(MNIST_FILES)}"
+                    f"sha256 has unknown file names {unknown}; expected some of {sorted(MNIST_FILES)}"
                 )
+            for name, digest in sha256.items():
+                check_sha256(f"sha256[{name!r}]", digest)
         self.save_hyperparameters()
-        self.data_dir = Path(data_dir).expanduser() if data_dir else data_root() / "mnist"
+        self.data_dir = Path(data_dir).expanduser() if data_dir is not None else data_root() / "mnist"
         self.mirrors = list(mirrors) if mirrors is not None else list(MNIST_MIRRORS)
         self.checksums = {**MNIST_FILES, **(sha256 or {})}
 

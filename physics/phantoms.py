@@ -62,8 +62,10 @@ def render_ellipses(
     x = pos[None, :]
     y = -pos[:, None]
     lead = ellipses.shape[:-2]
-    e = ellipses.reshape(-1, ellipses.shape[-2], 6)
-    out = torch.zeros(e.shape[0], n * k, n * k, dtype=dt, device=dev)
+    # an explicit batch size, not -1: a Poisson count of 0 gives E = 0, and reshape cannot infer -1 then
+    batch = math.prod(lead)
+    e = ellipses.reshape(batch, ellipses.shape[-2], 6)
+    out = torch.zeros(batch, n * k, n * k, dtype=dt, device=dev)
     for idx in range(e.shape[1]):  # loop over ellipses keeps memory at one (B, nk, nk) grid
         v, a, b, x0, y0, phi = (e[:, idx, c].reshape(-1, 1, 1) for c in range(6))
         dx, dy = x - x0, y - y0
@@ -71,7 +73,7 @@ def render_ellipses(
         u = (dx * c + dy * s) / a
         w = (-dx * s + dy * c) / b
         out = out + v * (u * u + w * w <= 1).to(dt)
-    out = out.reshape(-1, n, k, n, k).mean(dim=(2, 4))
+    out = out.reshape(batch, n, k, n, k).mean(dim=(2, 4))
     return out.reshape(*lead, n, n)
 
 

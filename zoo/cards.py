@@ -24,7 +24,7 @@ from urllib.parse import unquote, urljoin, urlparse
 
 import torch
 from hybridzoo.datamodules.cache import atomic_write_bytes, data_root
-from hybridzoo.datamodules.download import download
+from hybridzoo.datamodules.download import check_sha256, download
 
 WEIGHTS_SUFFIX = ".safetensors"
 CARD_KEYS = ("name", "paper", "weights", "sha256", "metrics", "data", "train_command", "seed", "epochs",
@@ -217,6 +217,10 @@ def _check_card(card: Any, where: object) -> dict[str, Any]:
     if not is_file_name(card["weights"]):
         raise CheckpointError(f"model card {where}: 'weights' must be a file name beside the card, "
                               f"got {card['weights']!r}")
+    try:
+        check_sha256("'sha256'", card["sha256"])
+    except ValueError as err:  # a malformed digest can match no file: say so before any download
+        raise CheckpointError(f"model card {where}: {err}") from None
     return card
 
 

@@ -82,3 +82,15 @@ def test_plain_configs_hash_as_before():
     cfg = {"re": [100.0, 150.0], "center": (2.0, 2.0), "dt": 0.1, "n": 3, "name": "x", "none": None}
     assert config_hash(cfg) == "922b00f851ab1532"
     assert ArrayCache("demo", cfg, "1").hash == "f40276f93ec1488e"
+
+
+@pytest.mark.parametrize("text", ["null", "[]", '"x"', "1", "true"])
+def test_manifest_that_is_not_an_object_is_corrupt_and_rebuilt(tmp_path, text):
+    c = ArrayCache("demo", {"n": 3}, "1", root=tmp_path)
+    c.save(_arrays())
+    c.manifest_path.write_text(text)  # valid JSON, but no manifest: used to raise AttributeError
+    assert c.status() == "corrupt"
+    with pytest.warns(UserWarning, match="corrupt data cache"):
+        out = c.load_or_build(_arrays)
+    np.testing.assert_array_equal(out["b"], _arrays()["b"])
+    assert c.status() == "ok"

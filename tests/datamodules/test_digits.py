@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -80,3 +82,30 @@ def test_predict_dataloader_is_the_test_split_in_order():
     x, y = zip(*dm.predict_dataloader())
     test_x, test_y = dm.splits["test"].tensors
     assert torch.equal(torch.cat(x), test_x) and torch.equal(torch.cat(y), test_y)
+
+
+@pytest.mark.parametrize("kwargs,name", [({"val_fraction": 0.004}, "val_fraction"),
+                                         ({"test_fraction": 0.004}, "test_fraction"),
+                                         ({"test_fraction": 0.001, "val_fraction": 0.001}, "test_fraction")])
+def test_a_split_smaller_than_the_classes_is_refused_at_construction(kwargs, name):
+    # 0.004 of 1797 images is 8 < 10 classes: scikit-learn refused it only in setup, without our argument's name
+    message = rf"{name}=0.00\d leaves \d of the 1797 images.*10 classes.*{name} must be at least"
+    with pytest.raises(ValueError, match=message):
+        DigitsDataModule(**kwargs)
+    with pytest.raises(ValueError, match=f"{name}="):
+        load_digits_split(**kwargs)
+
+
+def test_the_quoted_minimum_fraction_works():
+    with pytest.raises(ValueError, match="at least") as info:
+        DigitsDataModule(val_fraction=0.004, test_fraction=0.3)
+    smallest = float(re.search(r"at least ([0-9.e-]+)", str(info.value)).group(1))
+    dm = DigitsDataModule(val_fraction=smallest, test_fraction=0.3)
+    dm.setup()
+    assert 10 <= len(dm.splits["val"]) <= 11  # the minimum is quoted rounded up to 3 digits
+    assert torch.bincount(dm.splits["val"].tensors[1], minlength=10).min() >= 1
+
+
+def test_too_few_training_images_is_refused_at_construction():
+    with pytest.raises(ValueError, match=r"test_fraction \+ val_fraction = 0.5 \+ 0.495 leaves 8 .* training"):
+        DigitsDataModule(test_fraction=0.5, val_fraction=0.495)

@@ -112,3 +112,55 @@ def test_a_truncated_response_falls_back_to_the_next_mirror(server, tmp_path):
     finally:
         bad.shutdown()
         bad.server_close()
+
+
+def test_overwrite_must_be_a_bool_and_the_users_file_survives(tmp_path):
+    src = tmp_path / "src.bin"
+    src.write_bytes(b"new content")
+    dest = tmp_path / "user.bin"
+    dest.write_bytes(b"my precious data")
+    for value in ("no", 0, None):  # "no" is truthy: it used to replace the file
+        with pytest.raises(TypeError, match="overwrite must be a bool"):
+            download(src.as_uri(), dest, hashlib.sha256(b"new content").hexdigest(), overwrite=value)
+    assert dest.read_bytes() == b"my precious data"
+
+
+@pytest.mark.parametrize("digest,error", [("abc", ValueError), ("0" * 63 + "g", ValueError),
+                                          ("0" * 65, ValueError), (b"0" * 64, TypeError), (5, TypeError)])
+def test_malformed_sha256_is_refused_before_fetching(tmp_path, digest, error):
+    src = tmp_path / "src.bin"
+    src.write_bytes(b"x")
+    with pytest.raises(error, match="sha256"):  # was a ChecksumError blaming the file, after the download
+        download(src.as_uri(), tmp_path / "out" / "f.bin", digest)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("timeout,error", [(-1, ValueError), (0, ValueError), (float("inf"), ValueError),
+                                           ("30", TypeError), (None, TypeError), (True, TypeError)])
+def test_timeout_must_be_a_positive_number(tmp_path, timeout, error):
+    src = tmp_path / "src.bin"
+    src.write_bytes(b"x")
+    with pytest.raises(error, match="timeout"):  # "30" and -1 (file URLs) used to be accepted
+        download(src.as_uri(), tmp_path / "out" / "f.bin", None, timeout=timeout)
+    assert not (tmp_path / "out").exists()
+
+
+def test_malformed_mirror_counts_as_a_failed_mirror(server, tmp_path):
+    root, url = server
+    (root / "f.bin").write_bytes(b"ok")
+    sha = hashlib.sha256(b"ok").hexdigest()
+    dest = download(["http://[::1/f.bin", f"{url}/f.bin"], tmp_path / "f.bin", sha)
+    assert dest.read_bytes() == b"ok"
+    with pytest.raises(OSError, match="download failed from every mirror") as info:
+        download(["http://[::1/g.bin", f"{url}/missing.bin"], tmp_path / "g.bin", sha)
+    assert "http://[::1/g.bin: ValueError" in str(info.value) and f"{url}/missing.bin: HTTPError" in str(info.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.bin", "www"]
+
+
+def test_url_schemes_are_case_insensitive(server, tmp_path):
+    root, url = server
+    (root / "f.bin").write_bytes(b"ok")
+    sha = hashlib.sha256(b"ok").hexdigest()
+    assert download(url.replace("http", "HTTP") + "/f.bin", tmp_path / "a.bin", sha).read_bytes() == b"ok"
+    src = root / "f.bin"
+    assert download("FILE" + src.as_uri()[4:], tmp_path / "b.bin", sha).read_bytes() == b"ok"

@@ -66,3 +66,60 @@ def test_bad_arguments():
         EllipsesDataset(_dm().op, 3, noise="speckle")
     with pytest.raises(IndexError):
         _dm().dataset("val")[5]
+
+
+def test_a_phantom_without_ellipses_is_zeros():
+    # the reviewer's case: the Poisson count of this sample is 0 (it crashed in render_ellipses)
+    item = EllipsesDataModule(image_size=16, num_angles=4, mean_ellipses=5.0).dataset("train")[136]
+    assert torch.equal(item["phantom"], torch.zeros(1, 16, 16))
+    assert torch.equal(item["sinogram"], torch.zeros_like(item["sinogram"]))  # 5 % of nothing is nothing
+    sparse = _dm(mean_ellipses=0.3, noise="poisson").dataset("train")
+    assert any(sparse[i]["phantom"].abs().max() == 0 and torch.isfinite(sparse[i]["sinogram"]).all()
+               for i in range(6))
+
+
+@pytest.mark.parametrize("seed,error", [(1.7, TypeError), (True, TypeError), ("3", TypeError),
+                                        (-1, ValueError), (2**32, ValueError)])
+def test_seed_must_be_an_int_in_range_at_construction(seed, error):
+    # 1.7 used to be truncated to 1 (seed 1's data, silently); -1 failed only at the first item
+    with pytest.raises(error, match="seed"):
+        EllipsesDataModule(image_size=16, num_angles=4, seed=seed)
+    if seed != 2**32:  # the data set takes derived seeds beyond the module's range (seed + 1)
+        with pytest.raises(error, match="seed"):
+            EllipsesDataset(_dm().op, 3, seed=seed)
+
+
+def test_largest_seed_works_and_derived_seed_is_accepted():
+    dm = _dm(seed=2**32 - 1)
+    assert dm.dataset("test")[0]["phantom"].shape == (1, 16, 16)
+    assert EllipsesDataset(dm.op, 1, "test", 2**32)[0]["phantom"].shape == (1, 16, 16)
+
+
+@pytest.mark.parametrize("kwargs,error", [
+    ({"noise": "Gaussian"}, ValueError), ({"noise_level": -1.0}, ValueError), ({"noise_level": "5%"}, TypeError),
+    ({"supersample": 0}, ValueError), ({"supersample": 2.0}, TypeError), ({"mean_ellipses": 0}, ValueError),
+    ({"photons_per_ray": 0.0}, ValueError), ({"attenuation_scale": float("nan")}, ValueError),
+    ({"num_workers": -1}, ValueError), ({"batch_size": 0}, ValueError),
+])
+def test_settings_are_checked_at_construction(kwargs, error):
+    # these used to pass __init__ and fail only at the first dataloader
+    with pytest.raises(error, match=next(iter(kwargs))):
+        EllipsesDataModule(image_size=16, num_angles=4, **kwargs)
+
+
+def test_trainer_predict_runs_on_the_test_split(tmp_path):
+    import lightning as L
+    from hybridzoo.zoo.learned_primal_dual import LearnedPrimalDualCT
+
+    torch.manual_seed(0)
+    model = LearnedPrimalDualCT(image_size=16, num_angles=8, n_iter=1, width=4, lgd_iter=1, lgd_width=4,
+                                tv_iterations=2)
+    dm = _dm(test_size=3)
+    trainer = L.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, default_root_dir=str(tmp_path))
+    out = trainer.predict(model, datamodule=dm)
+    assert [o.shape for o in out] == [(2, 1, 16, 16), (1, 1, 16, 16)]
+    sinograms = torch.stack([dm.dataset("test")[i]["sinogram"] for i in range(3)])
+    model.eval()
+    with torch.no_grad():
+        assert torch.allclose(torch.cat(out), model(sinograms), atol=1e-6)  # the test split, in order

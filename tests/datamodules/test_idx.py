@@ -85,3 +85,13 @@ def test_header_whose_size_overflows_int64_is_an_idx_error(tmp_path):
     path.write_bytes(data + b"\x00" * 16)
     with pytest.raises(IDXError, match="huge-idx4-ubyte: truncated IDX data"):
         read_idx(path)
+
+
+def test_corrupt_gzip_body_is_an_idx_error(tmp_path):
+    path = write_idx(tmp_path / "x.idx.gz", np.arange(2000, dtype=np.uint8).reshape(20, 100) % 7)
+    data = bytearray(path.read_bytes())
+    for i in range(12, 40):  # inside the deflate stream, after the 10-byte gzip header
+        data[i] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(IDXError, match="corrupt or truncated gzip"):  # was a bare zlib.error
+        read_idx(path)

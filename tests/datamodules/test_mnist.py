@@ -148,3 +148,41 @@ def test_predict_dataloader_is_the_test_split_in_order(tmp_path):
     dm = MNISTDataModule(data_dir=str(tmp_path), val_size=5, batch_size=5)
     y = torch.cat([b[1] for b in dm.predict_dataloader()])
     assert torch.equal(y, torch.from_numpy(arrays["t10k-labels-idx1-ubyte.gz"].astype(np.int64)))
+
+
+@pytest.mark.parametrize(
+    "kwargs,error,match",
+    [
+        ({"mirrors": []}, ValueError, "mirrors must name at least one"),
+        ({"mirrors": ["ftp://example.org/"]}, ValueError, "mirrors must be http"),
+        ({"mirrors": 5}, TypeError, "mirrors"),
+        ({"data_dir": ""}, ValueError, "data_dir must be a non-empty path"),  # was the default folder
+        ({"sha256": "train-images-idx3-ubyte.gz"}, TypeError, "sha256 must be a dict"),  # was "unknown ['-', ...]"
+        ({"sha256": {"train-images-idx3-ubyte.gz": 123}}, TypeError, r"sha256\['train-images-idx3-ubyte.gz'\]"),
+        ({"sha256": {"t10k-labels-idx1-ubyte.gz": "abc"}}, ValueError, "64 hexadecimal"),
+    ],
+)
+def test_mirrors_data_dir_and_sha256_are_checked_at_construction(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        MNISTDataModule(**kwargs)
+
+
+def test_upper_case_digests_and_schemes_are_accepted(tmp_path, mirror):
+    url, sums, _ = mirror
+    upper = {k: v.upper() for k, v in sums.items()}
+    dm = MNISTDataModule(data_dir=str(tmp_path / "data"), download=True, mirrors=[url.replace("http", "HTTP")],
+                         sha256=upper, val_size=10)
+    dm.prepare_data()
+    dm.setup()
+    assert len(dm.splits["test"]) == 12
+
+
+def test_corrupt_gzip_file_is_an_idx_error(tmp_path):
+    _write_fake_mnist(tmp_path)
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    data = bytearray(path.read_bytes())
+    for i in range(12, 40):
+        data[i] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(IDXError, match="train-images-idx3-ubyte.gz: corrupt or truncated gzip"):
+        MNISTDataModule(data_dir=str(tmp_path), val_size=5).setup()

@@ -71,3 +71,30 @@ def test_bad_inputs():
         random_ellipses(0)
     with pytest.raises(ValueError, match="image_size"):
         shepp_logan(0)
+
+
+def test_no_ellipses_render_as_zeros():
+    # A Poisson count can be 0; the image is then the empty sum, zeros (it used to fail in reshape).
+    for dtype in (torch.float32, torch.float64):
+        img = render_ellipses(torch.zeros(0, 6, dtype=dtype), 8, supersample=2)
+        assert img.dtype == dtype and torch.equal(img, torch.zeros(8, 8, dtype=dtype))
+    assert torch.equal(render_ellipses(torch.zeros(3, 0, 6), 5), torch.zeros(3, 5, 5))
+    assert render_ellipses(torch.zeros(0, 4, 6), 5).shape == (0, 5, 5)
+    gen = torch.Generator().manual_seed(0)
+    draws = [random_ellipses(gen, mean_count=0.05) for _ in range(40)]
+    empty = [e for e in draws if e.shape[0] == 0]
+    assert empty and all(torch.equal(render_ellipses(e, 6), torch.zeros(6, 6)) for e in empty)
+
+
+def test_non_empty_render_is_unchanged_by_the_empty_case():
+    # A disc of radius 0.5 at the origin on a 4x4 grid holds exactly the four centre pixel centres (+-0.25),
+    # and a batch of any leading shape renders each phantom bit for bit as on its own.
+    disc = torch.tensor([[1.0, 0.5, 0.5, 0.0, 0.0, 0.0]], dtype=torch.float64)
+    img = render_ellipses(disc, 4)
+    expected = torch.zeros(4, 4, dtype=torch.float64)
+    expected[1:3, 1:3] = 1.0
+    assert torch.equal(img, expected)
+    gen = torch.Generator().manual_seed(5)
+    e = torch.stack([random_ellipses(gen, 6, max_count=12) for _ in range(4)]).reshape(2, 2, 12, 6)
+    imgs = render_ellipses(e, 10, supersample=3)
+    assert all(torch.equal(imgs[i, j], render_ellipses(e[i, j], 10, supersample=3)) for i in range(2) for j in range(2))

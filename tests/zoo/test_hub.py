@@ -378,7 +378,7 @@ def test_save_pretrained_needs_a_registered_zoo_model(tmp_path):
 
 
 @pytest.mark.parametrize(("field", "value"), [
-    ("weights", 5), ("weights", "../elsewhere.safetensors"), ("sha256", None), ("model", ["ude"]),
+    ("weights", 5), ("weights", "../elsewhere.safetensors"), ("sha256", None), ("sha256", "abc"), ("model", ["ude"]),
     ("hparams", []), ("hparams", "hidden=8"),
 ])
 def test_badly_typed_card_fields_are_named(tmp_path, field, value):
