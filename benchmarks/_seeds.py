@@ -1,9 +1,16 @@
-"""Shared by the ``*_seeds.py`` benchmarks: train a zoo config once per seed, test it, summarise over seeds."""
+"""Shared by the ``*_seeds.py`` benchmarks: train a zoo config once per seed, test it, summarise over seeds.
+
+A results file accumulates runs: :func:`stored_runs` reads the runs of the same configuration back and
+:func:`merge_runs` adds new ones, so a run with some ``--seeds`` never drops the other seeds' finished runs.
+"""
 
 from __future__ import annotations
 
+import json
 import statistics
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -41,3 +48,26 @@ def summarise(runs: list[dict[str, Any]], keys: list[str] | tuple[str, ...]) -> 
         vals = [r[k] for r in runs]
         out[k] = {"mean": statistics.mean(vals), "std": statistics.stdev(vals) if len(vals) > 1 else 0.0}
     return out
+
+
+def stored_runs(out: Path, same: dict[str, Any]) -> list[dict[str, Any]]:
+    """The runs stored in the results file ``out`` if each entry of ``same`` equals the stored one, else ``[]``.
+
+    ``same`` names what makes runs comparable (the config, an epochs override): runs of another
+    configuration cannot enter the same mean ± std, so they are not returned (and the file is rewritten).
+    """
+    if not out.exists():
+        return []
+    previous = json.loads(out.read_text())
+    if all(previous.get(k) == v for k, v in same.items()):
+        return list(previous.get("runs", []))
+    print(f"{out} holds runs of another configuration ({', '.join(same)} differ): they are replaced",
+          file=sys.stderr, flush=True)
+    return []
+
+
+def merge_runs(stored: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``stored`` plus ``new``, one run per seed, sorted by seed: a new run replaces the stored one of its seed."""
+    by_seed = {r["seed"]: r for r in stored}
+    by_seed.update({r["seed"]: r for r in new})
+    return [by_seed[s] for s in sorted(by_seed)]

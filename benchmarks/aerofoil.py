@@ -11,10 +11,11 @@ contours; the panel/hybrid timings include the panel solves, the hybrid's the bo
 Both run under ``torch.inference_mode()``, as torch code serving predictions would (NeuralFoil is numpy and
 keeps no autograd state either).
 
-    python benchmarks/aerofoil.py [--train 60] [--batch 1024] [--xfoil-polars 4]
+    python benchmarks/aerofoil.py [--train 60] [--batch 1024] [--xfoil-polars 4] [--repeats 5] [--out FILE]
 ``--train N`` trains the zoo config (``configs/residual_aerofoil.yaml``: model, data and batch size) for N
-epochs instead of loading the shipped checkpoint.
-Writes benchmarks/results/aerofoil.json.
+epochs instead of loading the shipped checkpoint. Every method gets one warm-up call and the best of
+``--repeats`` timed calls; ``--threads`` bounds torch's threads and numpy's BLAS pool alike (NeuralFoil is numpy).
+Writes benchmarks/results/aerofoil.json (or ``--out``).
 """
 
 from __future__ import annotations
@@ -92,9 +93,20 @@ def main() -> None:
     ap.add_argument(
         "--xfoil-polars", type=int, default=4, help="XFOIL polars timed (one per aerofoil, at the data's angles)"
     )
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads and numpy BLAS threads")
+    ap.add_argument("--repeats", type=int, default=5, help="timed calls per method (best kept), after a warm-up")
+    ap.add_argument("--out", type=Path, default=OUT, help="results JSON")
     args = ap.parse_args()
+    for name in ("batch", "threads", "repeats"):
+        if getattr(args, name) < 1:
+            ap.error(f"--{name} must be >= 1, got {getattr(args, name)}")
+    if args.xfoil_polars < 0:
+        ap.error(f"--xfoil-polars must be >= 0, got {args.xfoil_polars}")
     torch.set_num_threads(args.threads)
+    from threadpoolctl import threadpool_limits
+
+    # numpy's BLAS pool otherwise takes every core: NeuralFoil would not run on the threads torch gets
+    threadpool_limits(limits=args.threads)
 
     model, dm, origin = get_model(args.train)
     x, cl_panel, cl, foil = dm.datasets["test"].tensors
@@ -136,7 +148,8 @@ def main() -> None:
     def run_neuralfoil():
         neuralfoil_cl(coords_rows, a_rows, re_rows)
 
-    times = {"panel": timed(run_panel), "hybrid": timed(run_hybrid), "neuralfoil": timed(run_neuralfoil, 1)}
+    times = {k: timed(fn, args.repeats) for k, fn in
+             (("panel", run_panel), ("hybrid", run_hybrid), ("neuralfoil", run_neuralfoil))}
 
     xfoil_rate, xfoil_polars = None, 0
     try:
@@ -173,13 +186,15 @@ def main() -> None:
         "distinct_foils_in_batch": len(ufoils),
         "xfoil_polars_timed": xfoil_polars,
         "threads": args.threads,
+        "repeats": args.repeats,
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
         "torch": torch.__version__,
         "numpy": np.__version__,
-        "note": "CPU shared with other jobs; timings are best of 3 (NeuralFoil: 1) after a warm-up",
+        "note": f"timings are the best of {args.repeats} calls after a warm-up, for every method; torch and "
+                "numpy's BLAS both limited to `threads`",
     }
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(result, indent=2))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
 
 

@@ -6,7 +6,10 @@ aerofoils (the split is fixed; smaller training sets are prefixes of the full on
 trained with every seed; the summary holds the mean and standard deviation over seeds.
 
     python benchmarks/aerofoil_data_efficiency.py [--sizes 10 25 50 100 0] [--steps 3000] [--seeds 0 1 2]
-Writes benchmarks/results/aerofoil_data_efficiency.json.
+        [--out PATH]
+Writes benchmarks/results/aerofoil_data_efficiency.json (or ``--out``), after every finished
+(size, seed) run, so an interrupted run keeps the runs it finished. All options are checked before
+the first training run.
 """
 
 from __future__ import annotations
@@ -33,10 +36,12 @@ def main() -> None:
     )
     ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--out", type=Path, default=OUT, help=f"output JSON (default: {OUT})")
     args = ap.parse_args()
     torch.set_num_threads(1)
     model_args = dict(load_config("residual-aerofoil")["model"]["init_args"])
     data_args = dict(load_config("residual-aerofoil")["data"]["init_args"])
+    check_args(ap, args, data_args)
     rows = []
     for size in args.sizes:
         for seed in args.seeds:
@@ -63,13 +68,38 @@ def main() -> None:
             }
             rows.append(row)
             print(json.dumps(row), flush=True)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    summary = summarise(rows)
+            summary = write(args.out, args.steps, model_args, rows)
     for row in summary:
         print(json.dumps(row))
-    OUT.write_text(
-        json.dumps({"steps": args.steps, "model": model_args, "summary": summary, "rows": rows}, indent=2)
-    )
+    print(f"written {args.out}")
+
+
+def check_args(ap: argparse.ArgumentParser, args: argparse.Namespace, data_args: dict) -> None:
+    """Reject bad options with ``ap.error`` before any training: a bad size found at setup would lose the
+    sizes trained before it."""
+    if args.steps < 1:
+        ap.error(f"--steps must be >= 1, got {args.steps}")
+    if len(set(args.seeds)) != len(args.seeds):
+        ap.error(f"--seeds repeats a seed: {args.seeds}")
+    if any(size < 0 for size in args.sizes):
+        ap.error(f"--sizes must be >= 0 (0: all training aerofoils), got {args.sizes}")
+    dm = AerofoilDataModule(**data_args)
+    dm.setup()
+    available = len(dm.split["train"])
+    if any(size > available for size in args.sizes):
+        ap.error(f"--sizes must be <= the {available} training aerofoils (or 0: all), got {args.sizes}")
+    sizes = [size or available for size in args.sizes]
+    if len(set(sizes)) != len(sizes):
+        # the summary groups by size: a repeat would pool duplicate runs into one row
+        ap.error(f"--sizes repeats a size (0 means {available}): {args.sizes}")
+
+
+def write(out: Path, steps: int, model_args: dict, rows: list[dict]) -> list[dict]:
+    """Write the runs so far and their summary to ``out``; returns the summary."""
+    summary = summarise(rows)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"steps": steps, "model": model_args, "summary": summary, "rows": rows}, indent=2))
+    return summary
 
 
 def summarise(rows: list[dict]) -> list[dict]:

@@ -10,13 +10,21 @@ Problems, from the same analytic initial fields, timed at the state after one st
 Both pressure solves start from zero and stop at ``||r|| <= 1e-5 ||b||``. PhiFlow runs eagerly and under
 ``math.jit_compile``; ``speedup_vs_phiflow_best_mode`` divides its faster time by ours (> 1: ours is faster).
 
+A solve that stops at its iteration cap (PhiFlow's ``MAX_ITER``) above the tolerance is cut short, so its time
+is not that of a converged solve and a ratio against it is not comparable. Each row records both libraries'
+forward and adjoint pressure iterations and convergence; each speed-up carries ``converged`` per ratio
+(forward: the forward solves; forward + backward: the adjoint ones too), ``speedup_range_converged`` spans
+only the converged ratios and ``unconverged_rows`` lists the others with their iteration counts.
+:func:`summarise` recomputes these entries from the rows, also of an existing results file (``--resummarise``).
+
 PhiFlow needs its own torch, so it runs in ``benchmarks/.venv-phiflow`` as a subprocess (``--peer``) whose JSON
 is merged. Create that venv once (torch first, so that phiflow keeps the CPU wheel):
 
     python3 -m venv benchmarks/.venv-phiflow
     benchmarks/.venv-phiflow/bin/pip install torch==2.13.0 && benchmarks/.venv-phiflow/bin/pip install phiflow
 
-    .venv/bin/python benchmarks/navier_stokes.py     # writes benchmarks/results/navier_stokes.json
+    .venv/bin/python benchmarks/navier_stokes.py [--out PATH]   # writes benchmarks/results/navier_stokes.json
+    .venv/bin/python benchmarks/navier_stokes.py --resummarise [--out PATH]   # redo the summary, no timing
 """
 
 from __future__ import annotations
@@ -40,6 +48,8 @@ PEER_REPEATS = {64: 3, 128: 3, 256: 1}  # a PhiFlow 256-wake backward takes > 10
 PROBLEMS = ("box", "wake")
 TOL = 1e-5  # relative residual of the pressure solves (our float32 default)
 MAX_ITER = 1000  # PhiFlow's default cap; ours is 500 but stops in far fewer
+OURS_MAX_ITER = 500  # NavierStokes2D's max_pressure_iter default
+SPEEDUP_KEYS = ("forward_ms", "forward_backward_ms")
 BOX_NU, BOX_CFL = 0.01, 0.5
 MODES = ((1, 2, 0.3), (2, -1, 1.1), (3, 1, 2.0), (-1, 3, 0.5))  # stream function modes (kx, ky, phase)
 WAKE = {"length_x": 8.0, "center": (2.0, 2.0), "diameter": 1.0, "inflow_speed": 1.0}
@@ -115,9 +125,17 @@ def ours_row(problem: str, n: int) -> dict:
         if problem == "wake":
             u, v, _ = s.project(*s.apply_boundaries(u, v), 1.0)
         u, v, _ = s.step(u, v, c["dt"], c["nu"])
-    iters = []  # CG iterations of every pressure solve (0: a direct FFT solve)
+    iters, converged = [], []  # per pressure solve: CG iterations (0: a direct FFT solve), residual <= tol
     raw = s.pressure.solve_raw
-    s.pressure.solve_raw = lambda *a, **k: (r := raw(*a, **k), iters.append(r[1]))[0]
+    tol = s.pressure_tol if s.pressure_tol is not None else TOL
+
+    def counted(*a, **k):
+        r = raw(*a, **k)
+        iters.append(r[1])
+        converged.append(bool(r[2] <= tol))
+        return r
+
+    s.pressure.solve_raw = counted
 
     def forward():
         with torch.no_grad():
@@ -133,11 +151,13 @@ def ours_row(problem: str, n: int) -> dict:
     row = {"grid": [c["nx"], c["ny"]], "forward_ms": timed(forward, REPEATS[n]),
            "forward_backward_ms": timed(forward_backward, REPEATS[n])}
     iters.clear()
+    converged.clear()
     loss = forward_backward()
     u1, v1, _ = forward()
     fluid = (~s.solid).to(u1) if s.solid is not None else 1.0
     return {**row, "max_abs_divergence": float((s.divergence(u1, v1) * fluid).abs().max()),
-            "pressure_iterations": {"forward": iters[0], "adjoint": iters[1]}, "loss": float(loss)}
+            "pressure_iterations": {"forward": iters[0], "adjoint": iters[1]},
+            "pressure_converged": converged[:2], "loss": float(loss)}
 
 
 def phiflow_row(pf, problem: str, n: int) -> dict:
@@ -223,10 +243,88 @@ def peer() -> dict:
     return out
 
 
+def solves_converged(row: dict, cap: int) -> dict[str, bool]:
+    """``{"forward": bool, "adjoint": bool}``: whether each pressure solve of a result row met the tolerance."""
+    if "pressure_converged" in row:
+        return dict(zip(("forward", "adjoint"), map(bool, row["pressure_converged"])))
+    # rows from before convergence was recorded (ours): CG stops short of its cap only at the tolerance
+    return {k: it < cap for k, it in row["pressure_iterations"].items()}
+
+
+def _span(values: list[float]) -> list[float] | None:
+    return [min(values), max(values)] if values else None
+
+
+def summarise(result: dict) -> dict:
+    """The speed-up entries of ``result`` (a results dict, e.g. a loaded results JSON), from its rows alone.
+
+    ``speedup_vs_phiflow_best_mode``: per problem and size where PhiFlow ran, both ratios and ``converged``,
+    per ratio, whether every pressure solve it times met the tolerance on both sides; ``speedup_range_converged``:
+    ``[min, max]`` of the converged ratios per problem and over all; ``unconverged_rows``: the rows with a
+    ratio that is not, with both sides' iterations, convergence and caps. ``{}`` when PhiFlow did not run.
+    """
+    if "phiflow" not in result:
+        return {}
+    ours, theirs = result["hybridzoo"], result["phiflow"]
+    speedups: dict = {}
+    unconverged: dict = {}
+    for p in PROBLEMS:
+        speedups[p] = {}
+        for n, row in ours[p].items():
+            peer_row = theirs.get(p, {}).get(n)
+            if peer_row is None or "error" in peer_row:
+                continue
+            ok_ours, ok_peer = solves_converged(row, OURS_MAX_ITER), solves_converged(peer_row, MAX_ITER)
+            converged = {"forward_ms": ok_ours["forward"] and ok_peer["forward"],
+                         "forward_backward_ms": all(ok_ours.values()) and all(ok_peer.values())}
+            speedups[p][n] = {k: min(peer_row[f"{k}_eager"], peer_row[f"{k}_jit"]) / row[k] for k in SPEEDUP_KEYS}
+            speedups[p][n]["converged"] = converged
+            if not all(converged.values()):
+                unconverged[f"{p} {n}"] = {
+                    "not_comparable": [k for k, ok in converged.items() if not ok],
+                    "hybridzoo": {"pressure_iterations": row["pressure_iterations"], "pressure_converged": ok_ours,
+                                  "max_iterations": OURS_MAX_ITER},
+                    "phiflow": {"pressure_iterations": peer_row["pressure_iterations"],
+                                "pressure_converged": ok_peer, "max_iterations": MAX_ITER},
+                }
+    ranges = {p: {k: _span([r[k] for r in rows.values() if r["converged"][k]]) for k in SPEEDUP_KEYS}
+              for p, rows in speedups.items()}
+    ranges["all"] = {k: _span([r[k] for rows in speedups.values() for r in rows.values() if r["converged"][k]])
+                     for k in SPEEDUP_KEYS}
+    return {"speedup_vs_phiflow_best_mode": speedups, "speedup_range_converged": ranges,
+            "unconverged_rows": unconverged}
+
+
+def resummarise(path: Path) -> dict:
+    """Recompute :func:`summarise`'s entries of the results file ``path`` in place; measured numbers are kept."""
+    result = json.loads(path.read_text())
+    result.update(summarise(result))
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def _print_summary(result: dict) -> None:
+    ranges = result.get("speedup_range_converged", {}).get("all", {})
+    for k, span in ranges.items():
+        print(f"speed-up {k}, converged rows: " + (f"{span[0]:.1f}-{span[1]:.1f}x" if span else "none"))
+    for name, row in result.get("unconverged_rows", {}).items():
+        print(f"not converged, left out of the ranges: {name} ({', '.join(row['not_comparable'])}; PhiFlow "
+              f"iterations {row['phiflow']['pressure_iterations']}, cap {row['phiflow']['max_iterations']})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--peer", action="store_true", help="run the PhiFlow side and print JSON")
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "navier_stokes.json",
+                        help="output JSON (default: benchmarks/results/navier_stokes.json)")
+    parser.add_argument("--resummarise", action="store_true",
+                        help="only recompute the speed-up summary of the existing --out file (no timing)")
     args = parser.parse_args()
+    if args.resummarise:
+        if not args.out.is_file():
+            parser.error(f"--resummarise: {args.out} does not exist")
+        _print_summary(resummarise(args.out))
+        return
     torch.set_num_threads(1)
     if args.peer:
         print(json.dumps(peer()))
@@ -245,22 +343,18 @@ def main() -> None:
     if PEER_PYTHON.exists():
         proc = subprocess.run([str(PEER_PYTHON), __file__, "--peer"], capture_output=True, text=True, check=False)
         if proc.returncode == 0:
-            result["phiflow"] = theirs = json.loads(proc.stdout.strip().splitlines()[-1])
-            result["speedup_vs_phiflow_best_mode"] = {
-                p: {n: {k: min(theirs[p][n][f"{k}_eager"], theirs[p][n][f"{k}_jit"]) / row[k]
-                        for k in ("forward_ms", "forward_backward_ms")}
-                    for n, row in result["hybridzoo"][p].items() if "error" not in theirs[p][n]}
-                for p in PROBLEMS}
+            result["phiflow"] = json.loads(proc.stdout.strip().splitlines()[-1])
+            result.update(summarise(result))
         else:
             result["phiflow_error"] = proc.stderr[-2000:]
     else:
         result["phiflow_error"] = (f"{PEER_PYTHON} missing: python3 -m venv benchmarks/.venv-phiflow && "
                                    "benchmarks/.venv-phiflow/bin/pip install torch==2.13.0 && "
                                    "benchmarks/.venv-phiflow/bin/pip install phiflow")
-    out = HERE / "results" / "navier_stokes.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
+    _print_summary(result)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Training throughput and peak memory of RK-Net's RK4 block: ours vs torchdiffeq (fixed-step rk4, adjoint).
 
-Usage: python benchmarks/rknet.py [--steps 4] [--batch 64] [--iters 20] [--paper] [--dopri5]
+Usage: python benchmarks/rknet.py [--steps 4] [--batch 64] [--iters 20] [--repeats 2] [--paper] [--dopri5]
+       [--out results/rknet.json]
 
 The same network (same initial weights, same batches of real digits, or random 28×28 images with
 ``--paper``, the paper's MNIST network) is trained with its ODE block integrated by
@@ -15,7 +16,7 @@ Each variant runs in its own subprocess, ``--repeats`` times interleaved (the fa
 Throughput: images/s of full Adam training steps after warm-up. Memory: on CUDA the peak
 allocated; on CPU the peak resident-set growth (``ru_maxrss``) over the process's state before the
 first forward pass, and the bytes autograd saves in one forward pass.
-Writes ``benchmarks/results/rknet.json`` with ratios to ``ours``.
+Writes ``benchmarks/results/rknet.json`` (or ``--out``) with ratios to ``ours``.
 """
 
 from __future__ import annotations
@@ -128,6 +129,10 @@ def main() -> None:
     ap.add_argument("--variant", choices=list(VARIANTS), help=argparse.SUPPRESS)
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "rknet.json"))
     args = ap.parse_args()
+    # checked here: a zero would otherwise surface as a worker's traceback (steps, iters) or a KeyError (repeats)
+    for name in ("steps", "batch", "iters", "threads", "repeats"):
+        if getattr(args, name) < 1:
+            ap.error(f"--{name} must be >= 1, got {getattr(args, name)}")
     if args.variant:  # worker process
         print(json.dumps(worker(args)))
         return
@@ -143,7 +148,13 @@ def main() -> None:
     for rep in range(args.repeats):  # interleaved repeats; the fastest run of each variant is kept
         for name in names:
             cmd = [sys.executable, __file__, f"--variant={name}", *common]
-            r = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.splitlines()[-1])
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            if proc.returncode != 0:
+                # the worker's traceback is the only account of what went wrong: show it, not just the status
+                sys.stderr.write(proc.stderr)
+                raise SystemExit(f"rknet.py: worker {name!r} (repeat {rep}) failed with exit status "
+                                 f"{proc.returncode}: {' '.join(cmd)}")
+            r = json.loads(proc.stdout.splitlines()[-1])
             print(rep, {k: v for k, v in r.items() if k != "logits_first_batch"}, flush=True)
             if name not in results or r["images_per_s"] > results[name]["images_per_s"]:
                 results[name] = r

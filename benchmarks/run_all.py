@@ -3,6 +3,8 @@
     python benchmarks/run_all.py [NAME ...]     (default: all)
 
 An unknown NAME runs nothing: the valid names are printed and the exit status is 2.
+Scripts run without arguments, so each script's defaults must reproduce its committed results file
+(e.g. ``rknet_seeds.py`` defaults to the five seeds ``results/rknet_seeds.json`` holds).
 """
 
 from __future__ import annotations

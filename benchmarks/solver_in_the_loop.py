@@ -8,6 +8,7 @@ For each method, on the unseen test Reynolds numbers of the shipped card's data:
   again for that length: a few minutes), to see which corrections stay stable.
 
     .venv/bin/python benchmarks/solver_in_the_loop.py [NAME ...]   # writes benchmarks/results/<name>.json
+    .venv/bin/python benchmarks/solver_in_the_loop.py NAME --out PATH   # one NAME, written to PATH
 """
 
 from __future__ import annotations
@@ -97,12 +98,18 @@ def long_rollouts(model, dm, steps: int = LONG_STEPS) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("names", nargs="*", default=list(NAMES), help=f"shipped checkpoints (default: {NAMES})")
+    parser.add_argument("--out", default=None,
+                        help="output JSON, for a single NAME (default: benchmarks/results/<name>.json)")
+    args = parser.parse_args()
+    if args.out is not None and len(args.names) != 1:
+        # one file per model: a second NAME would overwrite the first one's results
+        parser.error(f"--out needs exactly one NAME, got {len(args.names)}: {' '.join(args.names)}")
     torch.set_num_threads(1)
-    for name in parser.parse_args().names:
-        measure(name)
+    for name in args.names:
+        measure(name, Path(args.out) if args.out is not None else None)
 
 
-def measure(name: str) -> None:
+def measure(name: str, out: Path | None = None) -> None:
     import lightning as L
     from hybridzoo.zoo import load_pretrained
 
@@ -141,7 +148,7 @@ def measure(name: str) -> None:
         },
     }
     result["long_rollouts"] = long_rollouts(model, dm)
-    out = HERE / "results" / f"{name.replace('-', '_')}.json"
+    out = out or HERE / "results" / f"{name.replace('-', '_')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

@@ -6,8 +6,11 @@ Usage: python benchmarks/solver_in_the_loop_seeds.py [--name solver-in-the-loop-
 Each seed trains the zoo config with ``lightning.seed_everything(seed)`` on the same data (data seed 0)
 and tests on the unseen Reynolds numbers: 100-step rollout MAE of SOL, NON, SRC and the 2x grid.
 The test set is one rollout per test Reynolds number, so a single run's NON/SOL ratio is noisy; this
-gives its spread. A training run takes ~10 min (small CNN, two threads): finished seeds are kept in
-the output file and skipped when the script is run again with the same config.
+gives its spread. A training run takes ~10 min (small CNN, two threads), so the output file accumulates
+runs: every stored run of the same config is kept whatever ``--seeds`` says (``--seeds 3`` adds seed 3
+to the stored 0-2), a requested seed already stored is skipped, and the summary (mean ± std, sample
+std) is over all stored runs of that config, not only the requested seeds. A file of another config is
+replaced.
 """
 
 from __future__ import annotations
@@ -40,11 +43,7 @@ def main() -> None:
     out = Path(args.out or Path(__file__).parent / "results" / f"{args.name.replace('-', '_')}_seeds.json")
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     config = load_config(args.name)
-    runs: list[dict] = []
-    if out.exists():
-        previous = json.loads(out.read_text())
-        if previous.get("config") == config:
-            runs = [r for r in previous["runs"] if r["seed"] in args.seeds]
+    runs = _seeds.merge_runs(_seeds.stored_runs(out, {"config": config}), [])
     done = {r["seed"] for r in runs}
     for seed in args.seeds:
         if seed in done:
@@ -53,7 +52,7 @@ def main() -> None:
         row, _ = _seeds.run_seed(args.name, seed, args.threads, KEYS)
         row["non_over_sol"] = row["test/rollout_mae_non"] / row["test/rollout_mae"]
         row["src_over_sol"] = row["test/rollout_mae_src"] / row["test/rollout_mae"]
-        runs.append(row)
+        runs = _seeds.merge_runs(runs, [row])
         print(json.dumps(row), flush=True)
         _write(out, args, config, runs)
     summary = _write(out, args, config, runs)
@@ -62,7 +61,6 @@ def main() -> None:
 
 
 def _write(out: Path, args: argparse.Namespace, config: dict, runs: list[dict]) -> dict:
-    runs = sorted(runs, key=lambda r: r["seed"])
     summary = _seeds.summarise(runs, (*KEYS, "non_over_sol", "src_over_sol"))
     result = {
         "benchmark": f"{args.name}: 100-step rollout MAE (m/s) on the test Reynolds numbers over training seeds",

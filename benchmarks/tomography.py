@@ -5,10 +5,19 @@ Measures, on the CPU, single-threaded (this machine is shared; both sides get th
 - adjoint accuracy of both: |<Ax, y> - <x, A*y>| / |<Ax, y>| with positive random x, y in float32;
 - reconstruction time per image of FBP, TV (PDHG) and learned primal-dual (hybridzoo only).
 
-deepinv needs its own torch/torchvision, so it runs in ``benchmarks/.venv-deepinv`` (see the README
-section of the model) as a subprocess of this script (``--peer``), and the JSON it prints is merged.
+deepinv needs its own torch/torchvision, so it runs in ``benchmarks/.venv-deepinv`` as a subprocess of
+this script (``--peer``), and the JSON it prints is merged. Create that venv once, with the torch of ours
+(2.13.0, CPU wheel) installed first and pinned again with deepinv, so that deepinv's dependencies
+(torchvision) neither replace it nor pull a CUDA build:
 
-    .venv/bin/python benchmarks/tomography.py        # writes benchmarks/results/tomography.json
+    python3 -m venv benchmarks/.venv-deepinv
+    benchmarks/.venv-deepinv/bin/pip install torch==2.13.0
+    benchmarks/.venv-deepinv/bin/pip install deepinv torch==2.13.0
+
+Both sides' torch versions are recorded (``hybridzoo.torch``, ``deepinv.torch``); when they differ the
+script warns and the JSON carries ``torch_version_warning``: the timings then compare torch builds too.
+
+    .venv/bin/python benchmarks/tomography.py [--out PATH]   # writes benchmarks/results/tomography.json
 """
 
 from __future__ import annotations
@@ -139,6 +148,8 @@ def reconstruction_times() -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--peer", action="store_true", help="run the deepinv side and print JSON")
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "tomography.json",
+                        help="output JSON (default: benchmarks/results/tomography.json)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.peer:
@@ -152,6 +163,13 @@ def main() -> None:
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if proc.returncode == 0:
             result["deepinv"] = json.loads(proc.stdout.strip().splitlines()[-1])
+            theirs, mine = result["deepinv"].get("torch"), result["hybridzoo"]["torch"]
+            if theirs != mine:
+                # different torch builds (e.g. a CUDA wheel's CPU kernels) would confound the ratios
+                result["torch_version_warning"] = (f"torch differs: hybridzoo {mine}, deepinv {theirs}; recreate "
+                                                   f"{PEER_PYTHON.parent.parent} with torch==2.13.0 (see the "
+                                                   "docstring of benchmarks/tomography.py)")
+                print(f"warning: {result['torch_version_warning']}", file=sys.stderr, flush=True)
             result["ratio_forward_adjoint_vs_deepinv"] = {
                 n: {mode: result["hybridzoo"]["sizes"][n]["forward_adjoint_images_per_s"]
                     / row[mode]["forward_adjoint_images_per_s"] for mode in row}
@@ -160,9 +178,11 @@ def main() -> None:
         else:
             result["deepinv_error"] = proc.stderr[-2000:]
     else:
-        result["deepinv_error"] = f"{PEER_PYTHON} missing: create the venv (see the README)"
+        result["deepinv_error"] = (f"{PEER_PYTHON} missing: python3 -m venv benchmarks/.venv-deepinv && "
+                                   "benchmarks/.venv-deepinv/bin/pip install torch==2.13.0 && "
+                                   "benchmarks/.venv-deepinv/bin/pip install deepinv torch==2.13.0")
     result["reconstruction"] = reconstruction_times()
-    out = HERE / "results" / "tomography.json"
+    out = args.out
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

@@ -1,7 +1,10 @@
 """UDE Lotka-Volterra: cost of training with our fixed-step RK4 vs torchdiffeq's adaptive dopri5 (the peer a
 user would otherwise pick), each on the packaged config's fixed schedule, then distilled.
 
-    python benchmarks/ude.py [--quick]      -> benchmarks/results/ude.json
+    python benchmarks/ude.py [--quick] [--out PATH]   -> benchmarks/results/ude.json
+
+``--quick`` is a smoke run whose numbers are not results: it writes ``ude_quick.json`` in the system's
+temporary directory unless ``--out`` is given. The workers' files go to a temporary directory as well.
 
 Each solver trains in its own subprocess, with the packaged config's schedule (a fixed number of epochs,
 ``adam_epochs + lbfgs_epochs``; ``--quick``: a shorter one, a smoke run), then distils with SINDy. The
@@ -29,6 +32,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -141,19 +145,23 @@ def worker(method: str, quick: bool, out: str) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="shorter schedule (smoke run)")
+    p.add_argument("--out", type=Path, default=None,
+                   help=f"output JSON (default: {RESULTS / 'ude.json'}; with --quick: "
+                        f"{Path(tempfile.gettempdir()) / 'ude_quick.json'})")
     p.add_argument("--worker", nargs=2, metavar=("METHOD", "OUT"), help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.worker:
         return worker(a.worker[0], a.quick, a.worker[1])
-    RESULTS.mkdir(exist_ok=True)
+    # a smoke run's numbers must not replace the committed results
+    out_path = a.out or (Path(tempfile.gettempdir()) / "ude_quick.json" if a.quick else RESULTS / "ude.json")
     runs = {}
-    for method in ("rk4", "dopri5"):
-        out = RESULTS / f".ude_{method}.json"
-        cmd = [sys.executable, __file__, "--worker", method, str(out)] + (["--quick"] if a.quick else [])
-        subprocess.run(cmd, check=True)
-        runs[method] = json.loads(out.read_text())
-        out.unlink()
-        print(method, runs[method], flush=True)
+    with tempfile.TemporaryDirectory(prefix="ude_bench_") as tmp:
+        for method in ("rk4", "dopri5"):
+            out = Path(tmp) / f"ude_{method}.json"
+            cmd = [sys.executable, __file__, "--worker", method, str(out)] + (["--quick"] if a.quick else [])
+            subprocess.run(cmd, check=True)
+            runs[method] = json.loads(out.read_text())
+            print(method, runs[method], flush=True)
     report = {
         "benchmark": "ude-lotka-volterra: fixed training schedule with rk4 vs dopri5, then distillation",
         "quick": a.quick,
@@ -165,8 +173,10 @@ def main() -> None:
                                                     if runs["rk4"]["train_rss_growth_mb"] > 0 else None),
         "autograd_saved_ratio_dopri5_over_rk4": runs["dopri5"]["autograd_saved_mb"] / runs["rk4"]["autograd_saved_mb"],
     }
-    (RESULTS / "ude.json").write_text(json.dumps(report, indent=2))
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))
+    print(f"written {out_path}")
 
 
 if __name__ == "__main__":

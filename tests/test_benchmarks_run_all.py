@@ -2,6 +2,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 RUN_ALL = Path(__file__).resolve().parents[1] / "benchmarks" / "run_all.py"
 
 
@@ -14,3 +16,87 @@ def test_unknown_benchmark_name_fails_and_lists_the_valid_names():
     assert "unknown benchmark(s): rknet_seed" in proc.stderr
     assert "rknet_seeds" in proc.stderr and "run_all" not in proc.stderr.split("valid names:")[1]
     assert "==" not in proc.stdout  # nothing ran
+
+
+BENCH = RUN_ALL.parent
+RESULTS = BENCH / "results"
+
+
+def _load(name):
+    """A benchmark script as a module (benchmarks/ is no package; the scripts import ``_seeds`` by path)."""
+    import importlib.util
+
+    if str(BENCH) not in sys.path:
+        sys.path.insert(0, str(BENCH))
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_rknet_seeds_default_seeds_are_those_of_the_committed_results():
+    # run_all.py passes no arguments, so the default must regenerate what the committed file holds
+    import json
+
+    committed = [r["seed"] for r in json.loads((RESULTS / "rknet_seeds.json").read_text())["runs"]]
+    assert _load("rknet_seeds").parser().parse_args([]).seeds == committed == [0, 1, 2, 3, 4]
+
+
+def _run(seed, error):
+    return {"seed": seed, "wall_time_s": 1.0, "test/error": error}
+
+
+def test_merge_runs_keeps_the_other_seeds_and_replaces_a_rerun_seed():
+    seeds = _load("_seeds")
+    stored = [_run(2, 0.3), _run(0, 0.1), _run(1, 0.2)]
+    merged = seeds.merge_runs(stored, [_run(3, 0.4)])
+    assert [r["seed"] for r in merged] == [0, 1, 2, 3]  # before, --seeds 3 kept seed 3 alone
+    merged = seeds.merge_runs(merged, [_run(0, 0.5)])
+    assert [(r["seed"], r["test/error"]) for r in merged] == [(0, 0.5), (1, 0.2), (2, 0.3), (3, 0.4)]
+    summary = seeds.summarise(merged, ["test/error"])["test/error"]
+    assert abs(summary["mean"] - 0.35) < 1e-12 and summary["std"] > 0
+
+
+def test_stored_runs_only_returns_runs_of_the_same_configuration(tmp_path):
+    import json
+
+    seeds = _load("_seeds")
+    out = tmp_path / "seeds.json"
+    assert seeds.stored_runs(out, {"config": {"a": 1}}) == []
+    out.write_text(json.dumps({"config": {"a": 1}, "epochs_override": None, "runs": [_run(0, 0.1)]}))
+    assert seeds.stored_runs(out, {"config": {"a": 1}, "epochs_override": None}) == [_run(0, 0.1)]
+    assert seeds.stored_runs(out, {"config": {"a": 2}}) == []
+    assert seeds.stored_runs(out, {"config": {"a": 1}, "epochs_override": 3}) == []
+
+
+def test_navier_stokes_summary_leaves_unconverged_solves_out_of_the_ranges():
+    import json
+
+    ns = _load("navier_stokes")
+    result = json.loads((RESULTS / "navier_stokes.json").read_text())
+    summary = ns.summarise(result)
+    wake = summary["speedup_vs_phiflow_best_mode"]["wake"]["256"]
+    assert wake["converged"] == {"forward_ms": True, "forward_backward_ms": False}  # PhiFlow's adjoint hit 1000
+    assert list(summary["unconverged_rows"]) == ["wake 256"]
+    assert summary["unconverged_rows"]["wake 256"]["phiflow"]["pressure_iterations"]["adjoint"] == ns.MAX_ITER
+    lo, hi = summary["speedup_range_converged"]["all"]["forward_backward_ms"]
+    assert hi < wake["forward_backward_ms"] and lo > 1
+    # the committed file carries the flags, and recomputing them changes nothing
+    assert {k: result[k] for k in summary} == summary
+
+
+@pytest.mark.parametrize("option", ["--iters", "--steps", "--repeats"])
+def test_rknet_rejects_non_positive_counts_before_starting_workers(option):
+    proc = subprocess.run([sys.executable, str(BENCH / "rknet.py"), f"{option}=0"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert f"{option} must be >= 1" in proc.stderr
+
+
+def test_aerofoil_data_efficiency_rejects_a_bad_size_before_training(tmp_path):
+    out = tmp_path / "curve.json"
+    proc = subprocess.run([sys.executable, str(BENCH / "aerofoil_data_efficiency.py"), "--sizes", "10", "100000",
+                           "--steps", "1", "--out", str(out)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "--sizes must be <=" in proc.stderr
+    assert not out.exists() and '"seed"' not in proc.stdout  # nothing was trained
