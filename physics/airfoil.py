@@ -177,16 +177,12 @@ def _segments_cross(coords: torch.Tensor) -> torch.Tensor:
     coords = coords.detach().to(device=device, dtype=torch.float64)
     a, b = coords[..., :-1, :], coords[..., 1:, :]
     k = a.shape[-2]
-
-    def orient(p, q, r):
-        return (q[..., 0] - p[..., 0]) * (r[..., 1] - p[..., 1]) - (q[..., 1] - p[..., 1]) * (
-            r[..., 0] - p[..., 0]
-        )
-
-    ai, bi = a[..., :, None, :], b[..., :, None, :]
-    aj, bj = a[..., None, :, :], b[..., None, :, :]
-    d1, d2 = orient(ai, bi, aj), orient(ai, bi, bj)
-    d3, d4 = orient(aj, bj, ai), orient(aj, bj, bi)
+    # side[i, j]: orientation of point j against segment i (a_i -> b_i). Segment j runs from point j to
+    # point j + 1, so the four orientation tests of the pair (i, j) are entries of this one matrix.
+    ai, bi, p = a[..., :, None, :], b[..., :, None, :], coords[..., None, :, :]
+    side = (bi[..., 0] - ai[..., 0]) * (p[..., 1] - ai[..., 1]) - (bi[..., 1] - ai[..., 1]) * (p[..., 0] - ai[..., 0])
+    d1, d2 = side[..., :, :-1], side[..., :, 1:]  # a_j and b_j against segment i
+    d3, d4 = d1.transpose(-1, -2), d2.transpose(-1, -2)  # a_i and b_i against segment j
     cross = (d1 * d2 < 0) & (d3 * d4 < 0)
     idx = torch.arange(k, device=coords.device)
     far = (idx[:, None] - idx[None, :]).abs() > 1

@@ -252,3 +252,29 @@ def test_cst_surface_default_te_offset_follows_psi():
     w32, psi32 = torch.ones(6), torch.linspace(0, 1, 5)
     assert cst_surface(w32, psi32).dtype == torch.float32
     assert cst_surface(w32.double(), psi32.double()).dtype == F64
+
+
+def test_segment_crossing_matches_a_pairwise_reference():
+    # every pair of non-adjacent segments of short random polylines, tested one by one in plain Python
+    from hybridzoo.physics.airfoil import _segments_cross
+
+    def orient(p, q, r):
+        return (q[0] - p[0]) * (r[1] - p[1]) - (q[1] - p[1]) * (r[0] - p[0])
+
+    def crosses(pts):
+        k = len(pts) - 1
+        for i in range(k):
+            for j in range(k):
+                if abs(i - j) <= 1 or {i, j} == {0, k - 1}:
+                    continue
+                a, b, c, d = pts[i], pts[i + 1], pts[j], pts[j + 1]
+                if orient(a, b, c) * orient(a, b, d) < 0 and orient(c, d, a) * orient(c, d, b) < 0:
+                    return True
+        return False
+
+    g = torch.Generator().manual_seed(0)
+    lines = torch.rand(300, 6, 2, generator=g, dtype=torch.float64)
+    lines[::2, :, 0] = torch.linspace(0, 1, 6, dtype=torch.float64)  # monotone in x: these never cross
+    expected = torch.tensor([crosses(p.tolist()) for p in lines])
+    assert 50 < int(expected.sum()) < 250  # both outcomes are exercised
+    assert torch.equal(_segments_cross(lines), expected)
