@@ -231,14 +231,8 @@ class RKNet(HybridModule):
         x, y = self._check_batch(batch)
         losses = {m: F.cross_entropy(net(x), y) for m, net in self.net.items()}
         kw = {"batch_size": len(y), "on_step": True, "on_epoch": True}
-        self.log_with_baselines(
-            "train",
-            "loss",
-            losses["rknet"],
-            {m: v for m, v in losses.items() if m != "rknet"},
-            prog_bar=True,
-            **kw,
-        )
+        self.log_with_baselines("train", "loss", losses["rknet"], {m: v for m, v in losses.items() if m != "rknet"},
+                                prog_bar=True, **kw)
         self.log("train/nfe", float(self.ode_block.nfe), on_step=True, on_epoch=False, batch_size=len(y))
         self._nfe_before_backward = self.ode_block.field.nfe
         return sum(losses.values())
@@ -247,13 +241,7 @@ class RKNet(HybridModule):
         """With the adjoint method, log the vector-field evaluations of the backward solve."""
         if self.hparams.adjoint:
             nfe_bwd = self.ode_block.field.nfe - self._nfe_before_backward
-            self.log(
-                "train/nfe_backward",
-                float(nfe_bwd),
-                on_step=True,
-                on_epoch=False,
-                batch_size=1,
-            )
+            self.log("train/nfe_backward", float(nfe_bwd), on_step=True, on_epoch=False, batch_size=1)
 
     def clip_groups(self) -> list[list[nn.Parameter]]:
         """One group per network: RK-Net and each baseline train independently, so each is clipped on its own."""
