@@ -38,3 +38,8 @@ if __name__ == "__main__":
                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                         check_val_every_n_epoch=15, callbacks=[Record()])
     trainer.fit(model, datamodule=dm)
+    # PyTorch asks scripts to destroy the process group before exiting: otherwise gloo's threads can still be
+    # running at interpreter teardown, which aborts the process ("terminate called without an active exception")
+    # now and then after a successful run
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
