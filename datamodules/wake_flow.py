@@ -212,6 +212,8 @@ class WakeFlowDataModule(L.LightningDataModule):
         seed = check_nonnegative_integral("seed", seed)
         splits = {"re_train": re_train, "re_val": re_val, "re_test": re_test}
         for k, vals in splits.items():
+            if isinstance(vals, (str, bytes)) or not isinstance(vals, (list, tuple, np.ndarray)):
+                raise TypeError(f"{k} must be a list of Reynolds numbers, got {type(vals).__name__} {vals!r}")
             if len(vals) == 0:
                 raise ValueError(f"{k} must hold at least one Reynolds number")
             for r in vals:
@@ -375,7 +377,8 @@ class WakeFlowDataModule(L.LightningDataModule):
         code = {"train": 0, "val": 1, "test": 2}
         if split not in code:
             raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
-        return WakeRollouts(self._arrays, self._sims(code[split]), self.hparams.rollout_steps)
+        sims = self._sims(code[split])  # loads the arrays on first use: read them only after this
+        return WakeRollouts(self._arrays, sims, self.hparams.rollout_steps)
 
     def train_dataloader(self) -> DataLoader:  # noqa: D102
         return DataLoader(self.train_dataset(), batch_size=self.hparams.batch_size, shuffle=True, drop_last=False)

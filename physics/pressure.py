@@ -305,7 +305,11 @@ def pcg(apply_a: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor,
     Returns:
         ``(x, iterations, max relative residual)``.
     """
-    x = torch.zeros_like(b) if x0 is None else x0.clone()
+    b_zero = b.flatten(-2).norm(dim=-1) == 0
+    if x0 is None:
+        x = torch.zeros_like(b)
+    else:  # a zero right-hand side has the solution 0; a warm start there would be judged against |b| = 0
+        x = torch.where(b_zero[..., None, None], torch.zeros_like(x0), x0)
     r = b - apply_a(x) if x0 is not None else b.clone()
     bnorm = b.flatten(-2).norm(dim=-1).clamp_min(torch.finfo(b.dtype).tiny)
     rel = (r.flatten(-2).norm(dim=-1) / bnorm).max().item()

@@ -103,6 +103,9 @@ class SolverInTheLoop(HybridModule):
             check_positive_int(name, locals()[name])
         for name in ("dt", "re_scale"):
             check_positive_number(name, locals()[name])
+        for name in ("train_non", "gradient_checkpointing", "cosine_schedule"):  # "no" would read as True
+            if not isinstance(locals()[name], bool):
+                raise TypeError(f"{name} must be a bool, got {type(locals()[name]).__name__} {locals()[name]!r}")
         check_wake_geometry(nx, ny, length_x, center, diameter, inflow_speed)  # the DataModule's checks
         check_wake_cfl(dt, inflow_speed, length_x, nx)
         if curriculum is not None:
@@ -162,9 +165,15 @@ class SolverInTheLoop(HybridModule):
         """
         check_positive_int("steps", steps)
         self.solver.check_state(u, v)
+        dtype = next(self.net["sol"].parameters()).dtype
+        if u.dtype != dtype or v.dtype != dtype:
+            raise TypeError(f"u and v must have the model's dtype {dtype}, got {u.dtype} and {v.dtype}")
         re = check_tensor("re", re, ndim=1, positive=True)
         if re.shape[0] != u.shape[0]:
             raise ValueError(f"re must have shape ({u.shape[0]},), got {tuple(re.shape)}")
+        # the solver is built without per-step checks (speed); a start that already breaks the CFL condition
+        # would be back-traced beyond the ghost cells and clamped without a word
+        self.solver.check_cfl(u, v, self.hparams.dt, context=" of the rollout's initial state")
         ck = self.hparams.gradient_checkpointing if gradient_checkpointing is None else gradient_checkpointing
         us, vs, _ = unroll(lambda u, v, p: self.hybrid_step(u, v, re, p, method), u, v, None, steps, ck)
         return us, vs
@@ -194,6 +203,8 @@ class SolverInTheLoop(HybridModule):
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:  # noqa: D102
         n = self.look_ahead
+        if batch["u"].shape[1] < n + 1:  # setup() checks a WakeFlowDataModule's window; plain loaders land here
+            raise ValueError(f"look-ahead {n} needs windows of {n + 1} states, got batches of {batch['u'].shape[1]}")
         u_ref, v_ref, re = batch["u"][:, : n + 1], batch["v"][:, : n + 1], batch["re"]
         us, vs = self.rollout(u_ref[:, 0], v_ref[:, 0], re, n, "sol")
         loss = _mse(us, u_ref[:, 1:]) + _mse(vs, v_ref[:, 1:])
@@ -213,18 +224,26 @@ class SolverInTheLoop(HybridModule):
         opt = super().configure_optimizers()
         return self.with_cosine_schedule(opt) if self.hparams.cosine_schedule else opt
 
+    def clip_groups(self) -> list[list[nn.Parameter]]:
+        """SOL and NON each clipped on their own: a spike of SOL's long unroll must not shrink NON's step."""
+        return [list(net.parameters()) for net in self.net.values()]
+
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        """Skip an update whose gradient is not finite, as AMP's gradient scaler does.
+        """Skip the update of a network (SOL or NON) whose gradient is not finite, as AMP's gradient scaler does.
 
         Gradients through a long look-ahead can overflow when the curriculum lengthens it (seen at the
         switch to 16 steps); clipping cannot repair an infinite norm, and one such update turns every
         weight into NaN. The count is logged as ``train/skipped_steps``.
         """
-        grads = [p.grad for p in self.parameters() if p.grad is not None]
-        if not grads or bool(torch.stack([g.abs().amax() for g in grads]).isfinite().all()):
+        bad = False
+        for net in self.net.values():  # SOL and NON train independently: one's overflow must not cost the other
+            grads = [p.grad for p in net.parameters() if p.grad is not None]
+            if grads and not bool(torch.stack([g.abs().amax() for g in grads]).isfinite().all()):
+                for p in net.parameters():
+                    p.grad = None  # the optimiser leaves parameters without a gradient untouched
+                bad = True
+        if not bad:
             return
-        for p in self.parameters():
-            p.grad = None  # the optimiser leaves parameters without a gradient untouched
         self.skipped_steps += 1
         if self.skipped_steps == 1:  # once: the count goes to the logger
             rank_zero_warn("non-finite gradient: update skipped (further skips are logged as train/skipped_steps)")

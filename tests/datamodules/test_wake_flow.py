@@ -138,3 +138,13 @@ def test_a_cylinder_that_covers_no_cell_is_rejected():
         WakeFlowDataModule(**{**TINY, "center": (2.0, float("nan"))})
     with pytest.raises(ValueError, match="center"):
         WakeFlowDataModule(**{**TINY, "center": (2.0,)})
+
+
+def test_evaluation_loaders_work_before_setup_and_re_lists_are_checked(tmp_path):
+    small = dict(nx=16, ny=8, length_x=8.0, center=(2.0, 2.0), diameter=1.0, inflow_speed=1.0, dt=0.2, factor=2,
+                 warmup=2.0, steps=6, re_train=(100.0,), re_val=(150.0,), re_test=(250.0,), window=2,
+                 rollout_steps=4, progress=False, cache_dir=str(tmp_path))
+    batch = next(iter(WakeFlowDataModule(**small).test_dataloader()))  # TypeError on None arrays before
+    assert batch["u"].shape[:2] == (1, 5)
+    with pytest.raises(TypeError, match="re_val must be a list of Reynolds numbers"):
+        WakeFlowDataModule(**{**small, "re_val": 300.0})

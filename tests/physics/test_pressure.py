@@ -180,3 +180,18 @@ def test_bad_tolerance_and_iteration_cap_are_rejected():
         op.solve(b, tol="1e-6")
     with pytest.raises(ValueError, match="max_iter"):
         op.solve(b, max_iter=0)
+
+
+def test_zero_right_hand_side_with_a_warm_start_solves_to_zero():
+    # a fluid at rest with a warm-started pressure: |b| = 0 made the relative residual inf and the solve raise
+    solid = torch.zeros(8, 8, dtype=torch.bool)
+    solid[3:5, 2:4] = True
+    op = PoissonOperator(8, 8, 0.2, "neumann-dirichlet", "neumann", solid)
+    b = torch.randn(2, 8, 8, dtype=torch.float64)
+    b[0] = 0.0
+    guess = torch.randn(2, 8, 8, dtype=torch.float64)
+    x, _, res = op.solve_raw(b, x0=guess, tol=1e-10)
+    assert math.isfinite(res) and res <= 1e-10
+    assert bool((x[0] == 0).all())
+    ref, _, _ = op.solve_raw(b[1:], tol=1e-10)
+    torch.testing.assert_close(x[1], ref[0], atol=1e-8, rtol=0)

@@ -174,3 +174,33 @@ def test_the_default_solves_converge_forward_and_backward(datamodule):
         us, vs = model.rollout(batch["u"][:, 0], batch["v"][:, 0], batch["re"], 4, "sol")
         (((us - batch["u"][:, 1:]) ** 2).mean() + ((vs - batch["v"][:, 1:]) ** 2).mean()).backward()
         model.rollouts(next(iter(datamodule.test_dataloader())))
+
+
+def test_sol_and_non_are_clipped_and_skipped_each_on_their_own():
+    model = SolverInTheLoop(**GEOMETRY, look_ahead=2, **NET)
+    groups = model.clip_groups()
+    assert [len(g) for g in groups] == [len(list(model.net[m].parameters())) for m in ("sol", "non")]
+    for p in model.net["sol"].parameters():
+        p.grad = torch.full_like(p, float("inf"))
+    for p in model.net["non"].parameters():
+        p.grad = torch.ones_like(p)
+    with pytest.warns(UserWarning, match="non-finite gradient"):
+        model.on_before_optimizer_step(None)
+    # before, NON's finite update was thrown away with SOL's
+    assert all(p.grad is None for p in model.net["sol"].parameters())
+    assert all(p.grad is not None for p in model.net["non"].parameters())
+
+
+def test_rollout_and_training_refuse_what_they_would_get_wrong(datamodule):
+    model = SolverInTheLoop(**GEOMETRY, look_ahead=4, **NET)
+    batch = next(iter(datamodule.train_dataloader()))
+    short = {k: (v[:, :2] if k in ("u", "v") else v) for k, v in batch.items()}
+    with pytest.raises(ValueError, match="look-ahead 4 needs windows of 5 states"):  # broadcast silently before
+        model.training_step(short, 0)
+    u, v, re = batch["u"][:, 0], batch["v"][:, 0], batch["re"]
+    with pytest.raises(TypeError, match="model's dtype"):
+        model.rollout(u.double(), v.double(), re, 2)
+    with pytest.raises(ValueError, match="CFL"):  # the solver runs unchecked, so the start is checked
+        model.rollout(3 * u, 3 * v, re, 2)
+    with pytest.raises(TypeError, match="train_non must be a bool"):
+        SolverInTheLoop(**GEOMETRY, train_non="no", **NET)
