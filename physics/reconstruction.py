@@ -15,6 +15,7 @@ from hybridzoo.physics.tomography import RayTransform
 from hybridzoo.physics.validation import check_positive_int, check_positive_number, check_tensor
 
 Filter = Literal["ramp", "hann"]
+FILTERS = ("ramp", "hann")
 
 
 def _check_sinogram(op: RayTransform, sinogram: object) -> torch.Tensor:
@@ -48,7 +49,7 @@ def ramp_filter(
         raise TypeError(f"dtype must be a real floating-point torch.dtype, got {dtype}")
     d = check_positive_int("num_detectors", num_detectors)
     tau = check_positive_number("spacing", spacing)
-    if filter not in ("ramp", "hann"):
+    if filter not in FILTERS:
         raise ValueError(f"filter must be 'ramp' or 'hann', got {filter!r}")
     p = 1 << math.ceil(math.log2(2 * d))
     k = torch.fft.fftfreq(p, d=1.0 / p, dtype=torch.float64)  # integer offsets in circular order
@@ -79,9 +80,11 @@ def fbp(op: RayTransform, sinogram: torch.Tensor, filter: Filter = "ramp") -> to
     """
     sinogram = _check_sinogram(op, sinogram)
     g = op.geometry
-    response = ramp_filter(g.num_detectors, g.detector_spacing, filter, sinogram.dtype, sinogram.device)
-    spec = torch.fft.rfft(sinogram, n=response.numel(), dim=-1) * response[: response.numel() // 2 + 1]
-    filtered = torch.fft.irfft(spec, n=response.numel(), dim=-1)[..., : g.num_detectors]
+    # the CPU FFT has no float16/bfloat16 kernels: filter those in float32, back-project in their own dtype
+    work = torch.float32 if sinogram.dtype in (torch.float16, torch.bfloat16) else sinogram.dtype
+    response = ramp_filter(g.num_detectors, g.detector_spacing, filter, work, sinogram.device)
+    spec = torch.fft.rfft(sinogram.to(work), n=response.numel(), dim=-1) * response[: response.numel() // 2 + 1]
+    filtered = torch.fft.irfft(spec, n=response.numel(), dim=-1)[..., : g.num_detectors].to(sinogram.dtype)
     scale = (math.pi / g.num_angles) * g.detector_spacing / g.pixel_size**2
     return op.adjoint(filtered) * scale
 
@@ -130,8 +133,10 @@ def tv_reconstruction(
     Solves ``min_x  1/2 ||F x - y||^2 / ||F||^2 + weight * TV(x)`` (isotropic TV, forward differences
     in pixels) with ``F`` normalised by its operator norm, so ``weight`` does not depend on the geometry's
     scale; ``K = (F / ||F||, grad)`` has ``||K|| <= 3`` and the steps are ``tau = 0.99 / (3 r)``,
-    ``sigma = 0.99 r / 3`` with ``r = step_ratio`` (``tau sigma ||K||^2 < 1``). ``r = 0.1`` converged in
-    ~300 iterations on 64^2 Shepp-Logan with 30 angles, where ``r = 1`` needed over 1000.
+    ``sigma = 0.99 r / 3`` with ``r = step_ratio`` (``tau sigma ||K||^2 < 1``). With ``r = 0.1``, 300 iterations
+    converge on 64^2 Shepp-Logan with 30 angles at ``weight = 1e-3`` (``r = 1`` needs over 1000); smaller weights
+    need more: at ``3e-4`` 300 iterations are still 5 % from the solution, and at ``1e-4`` on 32^2 ellipses the
+    PSNR rises from 35.2 dB (300) to 35.65 (1000) and 35.66 (3000).
 
     Args:
         op: the ray transform.
@@ -149,6 +154,8 @@ def tv_reconstruction(
     sinogram = _check_sinogram(op, sinogram)
     lam = check_positive_number("weight", weight, allow_zero=True)
     check_positive_int("iterations", iterations)
+    if not isinstance(nonnegative, bool):  # "no" is truthy: it would clip the image silently
+        raise TypeError(f"nonnegative must be a bool, got {type(nonnegative).__name__} {nonnegative!r}")
     norm = op.operator_norm()
     y = sinogram / norm
     lead = sinogram.shape[:-2]

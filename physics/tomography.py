@@ -17,8 +17,9 @@ ray (fewer for rays that pass beside the image or clip its corners, and zero wei
 builds in a few vectorised numpy lines; throughput is measured in ``benchmarks/tomography.py``.
 
 Memory: at most ``2 * num_angles * num_detectors * n`` non-zeros (measured about 0.63 of that with the
-default detector count), twice (forward and transpose), 12 bytes each in float32: 128^2 with 30 angles is
-~21 MB, 256^2 with 60 angles ~170 MB.
+default detector count), twice (forward and transpose). The float64 pair is always kept, and each other
+dtype or device the transform is applied in caches its own copy: 128^2 with 30 angles holds ~29 MB in
+float64 plus ~21 MB for float32 (~50 MB), 256^2 with 60 angles about 8 times that.
 """
 
 from __future__ import annotations

@@ -104,6 +104,7 @@ class HybridModule(L.LightningModule):
         from hybridzoo.zoo.hub import load_state_dict
 
         state, card = load_state_dict(name_or_path)
+        self.check_pretrained_card(card)
         # checked before any copy: load_state_dict(strict=False) would fill the fitting tensors, then fail
         own = self.state_dict()
         missing = sorted(own.keys() - state.keys())
@@ -126,6 +127,15 @@ class HybridModule(L.LightningModule):
         self.card = card
         self._pretrained_done = True
         self.on_pretrained_loaded()
+
+    def check_pretrained_card(self, card: dict[str, Any]) -> None:
+        """Refuse ``pretrained`` weights whose card says they cannot work in this model; a no-op here.
+
+        Called by :meth:`load_pretrained_weights` before any weight is copied. Names and shapes are checked
+        there; a model whose weights fit the shapes of settings they were not trained for (e.g. the same
+        convolutions behind another starting image) overrides this to compare ``card["hparams"]`` with its
+        own and raise a ``ValueError`` naming the setting.
+        """
 
     def on_pretrained_loaded(self) -> None:
         """Called after shipped/pretrained weights were loaded into this model; a no-op here.

@@ -9,7 +9,7 @@ Shapes: sinograms ``(B, 1, num_angles, num_detectors)`` in line-integral units; 
 from __future__ import annotations
 
 import torch
-from hybridzoo.physics.reconstruction import fbp, tv_gradient
+from hybridzoo.physics.reconstruction import FILTERS, fbp, tv_gradient
 from hybridzoo.physics.tomography import RayTransform
 from hybridzoo.physics.validation import check_positive_int, check_positive_number
 from torch import nn
@@ -87,6 +87,9 @@ class LearnedPrimalDual(nn.Module):
             raise ValueError(f"init must be 'zero' or 'fbp', got {init!r}")
         check_n_primal(n_primal)
         check_positive_int("n_dual", n_dual)
+        check_positive_int("n_iter", n_iter)  # 0 iterations returned zeros (init "zero") without a word
+        check_positive_int("width", width)
+        _check_filter(fbp_filter)
         self.init, self.fbp_filter = init, fbp_filter
         self.n_primal, self.n_dual = n_primal, n_dual
         self.dual = nn.ModuleList(conv_block(n_dual + 2, n_dual, width) for _ in range(n_iter))
@@ -107,6 +110,11 @@ class LearnedPrimalDual(nn.Module):
             h = h + dual(torch.cat([h, self.op(f[:, 1:2]) / norm, g], dim=1))
             f = f + primal(torch.cat([f, self.op.adjoint(h[:, :1]) / norm], dim=1))
         return f[:, :1]
+
+
+def _check_filter(fbp_filter: object) -> None:
+    if fbp_filter not in FILTERS:
+        raise ValueError(f"fbp_filter must be one of {FILTERS}, got {fbp_filter!r}")
 
 
 class LGDPhysics(nn.Module):
@@ -146,6 +154,10 @@ class LearnedGradientDescent(nn.Module):
         super().__init__()
         self.op = _check_op(op)
         tv_eps = check_positive_number("tv_eps", tv_eps)
+        check_positive_int("n_iter", n_iter)  # 0 iterations returned the FBP without a word
+        check_positive_int("n_memory", n_memory)
+        check_positive_int("width", width)
+        _check_filter(fbp_filter)
         self.n_memory, self.tv_eps, self.fbp_filter = n_memory, tv_eps, fbp_filter
         self.steps = nn.ModuleList(conv_block(n_memory + 3, n_memory + 1, width) for _ in range(n_iter))
 
