@@ -11,7 +11,7 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
-from hybridzoo.physics.validation import check_positive_number
+from hybridzoo.physics.validation import check_bool, check_positive_number
 
 #: URL schemes :func:`download` fetches from.
 URL_SCHEMES = ("http", "https", "file")
@@ -79,8 +79,7 @@ def download(
     if sha256 is not None:
         sha256 = check_sha256("sha256", sha256)
     check_positive_number("timeout", timeout)
-    if not isinstance(overwrite, bool):  # "no" is truthy: it would replace the user's file
-        raise TypeError(f"overwrite must be a bool, got {type(overwrite).__name__} {overwrite!r}")
+    check_bool("overwrite", overwrite)  # "no" would replace the user's file
     if dest.exists():
         if sha256 is None or _sha256(dest) == sha256:
             return dest

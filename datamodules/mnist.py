@@ -16,7 +16,7 @@ from hybridzoo.datamodules.cache import data_root
 from hybridzoo.datamodules.download import check_sha256, download, is_supported_url
 from hybridzoo.datamodules.idx import IDXError, read_idx
 from hybridzoo.datamodules.splits import SplitDataModule, check_num_workers, check_seed
-from hybridzoo.physics.validation import check_positive_int
+from hybridzoo.physics.validation import check_bool, check_positive_int
 from torch.utils.data import TensorDataset
 
 #: The four MNIST files (gzipped, as served) and their sha256.
@@ -120,8 +120,7 @@ class MNISTDataModule(SplitDataModule):
         if data_dir is not None and not os.fspath(data_dir):
             # "" used to mean the default folder; None says that, and "" is more likely a missing setting
             raise ValueError("data_dir must be a non-empty path, or None for $HYBRIDZOO_DATA/mnist; got ''")
-        if not isinstance(download, bool):  # "no" is truthy: it would allow network access
-            raise TypeError(f"download must be a bool, got {type(download).__name__} {download!r}")
+        check_bool("download", download)  # "no" would allow network access
         check_seed("seed", seed)
         check_num_workers(num_workers)
         if isinstance(val_size, bool) or not isinstance(val_size, int) or val_size < 0:

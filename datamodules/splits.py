@@ -15,7 +15,7 @@ def check_seed(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
     if not 0 <= value < SEED_LIMIT:
-        raise ValueError(f"{name} must lie in [0, 2**32), got {value}")
+        raise ValueError(f"{name} must be in [0, 2**32), got {value}")
     return value
 
 

@@ -12,10 +12,17 @@ from typing import Literal
 
 import torch
 from hybridzoo.physics.tomography import RayTransform
-from hybridzoo.physics.validation import check_positive_int, check_positive_number, check_tensor
+from hybridzoo.physics.validation import check_bool, check_positive_int, check_positive_number, check_tensor
 
 Filter = Literal["ramp", "hann"]
 FILTERS = ("ramp", "hann")
+
+
+def check_filter(name: str, value: object) -> str:
+    """Check an FBP filter name (one of :data:`FILTERS`) and return it."""
+    if value not in FILTERS:
+        raise ValueError(f"{name} must be 'ramp' or 'hann', got {value!r}")
+    return value  # type: ignore[return-value]
 
 
 def _check_sinogram(op: RayTransform, sinogram: object) -> torch.Tensor:
@@ -49,8 +56,7 @@ def ramp_filter(
         raise TypeError(f"dtype must be a real floating-point torch.dtype, got {dtype}")
     d = check_positive_int("num_detectors", num_detectors)
     tau = check_positive_number("spacing", spacing)
-    if filter not in FILTERS:
-        raise ValueError(f"filter must be 'ramp' or 'hann', got {filter!r}")
+    check_filter("filter", filter)
     p = 1 << math.ceil(math.log2(2 * d))
     k = torch.fft.fftfreq(p, d=1.0 / p, dtype=torch.float64)  # integer offsets in circular order
     h = torch.zeros(p, dtype=torch.float64)
@@ -154,8 +160,7 @@ def tv_reconstruction(
     sinogram = _check_sinogram(op, sinogram)
     lam = check_positive_number("weight", weight, allow_zero=True)
     check_positive_int("iterations", iterations)
-    if not isinstance(nonnegative, bool):  # "no" is truthy: it would clip the image silently
-        raise TypeError(f"nonnegative must be a bool, got {type(nonnegative).__name__} {nonnegative!r}")
+    check_bool("nonnegative", nonnegative)  # "no" would clip the image silently
     norm = op.operator_norm()
     y = sinogram / norm
     lead = sinogram.shape[:-2]

@@ -72,6 +72,16 @@ def check_positive_int(name: str, value: object, *, allow_zero: bool = False) ->
     return value
 
 
+def check_bool(name: str, value: object) -> bool:
+    """Check a real ``bool`` and return it.
+
+    A string such as ``"no"`` or ``"false"`` is truthy, so it would silently turn the option on.
+    """
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__} {value!r}")
+    return value
+
+
 def check_nonnegative_integral(name: str, value: object) -> int:
     """Check a non-negative integer (numpy integers too) and return it as a plain int; ``ValueError`` otherwise."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:

@@ -9,7 +9,7 @@ Shapes: sinograms ``(B, 1, num_angles, num_detectors)`` in line-integral units; 
 from __future__ import annotations
 
 import torch
-from hybridzoo.physics.reconstruction import FILTERS, fbp, tv_gradient
+from hybridzoo.physics.reconstruction import check_filter, fbp, tv_gradient
 from hybridzoo.physics.tomography import RayTransform
 from hybridzoo.physics.validation import check_positive_int, check_positive_number
 from torch import nn
@@ -89,7 +89,7 @@ class LearnedPrimalDual(nn.Module):
         check_positive_int("n_dual", n_dual)
         check_positive_int("n_iter", n_iter)  # 0 iterations returned zeros (init "zero") without a word
         check_positive_int("width", width)
-        _check_filter(fbp_filter)
+        check_filter("fbp_filter", fbp_filter)
         self.init, self.fbp_filter = init, fbp_filter
         self.n_primal, self.n_dual = n_primal, n_dual
         self.dual = nn.ModuleList(conv_block(n_dual + 2, n_dual, width) for _ in range(n_iter))
@@ -110,11 +110,6 @@ class LearnedPrimalDual(nn.Module):
             h = h + dual(torch.cat([h, self.op(f[:, 1:2]) / norm, g], dim=1))
             f = f + primal(torch.cat([f, self.op.adjoint(h[:, :1]) / norm], dim=1))
         return f[:, :1]
-
-
-def _check_filter(fbp_filter: object) -> None:
-    if fbp_filter not in FILTERS:
-        raise ValueError(f"fbp_filter must be one of {FILTERS}, got {fbp_filter!r}")
 
 
 class LGDPhysics(nn.Module):
@@ -157,7 +152,7 @@ class LearnedGradientDescent(nn.Module):
         check_positive_int("n_iter", n_iter)  # 0 iterations returned the FBP without a word
         check_positive_int("n_memory", n_memory)
         check_positive_int("width", width)
-        _check_filter(fbp_filter)
+        check_filter("fbp_filter", fbp_filter)
         self.n_memory, self.tv_eps, self.fbp_filter = n_memory, tv_eps, fbp_filter
         self.steps = nn.ModuleList(conv_block(n_memory + 3, n_memory + 1, width) for _ in range(n_iter))
 

@@ -25,6 +25,8 @@ from typing import Any
 
 import sympy
 import torch
+from hybridzoo.datamodules.splits import check_seed
+from hybridzoo.physics.validation import check_bool
 from hybridzoo.zoo.symbolic import SympyModule, check_input_names
 from hybridzoo.zoo.symbolic_regression import (
     BackendUnavailable,
@@ -96,8 +98,7 @@ class DistillationResult:
         Raises:
             FileExistsError: ``path`` exists and ``overwrite`` is false.
         """
-        if not isinstance(overwrite, bool):
-            raise TypeError(f"overwrite must be a bool, got {type(overwrite).__name__}")
+        check_bool("overwrite", overwrite)
         path = Path(path)
         text = self.pareto_csv()
         try:  # mode "x" checks and creates in one step: no window for another writer in between
@@ -180,10 +181,7 @@ def distil(
             raise TypeError(f"{type(model).__name__} does not support distillation (no {method}())")
     if isinstance(fine_tune_epochs, bool) or not isinstance(fine_tune_epochs, int) or fine_tune_epochs < 0:
         raise ValueError(f"fine_tune_epochs must be a non-negative int, got {fine_tune_epochs!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__} {seed!r}")
-    if not 0 <= seed < 2**32:  # numpy's (and so PySR's) seeds are 32-bit
-        raise ValueError(f"seed must be in [0, 2**32), got {seed}")
+    check_seed("seed", seed)  # numpy's (and so PySR's) seeds are 32-bit, as the data modules' are
     chosen = resolve_backend(backend)
     dm = datamodule if datamodule is not None else model.datamodule()
     cuda = _cuda_indices(model)

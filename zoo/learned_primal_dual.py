@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from hybridzoo.physics.reconstruction import fbp, tv_reconstruction
+from hybridzoo.physics.reconstruction import check_filter, fbp, tv_reconstruction
 from hybridzoo.physics.tomography import ParallelBeamGeometry, RayTransform
 from hybridzoo.physics.validation import check_positive_int, check_positive_number
 from hybridzoo.zoo.base import Freeze, HybridModule
@@ -88,8 +88,7 @@ class LearnedPrimalDualCT(HybridModule):
         check_n_primal(n_primal)
         check_positive_number("lambda_init", lambda_init)
         check_positive_number("tv_weight", tv_weight, allow_zero=True)
-        if fbp_filter not in ("ramp", "hann"):
-            raise ValueError(f"fbp_filter must be 'ramp' or 'hann', got {fbp_filter!r}")
+        check_filter("fbp_filter", fbp_filter)
         if lpd_init not in ("zero", "fbp"):  # checked here too, so that the error names this argument
             raise ValueError(f"lpd_init must be 'zero' or 'fbp', got {lpd_init!r}")
         if check_positive_int("image_size", image_size) < 6:  # SSIM reflects its 11-pixel window at the border

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 from hybridzoo.physics.integrators import odeint
-from hybridzoo.physics.validation import check_positive_int, check_positive_number, check_tensor
+from hybridzoo.physics.validation import check_bool, check_positive_int, check_positive_number, check_tensor
 from torch import nn
 
 #: Solvers integrated by ``hybridzoo.physics`` (fixed step, back-propagated directly).
@@ -109,8 +109,7 @@ class ODEBlock(nn.Module):
             raise TypeError(f"field must be a torch.nn.Module, got {type(field).__name__}")
         if not isinstance(solver, str) or not solver:
             raise TypeError(f"solver must be a solver name, got {solver!r}")
-        if not isinstance(adjoint, bool):  # "false" is truthy
-            raise TypeError(f"adjoint must be a bool, got {type(adjoint).__name__} {adjoint!r}")
+        check_bool("adjoint", adjoint)
         if adjoint and solver in OWN_SOLVERS:
             raise ValueError(
                 f"adjoint=True needs a torchdiffeq solver ('dopri5', 'torchdiffeq-rk4', ...), got {solver=}; "

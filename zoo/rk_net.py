@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 import lightning as L
 import torch
 import torch.nn.functional as F
-from hybridzoo.physics.validation import check_positive_int
+from hybridzoo.physics.validation import check_bool, check_positive_int
 from hybridzoo.zoo.base import Freeze, HybridModule
 from hybridzoo.zoo.ode_block import ConvVectorField, ODEBlock, group_norm  # noqa: F401 (was importable here)
 from hybridzoo.zoo.rknet_networks import (  # also re-exported: they lived here before
@@ -113,10 +113,8 @@ class RKNet(HybridModule):
         freeze: Freeze = "none",
     ) -> None:
         super().__init__(lr=lr, weight_decay=weight_decay, pretrained=pretrained, freeze=freeze)
-        # a string such as "false" is truthy: it would silently train the baselines or use the adjoint
         for name, value in (("adjoint", adjoint), ("baselines", baselines), ("cosine_schedule", cosine_schedule)):
-            if not isinstance(value, bool):
-                raise TypeError(f"{name} must be a bool, got {type(value).__name__} {value!r}")
+            check_bool(name, value)
         for name, value in (
             ("in_channels", in_channels),
             ("image_size", image_size),

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from hybridzoo.datamodules.wake_flow import check_wake_cfl, check_wake_geometry, wake_solver, wake_viscosity
 from hybridzoo.physics.navier_stokes import NavierStokes2D, unroll
-from hybridzoo.physics.validation import check_positive_int, check_positive_number, check_tensor
+from hybridzoo.physics.validation import check_bool, check_positive_int, check_positive_number, check_tensor
 from hybridzoo.zoo.base import Freeze, HybridModule
 from hybridzoo.zoo.ns_networks import CorrectionCNN
 from lightning.pytorch.utilities import rank_zero_warn
@@ -103,9 +103,8 @@ class SolverInTheLoop(HybridModule):
             check_positive_int(name, locals()[name])
         for name in ("dt", "re_scale"):
             check_positive_number(name, locals()[name])
-        for name in ("train_non", "gradient_checkpointing", "cosine_schedule"):  # "no" would read as True
-            if not isinstance(locals()[name], bool):
-                raise TypeError(f"{name} must be a bool, got {type(locals()[name]).__name__} {locals()[name]!r}")
+        for name in ("train_non", "gradient_checkpointing", "cosine_schedule"):
+            check_bool(name, locals()[name])
         check_wake_geometry(nx, ny, length_x, center, diameter, inflow_speed)  # the DataModule's checks
         check_wake_cfl(dt, inflow_speed, length_x, nx)
         if curriculum is not None:
