@@ -3,11 +3,15 @@
 Same test aerofoils (unseen in training), same angles and Reynolds numbers for all methods:
 - panel: our batched Hess-Smith method (inviscid), from the re-panelled contour;
 - hybrid (residual / PGML / NN-only): the trained model (shipped checkpoint, or ``--train`` epochs);
-- NeuralFoil (xlarge): the peer a user would otherwise pick (pip ``neuralfoil``, numpy);
+- NeuralFoil (xlarge): the peer a user would otherwise pick (pip ``neuralfoil``, numpy), used as fast as
+  it goes: its CST fit once per distinct aerofoil, then one vectorised call over all rows;
 - XFOIL: the reference itself (its MAE is 0 by definition; only its speed is measured).
 
 Throughput: ``--batch`` (default 1024) predictions, i.e. (aerofoil, alpha, Re) rows, starting from
 contours; the panel/hybrid timings include the panel solves, the hybrid's the boundary layer and CST fit too.
+The hybrid is timed in float32 (``hybrid``) and in float64 (``hybrid_float64``, the precision of the data
+set's inputs and of :meth:`ResidualAerofoil.predict_cl`); ``mae_vs_xfoil.residual_timed_pipeline`` scores the
+float32 pipeline on every test row, so that the timed configuration's accuracy is on record too.
 Both run under ``torch.inference_mode()``, as torch code serving predictions would (NeuralFoil is numpy and
 keeps no autograd state either).
 
@@ -25,6 +29,7 @@ import json
 import platform
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -72,6 +77,44 @@ def get_model(train_epochs: int | None) -> tuple[ResidualAerofoil, AerofoilDataM
         enable_model_summary=False,
     ).fit(model, datamodule=dm)
     return model.eval(), dm, f"zoo config trained here for {train_epochs} epochs"
+
+
+class Grouped(NamedTuple):
+    """Rows grouped by aerofoil: ``coords (F, K, 2)``, ``alpha``/``re`` ``(F, W)`` padded, ``valid (F, W)``.
+
+    ``order (R,)``: the row indices in the order that ``x[valid]`` holds them.
+    """
+
+    coords: torch.Tensor
+    alpha: torch.Tensor
+    re: torch.Tensor
+    valid: torch.Tensor
+    order: torch.Tensor
+
+
+def grouped(coords: torch.Tensor, foil: torch.Tensor, alpha: torch.Tensor, re: torch.Tensor) -> Grouped:
+    """Rows ``(foil, alpha, re)`` grouped by aerofoil, each group's angles padded to a common count.
+
+    One batched call then solves every aerofoil once (one matrix per aerofoil, all its angles from the
+    same solve); ``x[valid]`` gives back the rows in aerofoil order, ``order`` says which.
+    """
+    ufoils = torch.unique(foil)
+    groups = [(foil == f).nonzero().squeeze(-1) for f in ufoils]
+    width = max(len(g) for g in groups)
+    pad_alpha = torch.zeros(len(groups), width, dtype=torch.float64)
+    pad_re = torch.full((len(groups), width), 1e6, dtype=torch.float64)  # padding: a harmless Re
+    for k, g in enumerate(groups):
+        pad_alpha[k, : len(g)] = alpha[g]
+        pad_re[k, : len(g)] = re[g]
+    valid = torch.arange(width)[None] < torch.tensor([len(g) for g in groups])[:, None]
+    return Grouped(coords[ufoils], pad_alpha, pad_re, valid, torch.cat(groups))
+
+
+def hybrid_rows(model: ResidualAerofoil, batch: Grouped, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """The residual model's Cl of the rows of ``batch``: panel solve, boundary layer, shape fit, network."""
+    with torch.inference_mode():  # how torch code serves predictions: no autograd bookkeeping
+        feats, cp = aerofoil_inputs(batch.coords.to(dtype), batch.alpha.to(dtype), batch.re.to(dtype))
+        return model(feats[batch.valid].float(), cp[batch.valid].float())["residual"]
 
 
 def timed(fn, repeats: int = 3) -> float:
@@ -122,34 +165,25 @@ def main() -> None:
     coords_rows = dm.coords[foil[idx]].double()
     a_rows, re_rows = alpha[idx], re[idx]
     ufoils = torch.unique(foil[idx])
-
-    # Group the rows by aerofoil and pad each group's angles to a common count, so that one batched
-    # call solves every aerofoil (one matrix per aerofoil, its angles as right-hand sides).
-    row_foil = foil[idx]
-    groups = [(row_foil == f).nonzero().squeeze(-1) for f in ufoils]
-    width = max(len(g) for g in groups)
-    pad_alpha = torch.zeros(len(groups), width)
-    pad_logre = torch.full((len(groups), width), 6.0)  # padding: a harmless Re of 1e6
-    for k, g in enumerate(groups):
-        pad_alpha[k, : len(g)] = a_rows[g].float()
-        pad_logre[k, : len(g)] = torch.log10(re_rows[g]).float()
-    valid = torch.arange(width)[None] < torch.tensor([len(g) for g in groups])[:, None]
-    foil_coords = dm.coords[ufoils].float()
+    batch = grouped(dm.coords, foil[idx], a_rows, re_rows)
 
     def run_panel():
         with torch.inference_mode():
-            return hess_smith(foil_coords, pad_alpha).cl[valid]
+            return hess_smith(batch.coords, batch.alpha).cl[batch.valid]
 
-    def run_hybrid():  # the whole pipeline: panel solve, boundary layer, shape fit, network
-        with torch.inference_mode():  # how torch code serves predictions: no autograd bookkeeping
-            feats, cp = aerofoil_inputs(foil_coords, pad_alpha, 10**pad_logre)
-            return model(feats[valid], cp[valid])["residual"]
+    def run_hybrid(dtype: torch.dtype = torch.float32):
+        return hybrid_rows(model, batch, dtype)
 
     def run_neuralfoil():
         neuralfoil_cl(coords_rows, a_rows, re_rows)
 
     times = {k: timed(fn, args.repeats) for k, fn in
-             (("panel", run_panel), ("hybrid", run_hybrid), ("neuralfoil", run_neuralfoil))}
+             (("panel", run_panel), ("hybrid", run_hybrid), ("neuralfoil", run_neuralfoil),
+              ("hybrid_float64", lambda: run_hybrid(torch.float64)))}
+    # The timed pipeline runs in float32 from the contours; the MAEs above use the data set's inputs,
+    # computed in float64. Score the timed pipeline itself on every test row too.
+    test_rows = grouped(dm.coords, foil, alpha, re)
+    mae["residual_timed_pipeline"] = float((hybrid_rows(model, test_rows) - cl[test_rows.order]).abs().mean())
 
     xfoil_rate, xfoil_polars = None, 0
     try:
@@ -179,6 +213,7 @@ def main() -> None:
             "nn_over_residual_mae": mae["nn"] / mae["residual"],
             "residual_over_neuralfoil_mae": mae["residual"] / mae["neuralfoil"],
             "hybrid_over_neuralfoil_speed": rate["hybrid"] / rate["neuralfoil"],
+            "hybrid_float64_over_neuralfoil_speed": rate["hybrid_float64"] / rate["neuralfoil"],
             **({"hybrid_over_xfoil_speed": rate["hybrid"] / rate["xfoil"]} if "xfoil" in rate else {}),
         },
         "predictions_per_s": rate,

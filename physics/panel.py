@@ -3,7 +3,9 @@
 Constant-strength source panels (one strength per panel) plus one vortex strength shared by all
 panels, with flow tangency at the panel midpoints and the Kutta condition (equal tangential speed on
 the two trailing-edge panels). Everything is dimensionless: free stream speed 1, lengths in the units
-of the coordinates (chord-normalised in the zoo), angles in radians.
+of the coordinates (chord-normalised in the zoo), angles in radians. The system is solved for two unit
+free streams, along x and along y, and each angle's solution is their combination by (cos α, sin α):
+any number of angles costs one solve per aerofoil.
 
 The linear system is solved by LU, one aerofoil at a time on the CPU: torch 2.13's *batched* LU routines
 return wrong answers under multi-threaded MKL on some machines, while a single matrix is solved
@@ -107,6 +109,17 @@ def assemble(coords: torch.Tensor, alpha: torch.Tensor):
     Returns:
         ``(M (B, N+1, N+1), rhs (B, N+1, A), extras)`` where extras holds the influence matrices.
     """
+    mat, basis, extras = _assemble_basis(coords)
+    vinf = torch.stack([torch.cos(alpha), torch.sin(alpha)], -1)  # (B, A, 2)
+    return mat, basis @ vinf.transpose(1, 2), (*extras, vinf)
+
+
+def _assemble_basis(coords: torch.Tensor):
+    """The system matrix and the right-hand sides of the two unit free streams, along x and along y.
+
+    The right-hand side is linear in the free stream (cos α, sin α), so is the solution: one solve with
+    these two columns serves every angle. Returns ``(M (B, N+1, N+1), basis (B, N+1, 2), extras)``.
+    """
     an, bn, at, bt, geom = influence_matrices(coords)
     _, _, _, tangent, normal, _ = geom
     b, n = an.shape[0], an.shape[1]
@@ -115,11 +128,9 @@ def assemble(coords: torch.Tensor, alpha: torch.Tensor):
     mat[:, :n, n] = bn.sum(-1)
     mat[:, n, :n] = at[:, 0] + at[:, -1]
     mat[:, n, n] = (bt[:, 0] + bt[:, -1]).sum(-1)
-    vinf = torch.stack([torch.cos(alpha), torch.sin(alpha)], -1)  # (B, A, 2)
-    rhs_n = -(normal[:, :, None, :] * vinf[:, None, :, :]).sum(-1)  # (B, N, A)
-    kutta = -((tangent[:, 0, None, :] + tangent[:, -1, None, :]) * vinf).sum(-1)  # (B, A)
-    rhs = torch.cat([rhs_n, kutta[:, None, :]], 1)
-    return mat, rhs, (an, bn, at, bt, geom, vinf)
+    # flow tangency: -n_i · V∞ at each midpoint; Kutta: -(t_1 + t_N) · V∞
+    basis = -torch.cat([normal, (tangent[:, 0] + tangent[:, -1])[:, None]], 1)  # (B, N+1, 2)
+    return mat, basis, (an, bn, at, bt, geom)
 
 
 def system_residual(coords: torch.Tensor, alpha: torch.Tensor, solution: PanelSolution) -> torch.Tensor:
@@ -213,15 +224,18 @@ def hess_smith(
     coords, alpha, squeeze, scalar_alpha = _prepare(coords, alpha)
     if chord is not None:  # checked before the assembly; the default below is positive by construction
         chord = _check_chord(chord, coords)
-    mat, rhs, (an, bn, at, bt, geom, vinf) = assemble(coords, alpha)
+    mat, basis, (an, bn, at, bt, geom) = _assemble_basis(coords)
     start, end, length, tangent, normal, mid = geom
     if chord is None:
         te = 0.5 * (coords[:, 0] + coords[:, -1])
         chord = (coords - te[:, None]).norm(dim=-1).amax(-1)
-    x = _solve(mat, rhs)  # (B, N+1, A)
-    sigma, gamma = x[:, :-1].transpose(1, 2), x[:, -1]  # (B, A, N), (B, A)
-    vt = torch.einsum("bij,baj->bai", at, sigma)
-    vt = vt + gamma[..., None] * bt.sum(-1)[:, None, :] + vinf @ tangent.transpose(1, 2)
+    x = _solve(mat, basis)  # (B, N+1, 2): the solutions for free streams along x and along y
+    # Surface speed of each unit solution; an angle's is their combination by (cos α, sin α).
+    vt_basis = at @ x[:, :-1] + bt.sum(-1)[..., None] * x[:, -1:] + tangent  # (B, N, 2)
+    vinf = torch.stack([torch.cos(alpha), torch.sin(alpha)], -1)  # (B, A, 2)
+    sigma = vinf @ x[:, :-1].transpose(1, 2)  # (B, A, N)
+    gamma = (vinf @ x[:, -1, :, None])[..., 0]  # (B, A)
+    vt = vinf @ vt_basis.transpose(1, 2)  # (B, A, N)
     cp = 1.0 - vt**2
     perimeter = length.sum(-1)
     cl = 2.0 * gamma * perimeter[:, None] / chord[:, None]

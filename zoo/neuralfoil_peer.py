@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 
@@ -13,25 +14,35 @@ def neuralfoil_cl(
     Returns ``(N,)`` float64 on the device of ``coords``. Raises ``ImportError`` where NeuralFoil is not
     installed.
 
-    Rows sharing an aerofoil are evaluated in one vectorised call (NeuralFoil fits its own CST
-    parameters to each contour first).
+    Each distinct contour is normalised and fitted with NeuralFoil's CST (Kulfan) parameters once, as
+    ``neuralfoil.get_aero_from_airfoil`` does, and then every row goes through NeuralFoil's networks in
+    one vectorised call: the fastest way to use NeuralFoil on many rows that share a few aerofoils, and
+    the same answers as one ``get_aero_from_coordinates`` call per aerofoil.
     """
+    import aerosandbox as asb
     import neuralfoil
 
     device = coords.device
     # NeuralFoil is numpy: everything is brought to the CPU first, so that the row indices below index
     # CPU tensors whatever device the inputs are on.
     coords, alpha, re = (t.detach().double().cpu() for t in (coords, alpha, re))
-    out = torch.empty(coords.shape[0], dtype=torch.float64)
-    key = coords.reshape(coords.shape[0], -1)
-    uniq, inverse = torch.unique(key, dim=0, return_inverse=True)
-    for u in range(uniq.shape[0]):
-        rows = (inverse == u).nonzero().squeeze(-1)
-        res = neuralfoil.get_aero_from_coordinates(
-            coords[rows[0]].numpy(),
-            alpha=torch.rad2deg(alpha[rows]).numpy(),
-            Re=re[rows].numpy(),
-            model_size=model_size,
-        )
-        out[rows] = torch.as_tensor(res["CL"], dtype=torch.float64).reshape(-1)
-    return out.to(device)
+    uniq, inverse = torch.unique(coords.reshape(coords.shape[0], -1), dim=0, return_inverse=True)
+    params, rotation, scale = [], [], []
+    for contour in uniq.reshape(-1, coords.shape[1], 2).numpy():
+        normal = asb.Airfoil(coordinates=contour).normalize(return_dict=True)
+        kulfan = normal["airfoil"].to_kulfan_airfoil(n_weights_per_side=8, normalize_coordinates=False)
+        params.append(kulfan.kulfan_parameters)
+        rotation.append(normal["rotation_angle"])  # degrees
+        scale.append(normal["scale_factor"])
+    rows = inverse.numpy()
+    # Per row: the weight arrays as (8, N), the scalar parameters as (N,), as NeuralFoil broadcasts them.
+    per_row = {
+        name: np.stack([np.asarray(p[name], dtype=float) for p in params])[rows].T for name in params[0]
+    }
+    res = neuralfoil.get_aero_from_kulfan_parameters(
+        kulfan_parameters=per_row,
+        alpha=torch.rad2deg(alpha).numpy() + np.asarray(rotation)[rows],
+        Re=re.numpy() / np.asarray(scale)[rows],
+        model_size=model_size,
+    )
+    return torch.as_tensor(np.asarray(res["CL"], dtype=float).reshape(-1)).to(device)
