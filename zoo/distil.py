@@ -133,6 +133,29 @@ class DistillationResult:
 
 
 # ---------------------------------------------------------------------------------------- driver
+def fine_tune_trainer(device: torch.device, epochs: int) -> Any:
+    """A quiet ``lightning.Trainer`` for fitting a formula's constants: ``epochs`` epochs on ``device``.
+
+    No logger, checkpoints, progress bar, model summary or validation. Lightning's teardown leaves the
+    model on the CPU: a caller that fits a model on another device moves it back (``model.to(device)``).
+    """
+    import lightning as L
+
+    return L.Trainer(max_epochs=epochs, **trainer_device(device), logger=False, enable_checkpointing=False,
+                     enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+                     limit_val_batches=0)
+
+
+def trainer_device(device: torch.device) -> dict[str, Any]:
+    """The Trainer's ``accelerator`` and ``devices`` that run on ``device``."""
+    if device.type == "cuda":
+        return {"accelerator": "gpu", "devices": [device.index if device.index is not None
+                                                  else torch.cuda.current_device()]}
+    if device.type == "mps":
+        return {"accelerator": "mps", "devices": 1}
+    return {"accelerator": "cpu", "devices": 1}
+
+
 def _cuda_indices(model: Any) -> list[int]:
     """Indices of the CUDA devices that hold ``model``'s tensors (none for a CPU model or a non-module)."""
     tensors = [*model.parameters(), *model.buffers()] if isinstance(model, torch.nn.Module) else []

@@ -11,12 +11,11 @@ import copy
 import warnings
 from typing import TYPE_CHECKING, Any
 
-import lightning as L
 import sympy
 import torch
 from hybridzoo.physics.integrators import IntegrationError
 from hybridzoo.physics.validation import check_positive_int
-from hybridzoo.zoo.distil import DistillationData
+from hybridzoo.zoo.distil import DistillationData, fine_tune_trainer
 from hybridzoo.zoo.symbolic import SympyModule
 from hybridzoo.zoo.ude_networks import TermStack
 from torch import nn
@@ -102,16 +101,6 @@ def with_terms(model: UDELotkaVolterra, modules: dict[str, nn.Module]) -> UDELot
     return sym
 
 
-def _trainer_device(device: torch.device) -> dict[str, Any]:
-    """The Trainer's ``accelerator`` and ``devices`` that run on ``device``."""
-    if device.type == "cuda":
-        return {"accelerator": "gpu", "devices": [device.index if device.index is not None
-                                                  else torch.cuda.current_device()]}
-    if device.type == "mps":
-        return {"accelerator": "mps", "devices": 1}
-    return {"accelerator": "cpu", "devices": 1}
-
-
 def distillation_metrics(model: UDELotkaVolterra, symbolic: UDELotkaVolterra, datamodule: Any,
                          fine_tune_epochs: int) -> dict[str, float]:
     """Fine-tune the symbolic model's constants with the Trainer (L-BFGS), then measure it on the test set.
@@ -129,9 +118,7 @@ def distillation_metrics(model: UDELotkaVolterra, symbolic: UDELotkaVolterra, da
         # weights, would fit them to the first part of the window only (fitted_points, total_epochs)
         symbolic._fine_tuning = True
         device = symbolic.device
-        trainer = L.Trainer(max_epochs=fine_tune_epochs, **_trainer_device(device), logger=False,
-                            enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                            num_sanity_val_steps=0, limit_val_batches=0)
+        trainer = fine_tune_trainer(device, fine_tune_epochs)
         before = {k: v.detach().clone() for k, v in symbolic.state_dict().items()}
         try:
             trainer.fit(symbolic, datamodule=datamodule)

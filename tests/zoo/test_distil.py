@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import sympy
 import torch
-from hybridzoo.zoo.distil import DistillationData, distil
+from hybridzoo.zoo.distil import DistillationData, distil, trainer_device
 from hybridzoo.zoo.symbolic import SympyModule
 from hybridzoo.zoo.symbolic_regression import (
     BackendUnavailable,
@@ -298,3 +298,11 @@ def test_to_csv_refuses_to_overwrite_unless_asked(tmp_path):
     assert path.read_text() == "keep me"
     result.to_csv(path, overwrite=True)
     assert path.read_text() == first == result.pareto_csv().replace("\r\n", "\n")
+
+
+@pytest.mark.parametrize(("device", "expected"), [
+    (torch.device("cpu"), {"accelerator": "cpu", "devices": 1}),
+    (torch.device("cuda", 1), {"accelerator": "gpu", "devices": [1]}),
+])
+def test_fine_tuning_runs_on_the_models_device(device, expected):
+    assert trainer_device(device) == expected

@@ -8,7 +8,7 @@ import torch
 from hybridzoo.datamodules.lotka_volterra import LotkaVolterraDataModule
 from hybridzoo.zoo import create_model, distil, load_pretrained
 from hybridzoo.zoo.symbolic import SympyModule
-from hybridzoo.zoo.ude_distil import _trainer_device, distillation_metrics
+from hybridzoo.zoo.ude_distil import distillation_metrics
 from hybridzoo.zoo.ude_lotka_volterra import UDELotkaVolterra
 
 
@@ -177,14 +177,6 @@ def test_a_float32_model_writes_its_formulas_with_the_digits_it_holds(tmp_path):
     assert sym.hparams.terms["prey"] == "-0.30000001192092896*x*y"  # float32(0.3), as its state dict holds
     assert sym.net.terms["prey"].constants.dtype == torch.float32
     assert sym.net.terms["prey"].constants.item() == torch.tensor(-0.3, dtype=torch.float32).item()
-
-
-@pytest.mark.parametrize(("device", "expected"), [
-    (torch.device("cpu"), {"accelerator": "cpu", "devices": 1}),
-    (torch.device("cuda", 1), {"accelerator": "gpu", "devices": [1]}),
-])
-def test_fine_tuning_runs_on_the_models_device(device, expected):
-    assert _trainer_device(device) == expected
 
 
 def test_with_terms_needs_formulas_of_both_state_columns():
