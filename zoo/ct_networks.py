@@ -48,13 +48,20 @@ def check_n_primal(n_primal: object) -> int:
     return n_primal  # type: ignore[return-value]
 
 
-def _check_sinogram(op: RayTransform, sinogram: object) -> torch.Tensor:
+def _check_sinogram(op: RayTransform, sinogram: object, net: nn.Module) -> torch.Tensor:
+    """``sinogram`` if it is a finite ``(B, 1, A, D)`` tensor of ``op``'s geometry in ``net``'s dtype."""
     if not isinstance(sinogram, torch.Tensor):
         raise TypeError(f"sinogram must be a torch.Tensor, got {type(sinogram).__name__}")
     expected = op.geometry.sinogram_shape
     if sinogram.ndim != 4 or sinogram.shape[1] != 1 or tuple(sinogram.shape[-2:]) != expected:
         want = f"(B, 1, {expected[0]}, {expected[1]})"
         raise ValueError(f"sinogram must have shape {want}, got {tuple(sinogram.shape)}")
+    dtype = next(net.parameters()).dtype
+    if sinogram.dtype != dtype:  # a convolution would fail deep inside with "Input type ... and bias type ..."
+        raise TypeError(f"sinogram has dtype {sinogram.dtype} but the network's weights are {dtype}: "
+                        f"convert one of them (e.g. sinogram.to({dtype}))")
+    if not bool(torch.isfinite(sinogram).all()):
+        raise ValueError("sinogram contains NaN or infinite values")
     return sinogram
 
 
@@ -97,7 +104,7 @@ class LearnedPrimalDual(nn.Module):
 
     def forward(self, sinogram: torch.Tensor) -> torch.Tensor:
         """Reconstruct ``(B, 1, n, n)`` from ``(B, 1, num_angles, num_detectors)``."""
-        sinogram = _check_sinogram(self.op, sinogram)
+        sinogram = _check_sinogram(self.op, sinogram, self)
         norm = self.op.operator_norm()
         g = sinogram / norm
         b = g.shape[0]
@@ -158,7 +165,7 @@ class LearnedGradientDescent(nn.Module):
 
     def forward(self, sinogram: torch.Tensor, lam: torch.Tensor | float) -> torch.Tensor:
         """Reconstruct ``(B, 1, n, n)`` from ``(B, 1, num_angles, num_detectors)`` with TV weight ``lam``."""
-        sinogram = _check_sinogram(self.op, sinogram)
+        sinogram = _check_sinogram(self.op, sinogram, self)
         norm = self.op.operator_norm()
         x = fbp(self.op, sinogram, self.fbp_filter)  # type: ignore[arg-type]
         s = x.new_zeros((x.shape[0], self.n_memory, *x.shape[-2:]))

@@ -177,6 +177,20 @@ def test_unrolled_networks_check_their_sizes_and_filter():
         LearnedPrimalDualCT(image_size=5, num_angles=4)
 
 
+def test_unrolled_networks_name_a_sinogram_of_the_wrong_dtype_or_with_nans():
+    op = RayTransform(ParallelBeamGeometry(8, 4))
+    lpd, lgd = LearnedPrimalDual(op, n_iter=1, width=2), LearnedGradientDescent(op, n_iter=1, width=2)
+    y = torch.rand(2, 1, 4, op.geometry.num_detectors)
+    assert lpd(y).shape == lgd(y, 0.1).shape == (2, 1, 8, 8)
+    with pytest.raises(TypeError, match="dtype torch.float64 but the network's weights are torch.float32"):
+        lpd(y.double())
+    with pytest.raises(TypeError, match="dtype torch.float64"):
+        lgd(y.double(), 0.1)
+    y[1, 0, 2, 3] = float("nan")
+    with pytest.raises(ValueError, match="sinogram contains NaN"):
+        lpd(y)
+
+
 def test_pretrained_weights_of_another_start_image_are_refused_before_any_copy():
     # the shipped weights were trained from the ramp FBP: behind a zero start they fit every shape and
     # scored 17.6 dB instead of 36.7, without a word
