@@ -145,15 +145,37 @@ class SolverInTheLoop(HybridModule):
         return self.net[method]
 
     def hybrid_step(self, u: torch.Tensor, v: torch.Tensor, re: torch.Tensor, p: torch.Tensor | None = None,
-                    method: str = "sol") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """One coarse step of ``dt``, then the ``method``'s correction (``"src"``: none); returns ``(u, v, p)``."""
+                    method: str = "sol", validate: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One coarse step of ``dt``, then the ``method``'s correction (``"src"``: none); returns ``(u, v, p)``.
+
+        ``u (B, ny, nx+1)``, ``v (B, ny+1, nx)`` and ``re (B,)`` as for :meth:`rollout`; ``p (B, ny, nx)``, the
+        previous pressure, only warm-starts the solve. ``validate=False`` skips the input checks (shapes,
+        dtype, finiteness, CFL), as a loop that checked its starting state does at every step.
+        """
         net = self._net(method)
+        if validate:
+            re = self._check_inputs(u, v, re, p, context=" of the step's state")
         u, v, p = self.solver.step(u, v, self.hparams.dt, self.viscosity(re), p)
         if net is None:
             return u, v, p
         du, dv = net(u, v, p, self.fluid.to(u.dtype), re / self.hparams.re_scale)
         u, v = self.solver.apply_boundaries(u + du, v + dv)
         return u, v, p
+
+    def _check_inputs(self, u: torch.Tensor, v: torch.Tensor, re: torch.Tensor, p: torch.Tensor | None,
+                      context: str) -> torch.Tensor:
+        """Check a state and its Reynolds numbers (``TypeError``/``ValueError`` naming them); returns ``re``."""
+        self.solver.check_state(u, v, p)
+        dtype = next(self.net["sol"].parameters()).dtype
+        if u.dtype != dtype or v.dtype != dtype:
+            raise TypeError(f"u and v must have the model's dtype {dtype}, got {u.dtype} and {v.dtype}")
+        re = check_tensor("re", re, ndim=1, positive=True)
+        if re.shape[0] != u.shape[0]:
+            raise ValueError(f"re must have shape ({u.shape[0]},), got {tuple(re.shape)}")
+        # the solver is built without per-step checks (speed); a state that already breaks the CFL condition
+        # would be back-traced beyond the ghost cells and clamped without a word
+        self.solver.check_cfl(u, v, self.hparams.dt, context=context)
+        return re
 
     def rollout(self, u: torch.Tensor, v: torch.Tensor, re: torch.Tensor, steps: int, method: str = "sol",
                 gradient_checkpointing: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -163,18 +185,10 @@ class SolverInTheLoop(HybridModule):
             ``u (B, steps, ny, nx+1)`` and ``v (B, steps, ny+1, nx)``, the states after each step.
         """
         check_positive_int("steps", steps)
-        self.solver.check_state(u, v)
-        dtype = next(self.net["sol"].parameters()).dtype
-        if u.dtype != dtype or v.dtype != dtype:
-            raise TypeError(f"u and v must have the model's dtype {dtype}, got {u.dtype} and {v.dtype}")
-        re = check_tensor("re", re, ndim=1, positive=True)
-        if re.shape[0] != u.shape[0]:
-            raise ValueError(f"re must have shape ({u.shape[0]},), got {tuple(re.shape)}")
-        # the solver is built without per-step checks (speed); a start that already breaks the CFL condition
-        # would be back-traced beyond the ghost cells and clamped without a word
-        self.solver.check_cfl(u, v, self.hparams.dt, context=" of the rollout's initial state")
+        self._net(method)
+        re = self._check_inputs(u, v, re, None, context=" of the rollout's initial state")
         ck = self.hparams.gradient_checkpointing if gradient_checkpointing is None else gradient_checkpointing
-        us, vs, _ = unroll(lambda u, v, p: self.hybrid_step(u, v, re, p, method), u, v, None, steps, ck)
+        us, vs, _ = unroll(lambda u, v, p: self.hybrid_step(u, v, re, p, method, validate=False), u, v, None, steps, ck)
         return us, vs
 
     def forward(self, u: torch.Tensor, v: torch.Tensor, re: torch.Tensor, steps: int = 1,
@@ -213,7 +227,7 @@ class SolverInTheLoop(HybridModule):
         if "non" in self.net:
             # NON: one step from every reference state of the window, never from its own output
             un, vn, _ = self.hybrid_step(u_ref[:, :-1].flatten(0, 1), v_ref[:, :-1].flatten(0, 1),
-                                         re.repeat_interleave(n), None, "non")
+                                         re.repeat_interleave(n), None, "non", validate=False)
             loss_non = _mse(un, u_ref[:, 1:].flatten(0, 1)) + _mse(vn, v_ref[:, 1:].flatten(0, 1))
             self.log("train/loss_non", loss_non.detach(), batch_size=bs)
             loss = loss + loss_non

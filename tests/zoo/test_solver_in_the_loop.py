@@ -204,3 +204,28 @@ def test_rollout_and_training_refuse_what_they_would_get_wrong(datamodule):
         model.rollout(3 * u, 3 * v, re, 2)
     with pytest.raises(TypeError, match="train_non must be a bool"):
         SolverInTheLoop(**GEOMETRY, train_non="no", **NET)
+
+
+def test_a_single_hybrid_step_checks_its_state_as_a_rollout_does(datamodule):
+    model = SolverInTheLoop(**GEOMETRY, look_ahead=2, **NET)
+    batch = next(iter(datamodule.train_dataloader()))
+    u, v, re = batch["u"][:, 0], batch["v"][:, 0], batch["re"]
+    with torch.no_grad():
+        us, vs = model.rollout(u, v, re, 1)
+        u1, v1, p1 = model.hybrid_step(u, v, re)
+    assert torch.equal(u1, us[:, 0]) and torch.equal(v1, vs[:, 0])
+    assert p1.shape == (u.shape[0], model.solver.ny, model.solver.nx)
+    with pytest.raises(ValueError, match="^u must have shape"):
+        model.hybrid_step(u[:, :, :-1], v, re)
+    with pytest.raises(TypeError, match="model's dtype"):
+        model.hybrid_step(u.double(), v.double(), re)
+    with pytest.raises(ValueError, match="re must have shape"):
+        model.hybrid_step(u, v, re[:1])
+    with pytest.raises(ValueError, match="CFL"):
+        model.hybrid_step(3 * u, 3 * v, re)
+    bad = v.clone()
+    bad[0, 1, 1] = float("nan")
+    with pytest.raises(ValueError, match="v contains NaN"):
+        model.hybrid_step(u, bad, re)
+    with pytest.raises(ValueError, match="^p must have shape"):
+        model.hybrid_step(u, v, re, p=torch.zeros(u.shape[0], 3, 3))
