@@ -1,8 +1,10 @@
 import json
+import os
+import stat
 
 import numpy as np
 import pytest
-from hybridzoo.datamodules.cache import ArrayCache, config_hash
+from hybridzoo.datamodules.cache import ArrayCache, atomic_write_bytes, config_hash
 
 
 def _arrays():
@@ -94,3 +96,18 @@ def test_manifest_that_is_not_an_object_is_corrupt_and_rebuilt(tmp_path, text):
         out = c.load_or_build(_arrays)
     np.testing.assert_array_equal(out["b"], _arrays()["b"])
     assert c.status() == "ok"
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600)])
+def test_atomic_write_gives_the_mode_the_umask_allows_and_leaves_no_temp_file(tmp_path, umask, mode):
+    old = os.umask(umask)
+    try:
+        target = tmp_path / "sub" / "file.bin"
+        atomic_write_bytes(target, b"first")
+        atomic_write_bytes(target, b"second")  # replaces it whole
+    finally:
+        os.umask(old)
+    assert target.read_bytes() == b"second"
+    assert stat.S_IMODE(target.stat().st_mode) == mode
+    assert [p.name for p in target.parent.iterdir()] == ["file.bin"]
