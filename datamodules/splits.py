@@ -30,22 +30,26 @@ class SplitDataModule(L.LightningDataModule):
     """Loaders over ``self.splits = {"train", "val", "test": Dataset}``, filled by the subclass's ``setup``.
 
     The subclass saves ``batch_size``, ``seed`` and ``num_workers`` as hyperparameters; training batches
-    are shuffled by a generator seeded with ``seed``, so an epoch's order is reproducible.
+    are shuffled by a generator seeded with ``seed``, so an epoch's order is reproducible. The generator
+    is made once and kept: each epoch, and each new training loader (``reload_dataloaders_every_n_epochs``),
+    continues its sequence instead of repeating the first epoch's order.
     """
 
     def __init__(self) -> None:
         super().__init__()
         self.splits: dict[str, Dataset] = {}
+        self._shuffle: torch.Generator | None = None
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         if split not in self.splits:
             self.setup()
-        gen = torch.Generator().manual_seed(self.hparams.seed) if shuffle else None
+        if shuffle and self._shuffle is None:
+            self._shuffle = torch.Generator().manual_seed(self.hparams.seed)
         return DataLoader(
             self.splits[split],
             batch_size=self.hparams.batch_size,
             shuffle=shuffle,
-            generator=gen,
+            generator=self._shuffle if shuffle else None,
             num_workers=self.hparams.num_workers,
         )
 

@@ -84,6 +84,16 @@ def test_predict_dataloader_is_the_test_split_in_order():
     assert torch.equal(torch.cat(x), test_x) and torch.equal(torch.cat(y), test_y)
 
 
+def test_a_reloaded_training_loader_moves_on_to_a_new_seeded_order():
+    def first_batches() -> list[torch.Tensor]:  # one loader per epoch, as reload_dataloaders_every_n_epochs=1
+        dm = DigitsDataModule(batch_size=2000, seed=3)
+        return [next(iter(dm.train_dataloader()))[1] for _ in range(2)]
+
+    epoch0, epoch1 = first_batches()
+    assert not torch.equal(epoch0, epoch1)  # each loader used to restart the generator: the same order again
+    assert all(torch.equal(a, b) for a, b in zip(first_batches(), (epoch0, epoch1)))  # same seed, same orders
+
+
 @pytest.mark.parametrize("kwargs,name", [({"val_fraction": 0.004}, "val_fraction"),
                                          ({"test_fraction": 0.004}, "test_fraction"),
                                          ({"test_fraction": 0.001, "val_fraction": 0.001}, "test_fraction")])
