@@ -39,7 +39,7 @@ def test_datamodule_loaders():
     dm.setup("fit")
     x, y = next(iter(dm.train_dataloader()))
     assert x.shape == (32, 1, 8, 8) and y.shape == (32,)
-    x2, _ = next(iter(dm.train_dataloader()))
+    x2, _ = next(iter(DigitsDataModule(batch_size=32, seed=1).train_dataloader()))
     assert torch.equal(x, x2)  # seeded shuffle
     assert sum(len(b[1]) for b in dm.test_dataloader()) == 360
 
