@@ -89,8 +89,11 @@ def fbp(op: RayTransform, sinogram: torch.Tensor, filter: Filter = "ramp") -> to
     # the CPU FFT has no float16/bfloat16 kernels: filter those in float32, back-project in their own dtype
     work = torch.float32 if sinogram.dtype in (torch.float16, torch.bfloat16) else sinogram.dtype
     response = ramp_filter(g.num_detectors, g.detector_spacing, filter, work, sinogram.device)
-    spec = torch.fft.rfft(sinogram.to(work), n=response.numel(), dim=-1) * response[: response.numel() // 2 + 1]
-    filtered = torch.fft.irfft(spec, n=response.numel(), dim=-1)[..., : g.num_detectors].to(sinogram.dtype)
+    if sinogram.numel() == 0:  # an empty batch: MKL's FFT refuses a zero-length transform batch
+        filtered = sinogram
+    else:
+        spec = torch.fft.rfft(sinogram.to(work), n=response.numel(), dim=-1) * response[: response.numel() // 2 + 1]
+        filtered = torch.fft.irfft(spec, n=response.numel(), dim=-1)[..., : g.num_detectors].to(sinogram.dtype)
     scale = (math.pi / g.num_angles) * g.detector_spacing / g.pixel_size**2
     return op.adjoint(filtered) * scale
 

@@ -151,3 +151,10 @@ def test_tv_nonnegative_must_be_a_bool():
     y = op(shepp_logan(16, dtype=torch.float32)[None])
     with pytest.raises(TypeError, match="nonnegative must be a bool"):
         tv_reconstruction(op, y, iterations=2, nonnegative="no")
+
+
+def test_an_empty_batch_reconstructs_to_an_empty_batch():
+    op = RayTransform(ParallelBeamGeometry(16, 8))
+    empty = torch.zeros(0, 1, 8, op.geometry.num_detectors)
+    for recon in (fbp(op, empty), fbp(op, empty, "hann"), tv_reconstruction(op, empty, 0.01, 5)):
+        assert recon.shape == (0, 1, 16, 16)
