@@ -184,15 +184,23 @@ def build_arrays(
     coords = np.stack([s.numpy() for s in shapes]).astype(np.float64)
     work_dir.mkdir(parents=True, exist_ok=True)
     jobs = {f"{i:04d}_{names[i]}_{_re_key(re)}": (i, re) for i in range(len(names)) for re in reynolds}
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = [
-            pool.submit(_polar_job, work_dir, k, coords[i], re, alphas, timeout)
-            for k, (i, re) in jobs.items()
-        ]
-        for done, fut in enumerate(as_completed(futures), 1):
-            fut.result()
-            if progress and done % 20 == 0:
-                print(f"[aerofoil] {done}/{len(futures)} polars", flush=True)
+    from hybridzoo.datamodules.xfoil import xfoil_runs
+
+    # Interrupted (Ctrl-C, SIGTERM, an error), the build cancels the polars not yet started and kills the
+    # XFOIL processes still running: they run in sessions of their own, out of reach of the signal.
+    with xfoil_runs():
+        pool = ThreadPoolExecutor(max_workers=workers)
+        try:
+            futures = [
+                pool.submit(_polar_job, work_dir, k, coords[i], re, alphas, timeout)
+                for k, (i, re) in jobs.items()
+            ]
+            for done, fut in enumerate(as_completed(futures), 1):
+                fut.result()
+                if progress and done % 20 == 0:
+                    print(f"[aerofoil] {done}/{len(futures)} polars", flush=True)
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)  # all done, or xfoil_runs stops the running ones
     foil, re_col, alpha_col, cl, cd = [], [], [], [], []
     for key, (i, re) in jobs.items():
         rec = json.loads((work_dir / f"{key}.json").read_text())

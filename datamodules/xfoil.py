@@ -18,7 +18,9 @@ import shutil
 import signal
 import subprocess
 import tempfile
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,6 +66,60 @@ class XfoilError(RuntimeError):
 
 class XfoilTimeout(XfoilError):
     """XFOIL was killed at the timeout before it wrote any polar point."""
+
+
+class XfoilInterrupted(RuntimeError):
+    """XFOIL was stopped because the runs it belonged to were interrupted (:func:`xfoil_runs`).
+
+    Not an :class:`XfoilError`: it says nothing about the aerofoil, and must not be recorded as a failed polar.
+    """
+
+
+# XFOIL runs in its own session (so that a timeout can kill xvfb-run, Xvfb and xfoil together), out of reach
+# of the signals that stop this process: the processes still running are tracked, to be killed on the way out.
+_live: set[subprocess.Popen] = set()
+_live_lock = threading.Lock()
+_stopping = threading.Event()
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # xvfb-run's children (Xvfb, xfoil) too
+    except ProcessLookupError:  # already gone
+        pass
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+@contextmanager
+def xfoil_runs() -> Iterator[None]:
+    """Scope of XFOIL runs that must not outlive it: an exception leaving it kills them all.
+
+    Where an exception leaves the body (an error, Ctrl-C, or SIGTERM, which is turned into
+    ``KeyboardInterrupt`` while the body runs, where this is entered in the main thread), every XFOIL
+    process still running is killed and the threads waiting on one raise :class:`XfoilInterrupted`
+    rather than return a polar that would read as non-convergence. The body must not wait for worker
+    threads on its way out before this has killed their XFOIL (e.g. shut a pool down with
+    ``wait=False``).
+    """
+    _stopping.clear()
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _terminated)
+    try:
+        yield
+    except BaseException:
+        _stopping.set()
+        with _live_lock:
+            running = list(_live)
+        for proc in running:
+            _kill_group(proc)
+        raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def xfoil_command() -> list[str] | None:
@@ -145,6 +201,8 @@ def _xfoil(
     cmd: list[str], cwd: str, script: str, polar_name: str, timeout: float
 ) -> tuple[str, dict | None, bool]:
     """Run one XFOIL process: its console output, polar (``None`` if none written) and whether it timed out."""
+    if _stopping.is_set():
+        raise XfoilInterrupted("XFOIL runs were interrupted")
     proc = subprocess.Popen(
         cmd,
         cwd=cwd,
@@ -154,14 +212,27 @@ def _xfoil(
         text=True,
         start_new_session=True,
     )
+    with _live_lock:
+        _live.add(proc)
+    if _stopping.is_set():  # stopped between the check above and the registration: nobody else kills it
+        _kill_group(proc)
     timed_out = False
     try:
-        out, _ = proc.communicate(script, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        os.killpg(proc.pid, signal.SIGKILL)  # xvfb-run's children (Xvfb, xfoil) too
-        out, _ = proc.communicate()
-        out = (out or "") + f"\n[hybridzoo] killed after {timeout} s"
+        try:
+            out, _ = proc.communicate(script, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            _kill_group(proc)
+            out, _ = proc.communicate()
+            out = (out or "") + f"\n[hybridzoo] killed after {timeout} s"
+    finally:
+        if proc.poll() is None:  # communicate itself failed: leave nothing running
+            _kill_group(proc)
+            proc.wait()
+        with _live_lock:
+            _live.discard(proc)
+    if _stopping.is_set():
+        raise XfoilInterrupted("XFOIL runs were interrupted")
     out = out or ""
     polar_file = Path(cwd) / polar_name
     if not polar_file.exists():

@@ -272,6 +272,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ns.func(ns)
     except (ValueError, TypeError, OSError) as err:  # bad names, overrides, files: a message, not a traceback
         raise SystemExit(f"hybridzoo: {type(err).__name__}: {err}") from None
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM during a data build (which stops its XFOIL processes first)
+        print("hybridzoo: interrupted", file=sys.stderr)
+        return 130
+    except RuntimeError as err:
+        if not isinstance(err, _reported_runtime_errors()):
+            raise
+        raise SystemExit(f"hybridzoo: {type(err).__name__}: {err}") from None
+
+
+def _reported_runtime_errors() -> tuple[type[RuntimeError], ...]:
+    """Runtime errors that say what the user lacks (PySR's Julia, XFOIL, a sound cache): one line, no traceback."""
+    from hybridzoo.datamodules.cache import CacheError
+    from hybridzoo.datamodules.xfoil import XfoilError
+    from hybridzoo.zoo.symbolic_regression import BackendUnavailable
+
+    return BackendUnavailable, XfoilError, CacheError
 
 
 if __name__ == "__main__":

@@ -191,3 +191,61 @@ def test_a_hanging_retry_is_cut_at_its_budget_and_keeps_what_it_had(tmp_path, mo
     assert time.perf_counter() - start < 15  # 0.5 + 2 * 0.25 s, not the 60 s timeout
     np.testing.assert_array_equal(pol.cl[:2], [0.2, 0.4])
     assert np.isnan(pol.cl[2]) and not pol.timed_out  # the sweep finished: XFOIL's verdict, not a lack of time
+
+
+def _marked_processes(mark: str) -> list[int]:
+    """PIDs of the processes whose environment holds ``mark`` (Linux /proc)."""
+    from pathlib import Path
+
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if mark.encode() in (proc / "environ").read_bytes():
+                    pids.append(int(proc.name))
+            except OSError:  # gone meanwhile, or not ours to read
+                pass
+    return pids
+
+
+_HUNG_BUILD = """
+import sys
+from pathlib import Path
+from hybridzoo.datamodules import xfoil
+from hybridzoo.datamodules.aerofoil_build import build_arrays
+# XFOIL can hang without a word (a diverged fresh boundary layer): a silent process that runs for a minute
+# stands in for it, since no input makes the real one hang on demand
+xfoil.xfoil_command = lambda: ["sh", "-c", "exec sleep 60"]
+build_arrays(n_uiuc=0, naca=["2412", "0012", "4412"], reynolds=[1e6], alphas=[0.0, 2.0], n_per_side=40, seed=0,
+             workers=2, work_dir=Path(sys.argv[1]), progress=False)
+"""
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="reads /proc")
+def test_a_terminated_build_leaves_no_xfoil_running_and_records_nothing(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import uuid
+
+    name, value = "HYBRIDZOO_TEST_MARK", uuid.uuid4().hex
+    mark = f"{name}={value}"
+    work = tmp_path / "polars"
+    build = subprocess.Popen([sys.executable, "-c", _HUNG_BUILD, str(work)], env={**os.environ, name: value})
+    try:
+        deadline = time.monotonic() + 60
+        while len(_marked_processes(mark)) < 3 and time.monotonic() < deadline:  # the build and two "XFOIL"s
+            time.sleep(0.1)
+        assert len(_marked_processes(mark)) >= 3, "the build started no XFOIL"
+        build.send_signal(signal.SIGTERM)  # as `timeout` or a batch scheduler stops a job
+        assert build.wait(timeout=20) != 0
+        deadline = time.monotonic() + 2  # the build kills its XFOIL before it exits; allow for reaping
+        while _marked_processes(mark) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _marked_processes(mark) == [], "XFOIL outlived the build"
+    finally:
+        build.kill()
+        for pid in _marked_processes(mark):  # whatever the outcome, leave nothing behind
+            os.kill(pid, signal.SIGKILL)
+    assert list(work.glob("*.json")) == []  # the killed runs were not recorded as failed polars

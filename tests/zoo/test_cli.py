@@ -135,6 +135,17 @@ def test_tool_errors_are_one_line_messages(tmp_path):
         main(["distil", "ude-lotka-volterra", "--backend", "sindy", "--out", str(tmp_path / "afile")])
 
 
+def test_a_backend_that_cannot_start_is_a_one_line_message(tmp_path):
+    from hybridzoo.zoo.symbolic_regression import pysr_available
+
+    ok, _ = pysr_available(timeout=120)
+    if ok:
+        pytest.skip("PySR starts here: there is no error to report")
+    with pytest.raises(SystemExit, match="^hybridzoo: BackendUnavailable: PySR cannot start"):
+        main(["distil", "ude-lotka-volterra", "--backend", "pysr", "--out", str(tmp_path / "d")])
+    assert not (tmp_path / "d").exists()
+
+
 def test_without_logger_checkpoints_stay_out_of_shipped_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(["fit", "-c", "ude_lotka_volterra", "--trainer.logger=false", "--trainer.max_epochs=1",
