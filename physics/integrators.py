@@ -45,7 +45,7 @@ class _Budgeted(torch.nn.Module):
         if self.evals > self.max_evals:
             raise IntegrationError(
                 f"{self.method!r} exceeded max_evals={self.max_evals} evaluations of the vector field (last at "
-                f"t={float(t):.6g}): the ODE is stiff or blows up; raise max_evals, loosen rtol/atol or use "
+                f"t={float(t.detach()):.6g}): the ODE is stiff or blows up; raise max_evals, loosen rtol/atol or use "
                 "a fixed-step method")
         return self.f(t, y)
 

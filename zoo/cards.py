@@ -157,6 +157,11 @@ def resolve_card(name_or_path: str | os.PathLike[str], *, cache: str | os.PathLi
     from hybridzoo.zoo.registry import names
 
     known = [n for n in names() if (resources.files("hybridzoo.checkpoints") / f"{n}.json").is_file()]
+    if s in names():
+        raise ValueError(
+            f"zoo model {s!r} ships no trained checkpoint (train one: hybridzoo zoo release {s} --out DIR); "
+            f"shipped checkpoints: {', '.join(known) or 'none'}"
+        )
     raise ValueError(
         f"unknown checkpoint {s!r}: not a file, not a URL, and no card named so ships or is cached in {cdir}; "
         f"shipped checkpoints: {', '.join(known) or 'none'}"

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -61,15 +62,19 @@ def lightning_cli(argv: Sequence[str]) -> int:
     from hybridzoo.zoo.checkpointing import ZooCheckpoint
     from lightning.pytorch.cli import LightningCLI
 
-    LightningCLI(
-        HybridModule,
-        L.LightningDataModule,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        args=resolve_config_args(argv),
-        trainer_defaults={"callbacks": [ZooCheckpoint()]},
-        auto_configure_optimizers=False,
-    )
+    with warnings.catch_warnings():
+        # ``args`` is the command line with zoo config names resolved to files, given as well as sys.argv by
+        # design; sys.argv stays as it is, since DDP relaunches the script with it
+        warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended to run from within")
+        LightningCLI(
+            HybridModule,
+            L.LightningDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            args=resolve_config_args(argv),
+            trainer_defaults={"callbacks": [ZooCheckpoint()]},
+            auto_configure_optimizers=False,
+        )
     return 0
 
 
@@ -86,12 +91,13 @@ def cmd_zoo_list(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    print(f"{'name':26} {'weights':8} {'paper':44} metrics (test/<metric>: hybrid, then baselines)")
+    width = max(len("name"), *(len(r["name"]) for r in rows))
+    print(f"{'name':{width}} {'weights':8} {'paper':44} metrics (test/<metric>: hybrid, then baselines)")
     for r in rows:
         metrics = ", ".join(f"{k.removeprefix('test/')}={_fmt(v)}" for k, v in r["metrics"].items()
                             if k.startswith("test/"))
         paper = r["paper"] if len(r["paper"]) <= 44 else r["paper"][:41] + "..."
-        print(f"{r['name']:26} {'yes' if r['weights'] else 'no':8} {paper:44} {metrics or '-'}")
+        print(f"{r['name']:{width}} {'yes' if r['weights'] else 'no':8} {paper:44} {metrics or '-'}")
     return 0
 
 

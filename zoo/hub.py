@@ -195,6 +195,8 @@ def save_pretrained(
                          f"these card fields itself ({', '.join(RESERVED_KEYS)})")
     entry = get_entry(zoo_name)
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"out_dir {str(out)!r} is a file, not a folder")
     weights_path, card_path = out / f"{name}{WEIGHTS_SUFFIX}", out / f"{name}.json"
     if not overwrite:
         for p in (weights_path, card_path):

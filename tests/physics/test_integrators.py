@@ -1,4 +1,5 @@
 import math
+import warnings
 
 import pytest
 import torch
@@ -111,6 +112,10 @@ def test_adaptive_method_stops_at_its_evaluation_budget():
     field = _Decay(1000.0)
     with pytest.raises(IntegrationError, match="exceeded max_evals=500 evaluations.*stiff"):
         odeint(field, y0, t, method="dopri5", max_evals=500)
+    with warnings.catch_warnings():  # the message reads the time without torch's warning about a grad tensor
+        warnings.simplefilter("error")
+        with pytest.raises(IntegrationError, match="exceeded max_evals=500"):
+            odeint(_Decay(1000.0), y0, t.clone().requires_grad_(), method="dopri5", max_evals=500)
     assert field.evals == 500  # the 501st evaluation raised before calling the field
     unlimited = _Decay(1000.0)
     y = odeint(unlimited, y0, t, method="dopri5", max_evals=None, rtol=1e-6, atol=1e-12)

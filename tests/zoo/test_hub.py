@@ -75,11 +75,18 @@ def test_existing_files_are_not_overwritten(tmp_path):
     with pytest.raises(FileExistsError, match="overwrite=True"):
         save_pretrained(_small(), tmp_path)
     save_pretrained(_small(), tmp_path, overwrite=True)
+    afile = tmp_path / "afile"
+    afile.write_text("mine")
+    with pytest.raises(NotADirectoryError, match="out_dir '.*afile' is a file, not a folder"):
+        save_pretrained(_small(), afile, overwrite=True)
+    assert afile.read_text() == "mine"
 
 
 def test_unknown_and_missing(tmp_path):
     with pytest.raises(ValueError, match="unknown checkpoint 'no-such-model'"):
         load_pretrained("no-such-model")
+    with pytest.raises(ValueError, match="zoo model 'rk-net-mnist' ships no trained checkpoint"):
+        load_pretrained("rk-net-mnist")  # a model of the zoo, not an unknown name
     with pytest.raises(CheckpointError, match="no model card"):
         w = tmp_path / "orphan.safetensors"
         w.write_bytes(b"x")
