@@ -99,11 +99,21 @@ class HybridModule(L.LightningModule):
         if freeze != "none" and not frozen:
             warnings.warn(f"freeze={freeze!r}: this model has no {freeze} parameters to freeze", stacklevel=2)
 
+    def _check_card_model(self, name_or_path: str, card: dict[str, Any]) -> None:
+        """Refuse a card of another zoo model by name (its weights would only read as a mismatch of keys)."""
+        from hybridzoo.zoo.registry import model_class, names
+
+        other = card.get("model")
+        if isinstance(other, str) and other in names() and not isinstance(self, model_class(other)):
+            raise ValueError(f"pretrained={name_or_path!r} is a checkpoint of zoo model {other!r} "
+                             f"({model_class(other).__name__}), not of a {type(self).__name__}")
+
     def load_pretrained_weights(self, name_or_path: str) -> None:
         """Copy the weights of a shipped checkpoint (or a card path/URL) into this model."""
         from hybridzoo.zoo.hub import load_state_dict
 
         state, card = load_state_dict(name_or_path)
+        self._check_card_model(name_or_path, card)
         self.check_pretrained_card(card)
         # checked before any copy: load_state_dict(strict=False) would fill the fitting tensors, then fail
         own = self.state_dict()

@@ -207,7 +207,9 @@ def cmd_data_build(args: argparse.Namespace) -> int:
 
     dm = create_datamodule(args.name, **_kv(args.data, "--data"))
     if not hasattr(dm, "build"):
-        raise SystemExit(f"hybridzoo: {args.name}'s data is generated on the fly; nothing to build")
+        how = ("it reads IDX files from data_dir, or downloads them there with --data.download true when fitting"
+               if "data_dir" in dm.hparams else "it is made or read when a run sets it up")
+        raise SystemExit(f"hybridzoo: {args.name}'s data needs no build step: {how}")
     where = dm.build(force=args.force)
     print(f"{args.name}: data ready at {where}")
     return 0

@@ -82,6 +82,14 @@ def test_weights_that_do_not_fit_leave_the_model_untouched():
     assert model.card is None
 
 
+def test_a_checkpoint_of_another_zoo_model_is_refused_by_name():
+    model = create_model("ude-lotka-volterra", pretrained="residual-aerofoil")
+    with pytest.raises(ValueError, match="is a checkpoint of zoo model 'residual-aerofoil' .ResidualAerofoil., "
+                                         "not of a UDELotkaVolterra"):
+        model.setup("fit")
+    assert model.card is None
+
+
 def test_freeze_switches_its_own_groups_and_keeps_what_the_user_froze():
     model = create_model("ude-lotka-volterra", hidden=8)
     first = next(model.net.parameters())

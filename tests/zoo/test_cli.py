@@ -64,6 +64,8 @@ def test_unknown_command_and_model(capsys):
 def test_data_build(capsys):
     assert main(["data", "build", "ude-lotka-volterra", "--data", "n_trajectories=5", "n_val=1", "n_test=1"]) == 0
     assert "data ready at" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="rk-net-mnist's data needs no build step: it reads IDX files"):
+        main(["data", "build", "rk-net-mnist"])
 
 
 def test_repeated_override_flags_accumulate_and_a_key_twice_is_an_error():
