@@ -155,8 +155,20 @@ class HybridModule(L.LightningModule):
         warm-up phase, a curriculum) overrides it to remember that it starts trained.
         """
 
+    @property
+    def attached_datamodule(self) -> L.LightningDataModule | None:
+        """The DataModule of the Trainer this model is attached to, if any."""
+        return getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+
     def setup(self, stage: str) -> None:
-        """Load ``pretrained`` weights once (before any ``ckpt_path`` restore) and apply ``freeze``."""
+        """Check the DataModule's pairing, load ``pretrained`` weights once, then apply ``freeze``.
+
+        The weights are loaded before any ``ckpt_path`` restore, which replaces them.
+        """
+        if self.attached_datamodule is not None:
+            from hybridzoo.zoo.registry import check_pairing
+
+            check_pairing(self, self.attached_datamodule)
         if self._pretrained and not self._pretrained_done:
             self.load_pretrained_weights(self._pretrained)
         self.apply_freeze()

@@ -149,7 +149,7 @@ class LearnedPrimalDualCT(HybridModule):
     # ------------------------------------------------------------------ training
     def setup(self, stage: str) -> None:  # noqa: D102
         super().setup(stage)
-        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        dm = self.attached_datamodule
         geometry = getattr(dm, "geometry", None)
         if isinstance(geometry, ParallelBeamGeometry) and geometry != self.geometry:
             raise ValueError(f"the DataModule's geometry {geometry} differs from the model's {self.geometry};"

@@ -139,6 +139,22 @@ def datamodule_for(model: HybridModule, **overrides: Any) -> L.LightningDataModu
     return create_datamodule(name, **args)
 
 
+def check_pairing(model: HybridModule, datamodule: L.LightningDataModule) -> None:
+    """Raise ``ValueError`` where ``datamodule`` is the zoo DataModule of other zoo models than ``model``.
+
+    Its batches would fail deep inside the model (a ``KeyError`` on a batch field), e.g. where ``hybridzoo test
+    --ckpt_path`` restores a checkpoint's own class under another model's config. A DataModule that no zoo
+    model registers (the user's own) is never refused.
+    """
+    feeds = [e.name for e in _REGISTRY.values() if isinstance(datamodule, datamodule_class(e.name))]
+    if feeds and not any(isinstance(model, model_class(n)) for n in feeds):
+        raise ValueError(
+            f"{type(datamodule).__name__} is the DataModule of zoo model(s) {', '.join(feeds)}, not of a "
+            f"{type(model).__name__}: its batches are not what this model reads (a checkpoint tested under "
+            "another model's config?)"
+        )
+
+
 def list_models() -> list[dict[str, Any]]:
     """One row per zoo model: name, paper, summary, whether weights ship, and the card's metrics."""
     rows = []

@@ -199,7 +199,7 @@ class SolverInTheLoop(HybridModule):
     # ------------------------------------------------------------------ training
     def setup(self, stage: str) -> None:  # noqa: D102
         super().setup(stage)
-        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        dm = self.attached_datamodule
         hp = getattr(dm, "hparams", None)
         if hp is None or "nx" not in hp:
             return
@@ -312,7 +312,8 @@ class SolverInTheLoop(HybridModule):
     def on_test_epoch_end(self) -> None:  # noqa: D102
         self._log_epoch("test")
 
-    def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: D102
+    def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """SOL's rollout from the batch's first state: ``u (B, steps, ny, nx+1)``, ``v (B, steps, ny+1, nx)``."""
         return self.rollouts(batch)["sol"]
 
     @torch.no_grad()

@@ -43,3 +43,19 @@ def test_register_refuses_duplicates_and_bad_paths():
         assert get_entry("test-only-model").model == "a:B"
     finally:
         _REGISTRY.pop("test-only-model", None)
+
+
+def test_a_zoo_datamodule_of_another_model_is_refused_and_ones_own_kept():
+    import lightning as L
+    from hybridzoo.zoo.registry import check_pairing, create_datamodule
+
+    lpd = create_model("learned-primal-dual-ct")
+    small_ns, wake_large = create_model("solver-in-the-loop-ns"), create_datamodule("solver-in-the-loop-ns-large")
+    with pytest.raises(ValueError, match="WakeFlowDataModule is the DataModule of zoo model.s. solver-in-the-loop-ns, "
+                                         "solver-in-the-loop-ns-large, not of a LearnedPrimalDualCT"):
+        check_pairing(lpd, wake_large)
+    with pytest.raises(ValueError, match="EllipsesDataModule .*not of a SolverInTheLoop"):
+        check_pairing(small_ns, create_datamodule("learned-primal-dual-ct"))
+    check_pairing(lpd, create_datamodule("learned-primal-dual-ct"))
+    check_pairing(small_ns, wake_large)  # the same model class at another size: its batches fit
+    check_pairing(lpd, L.LightningDataModule())  # a DataModule of the user's own is theirs to pair

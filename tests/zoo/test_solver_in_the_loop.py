@@ -229,3 +229,15 @@ def test_a_single_hybrid_step_checks_its_state_as_a_rollout_does(datamodule):
         model.hybrid_step(u, bad, re)
     with pytest.raises(ValueError, match="^p must have shape"):
         model.hybrid_step(u, v, re, p=torch.zeros(u.shape[0], 3, 3))
+
+
+def test_predict_rolls_out_the_test_reynolds_numbers(datamodule, tmp_path):
+    model = SolverInTheLoop(**GEOMETRY, look_ahead=2, **NET)
+    (u, v), = _trainer(tmp_path).predict(model, datamodule=datamodule)
+    batch = next(iter(datamodule.test_dataloader()))
+    steps = batch["u"].shape[1] - 1
+    assert u.shape == (len(datamodule.hparams.re_test), steps, *batch["u"].shape[2:])
+    assert v.shape == (len(datamodule.hparams.re_test), steps, *batch["v"].shape[2:])
+    with torch.no_grad():
+        ref_u, _ = model.rollout(batch["u"][:, 0], batch["v"][:, 0], batch["re"], steps)
+    assert torch.equal(u, ref_u)
