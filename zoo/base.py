@@ -23,6 +23,8 @@ import lightning as L
 import torch
 
 Freeze = Literal["none", "network", "physics"]
+#: checkpoint entry that says the run fine-tunes trained weights (:attr:`HybridModule.fine_tuning`)
+FINE_TUNING_KEY = "hybridzoo_fine_tuning"
 _FREEZE_CHOICES = ("none", "network", "physics")
 
 
@@ -67,6 +69,7 @@ class HybridModule(L.LightningModule):
         self._adam_betas = (0.9, float(adam_beta2))
         self._pretrained = pretrained
         self._pretrained_done = False
+        self._fine_tuning = False  # set by on_pretrained_loaded, kept in checkpoints
         self._freeze: str = freeze
         self._frozen_by_freeze: list[torch.nn.Parameter] = []
         #: JSON model card, set by :func:`hybridzoo.zoo.load_pretrained`.
@@ -148,12 +151,22 @@ class HybridModule(L.LightningModule):
         """
 
     def on_pretrained_loaded(self) -> None:
-        """Called after shipped/pretrained weights were loaded into this model; a no-op here.
+        """Called after shipped/pretrained weights were loaded into this model: marks it :attr:`fine_tuning`.
 
         :meth:`load_pretrained_weights` (``pretrained=NAME``) and :func:`hybridzoo.zoo.load_pretrained` call it
-        once the weights are in. A model whose training schedule is meant for random initial weights (a
-        warm-up phase, a curriculum) overrides it to remember that it starts trained.
+        once the weights are in. Subclasses that override it must call ``super().on_pretrained_loaded()``.
         """
+        self._fine_tuning = True
+
+    @property
+    def fine_tuning(self) -> bool:
+        """Whether the model started from trained weights, so that a fit skips what is meant for random ones.
+
+        Set by :meth:`on_pretrained_loaded`; a model whose training schedule has a warm-up (a curriculum, a
+        short first window) starts it where it ends when this is set. Kept in Lightning checkpoints, so that
+        a resumed fine-tuning run goes on fine-tuning; a run from scratch, resumed or not, never sets it.
+        """
+        return self._fine_tuning
 
     @property
     def attached_datamodule(self) -> L.LightningDataModule | None:
@@ -186,14 +199,17 @@ class HybridModule(L.LightningModule):
         hparams = checkpoint.get(self.CHECKPOINT_HYPER_PARAMS_KEY)
         if isinstance(hparams, dict) and "_class_path" not in hparams:
             hparams["_class_path"] = f"{type(self).__module__}.{type(self).__qualname__}"
+        checkpoint[FINE_TUNING_KEY] = self._fine_tuning
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """A restored checkpoint already holds the (fine-tuned) weights: never copy ``pretrained`` over them.
 
+        Restores the :attr:`fine_tuning` mark (a checkpoint from before the mark leaves it as it is).
         Subclasses that override this hook must call ``super().on_load_checkpoint(checkpoint)``.
         """
         super().on_load_checkpoint(checkpoint)
         self._pretrained_done = True
+        self._fine_tuning = bool(checkpoint.get(FINE_TUNING_KEY, self._fine_tuning))
 
     # ------------------------------------------------------------------ optimisation
     def clip_groups(self) -> list[list[torch.nn.Parameter]] | None:

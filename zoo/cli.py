@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 TOOL_COMMANDS = ("zoo", "distil", "data", "demo")
@@ -62,11 +64,20 @@ def lightning_cli(argv: Sequence[str]) -> int:
     from hybridzoo.zoo.checkpointing import ZooCheckpoint
     from lightning.pytorch.cli import LightningCLI
 
+    class ZooCLI(LightningCLI):
+        def instantiate_trainer(self, **kwargs: Any) -> L.Trainer:
+            # --trainer.enable_checkpointing false: Lightning refuses a checkpoint callback beside it
+            config = self.config_init[self.subcommand] if self.subcommand else self.config_init
+            if config.get("trainer", {}).get("enable_checkpointing") is False:
+                kept = [c for c in self.trainer_defaults.get("callbacks", []) if not isinstance(c, ZooCheckpoint)]
+                self.trainer_defaults = {**self.trainer_defaults, "callbacks": kept}
+            return super().instantiate_trainer(**kwargs)
+
     with warnings.catch_warnings():
         # ``args`` is the command line with zoo config names resolved to files, given as well as sys.argv by
         # design; sys.argv stays as it is, since DDP relaunches the script with it
         warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended to run from within")
-        LightningCLI(
+        ZooCLI(
             HybridModule,
             L.LightningDataModule,
             subclass_mode_model=True,
@@ -273,11 +284,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args or args[0] in ("-h", "--help") or args[0] not in TOOL_COMMANDS:
         if args and args[0] not in ("-h", "--help"):
             print(f"hybridzoo: unknown command {args[0]!r}", file=sys.stderr)
-        print(__doc__.strip(), file=sys.stderr if args else sys.stdout)
+        asked = not args or args[0] in ("-h", "--help")
+        print(__doc__.strip(), file=sys.stdout if asked else sys.stderr)
         return 0 if not args or args[0] in ("-h", "--help") else 2
     ns = tools_parser().parse_args(args)
     try:
         return ns.func(ns)
+    except BrokenPipeError:  # the reader went away (`hybridzoo zoo show NAME | head`): nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at interpreter exit
+        return 1
     except (ValueError, TypeError, OSError) as err:  # bad names, overrides, files: a message, not a traceback
         raise SystemExit(f"hybridzoo: {type(err).__name__}: {err}") from None
     except KeyboardInterrupt:  # Ctrl-C, or SIGTERM during a data build (which stops its XFOIL processes first)

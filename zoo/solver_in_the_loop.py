@@ -57,7 +57,8 @@ class SolverInTheLoop(HybridModule):
             s); must equal the DataModule's.
         look_ahead: SOL's number of unrolled steps per training window (the ``n`` of SOL-n).
         curriculum: optional increasing look-aheads, one per ``curriculum_epochs`` epochs (e.g.
-            ``[2, 4, 8, 16]``); the last one stays. ``None`` trains with ``look_ahead`` throughout.
+            ``[2, 4, 8, 16]``); the last one stays, and is the only one when fine-tuning trained weights.
+            ``None`` trains with ``look_ahead`` throughout.
         curriculum_epochs: epochs per curriculum stage.
         train_non: also train the NON baseline in the same run.
         width, depth, kernel: the correction CNN (see :class:`CorrectionCNN`).
@@ -130,10 +131,16 @@ class SolverInTheLoop(HybridModule):
 
     @property
     def look_ahead(self) -> int:
-        """The look-ahead ``n`` of the current epoch (curriculum stage, or ``look_ahead``)."""
+        """The look-ahead ``n`` of the current epoch (curriculum stage, or ``look_ahead``).
+
+        A model that started from trained weights (:attr:`fine_tuning`) skips the curriculum: its short
+        look-aheads are a warm-up for random weights, and would train a corrector for short rollouts.
+        """
         hp = self.hparams
         if not hp.curriculum:
             return int(hp.look_ahead)
+        if self.fine_tuning:
+            return int(hp.curriculum[-1])
         epoch = self.current_epoch if self._trainer is not None else 0
         return int(hp.curriculum[min(epoch // hp.curriculum_epochs, len(hp.curriculum) - 1)])
 

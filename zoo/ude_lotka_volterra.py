@@ -26,8 +26,6 @@ from torch import nn
 TERMS = ("prey", "predator")
 #: names of the state columns in symbolic terms: prey ``x``, predator ``y``
 TERM_INPUTS = ("x", "y")
-#: checkpoint entry that says the run fine-tunes trained weights (see ``UDELotkaVolterra.on_pretrained_loaded``)
-FINE_TUNING_KEY = "ude_fine_tuning"
 
 
 def _check_method(method: object) -> str:
@@ -179,7 +177,6 @@ class UDELotkaVolterra(HybridModule):
         self.alpha = float(alpha)
         self.net = net
         self.physics = UDEPhysics(delta_init)
-        self._fine_tuning = False  # set by on_pretrained_loaded, kept in checkpoints
 
     # ------------------------------------------------------------------ the hybrid model
     def learned_terms(self, state: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -207,29 +204,12 @@ class UDELotkaVolterra(HybridModule):
                       method=h.method, substeps=h.substeps, max_evals=h.max_evals)
         return traj.transpose(0, 1)
 
-    # ------------------------------------------------------------------ fine-tuning
-    @property
-    def fine_tuning(self) -> bool:
-        """Whether the model holds trained weights, so that a fit skips the warm-up (see the class docstring)."""
-        return self._fine_tuning
-
-    def on_pretrained_loaded(self) -> None:
-        """Mark the model as trained: shipped or pretrained weights are in (see the class docstring)."""
-        super().on_pretrained_loaded()
-        self._fine_tuning = True
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Keep the fine-tuning mark, so that resuming a fine-tuning run does not restart the warm-up."""
+    # ------------------------------------------------------------------ checkpoints
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:  # noqa: D102
         super().on_save_checkpoint(checkpoint)
-        checkpoint[FINE_TUNING_KEY] = self._fine_tuning
         if isinstance(self.net, TermStack) and self.hparams.get("terms") is None:
             warnings.warn("this model's learned terms are not all SympyModules: its checkpoint holds their "
                           "weights but load_from_checkpoint cannot rebuild them", stacklevel=2)
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Restore the fine-tuning mark; a checkpoint from before the mark existed leaves it as it is."""
-        super().on_load_checkpoint(checkpoint)
-        self._fine_tuning = bool(checkpoint.get(FINE_TUNING_KEY, self._fine_tuning))
 
     # ------------------------------------------------------------------ training
     @staticmethod

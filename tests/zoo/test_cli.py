@@ -22,6 +22,14 @@ def test_fit_fast_dev_run_for_every_config(config, tmp_path, monkeypatch):
     assert rc == 0
 
 
+def test_fit_without_checkpointing(tmp_path, monkeypatch):
+    # Lightning refuses a checkpoint callback beside enable_checkpointing=False: the zoo's default one goes
+    monkeypatch.chdir(tmp_path)
+    assert main(["fit", "-c", "ude_lotka_volterra", "--trainer.fast_dev_run=1", "--trainer.accelerator=cpu",
+                 "--trainer.enable_checkpointing=false", "--trainer.logger=false"]) == 0
+    assert not list(tmp_path.rglob("*.ckpt"))
+
+
 def test_config_names_resolve_to_packaged_files():
     args = resolve_config_args(["fit", "-c", "ude-lotka-volterra"])
     assert Path(args[2]).is_file() and args[2].endswith("ude_lotka_volterra.yaml")
@@ -57,6 +65,11 @@ def test_zoo_list_and_show(capsys):
 
 def test_unknown_command_and_model(capsys):
     assert main(["frobnicate"]) == 2
+    out, err = capsys.readouterr()
+    assert "unknown command 'frobnicate'" in err and "console script" in err and not out
+    assert main(["--help"]) == 0
+    out, err = capsys.readouterr()
+    assert "console script" in out and not err  # asked for: on stdout, so that `hybridzoo --help | less` works
     with pytest.raises(SystemExit, match="unknown checkpoint"):
         main(["zoo", "show", "nope"])
 

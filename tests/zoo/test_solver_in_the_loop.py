@@ -77,6 +77,16 @@ def test_curriculum_and_non_flag():
         model.hybrid_step(torch.zeros(1, 8, 17), torch.zeros(1, 9, 16), torch.tensor([100.0]), method="non")
 
 
+def test_fine_tuning_shipped_weights_skips_the_curriculum():
+    from hybridzoo.zoo.registry import create_model
+
+    scratch = create_model("solver-in-the-loop-ns")
+    assert scratch.hparams.curriculum == [4, 8, 16] and scratch.look_ahead == 4 and not scratch.fine_tuning
+    tuned = create_model("solver-in-the-loop-ns", pretrained="solver-in-the-loop-ns")
+    tuned.setup("fit")  # loads the shipped weights
+    assert tuned.fine_tuning and tuned.look_ahead == 16  # not the warm-up's 4 again
+
+
 def test_adam_beta2_reaches_the_optimiser_and_the_large_config_sets_it():
     from hybridzoo.zoo.registry import create_model
 
