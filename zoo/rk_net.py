@@ -157,7 +157,6 @@ class RKNet(HybridModule):
             nets["resnet"] = classifier(nn.Sequential(*(ResBlock(width) for _ in range(resnet_blocks))))
             nets["mlp"] = MLP(in_channels * image_size**2, mlp_hidden, num_classes)
         self.net = nn.ModuleDict(nets)
-        self.example_input_array = torch.zeros(2, in_channels, image_size, image_size)
         self.accuracy = nn.ModuleDict(
             {
                 f"{stage}_{m}": MulticlassAccuracy(num_classes, average="micro")
@@ -179,9 +178,18 @@ class RKNet(HybridModule):
         """``"rknet"`` then the baselines that are trained."""
         return list(self.net.keys())
 
+    @property
+    def example_input_array(self) -> torch.Tensor:
+        """Two blank images in the model's dtype, on its device: what Lightning's model summary runs.
+
+        Made when asked, so that it follows the weights (``precision="64-true"`` makes them float64).
+        """
+        h = self.hparams
+        return torch.zeros(2, h.in_channels, h.image_size, h.image_size, dtype=self.dtype, device=self.device)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """RK-Net logits ``(B, num_classes)`` of images ``(B, C, H, W)``."""
-        return self.net["rknet"](x)
+        """RK-Net logits ``(B, num_classes)`` of images ``(B, C, H, W)`` in the model's dtype."""
+        return self.net["rknet"](self._check_images(x))
 
     def param_counts(self) -> dict[str, int]:
         """``{"params": RK-Net, "params_resnet": ..., "params_mlp": ...}``, the card's parameter keys."""

@@ -134,6 +134,17 @@ def test_float64_and_batched_forward():
     torch.testing.assert_close(
         model(x[1:2]), out[1:2]
     )  # batch entries are independent (GroupNorm per sample)
+    with pytest.raises(TypeError, match="model's dtype torch.float64, got torch.float32"):
+        model(x.float())
+
+
+def test_trains_in_float64_with_the_model_summary(tmp_path):
+    # the summary runs example_input_array through the weights: it must follow their dtype
+    model = RKNet(width=8, resnet_blocks=1, mlp_hidden=8)
+    L.Trainer(max_epochs=1, precision="64-true", limit_train_batches=2, limit_val_batches=1, logger=False,
+              enable_checkpointing=False, enable_progress_bar=False, default_root_dir=str(tmp_path)).fit(
+        model, datamodule=DigitsDataModule(batch_size=16))
+    assert model.dtype == torch.float64 and model.example_input_array.dtype == torch.float64
 
 
 def test_bad_arguments_are_named():
