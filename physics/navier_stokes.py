@@ -188,7 +188,7 @@ class NavierStokes2D:
         if v.dtype != u.dtype or v.device != u.device:
             raise ValueError("u and v must share dtype and device")
         if p is not None:
-            p = check_tensor("p", p, ndim=3)
+            p = check_tensor("p", p, ndim=3, dtype=u.dtype)
             if tuple(p.shape) != (u.shape[0], self.ny, self.nx):
                 raise ValueError(f"p must have shape (B, {self.ny}, {self.nx}), got {tuple(p.shape)}")
 

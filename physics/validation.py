@@ -18,12 +18,18 @@ def check_tensor(
     finite: bool = True,
     positive: bool = False,
     floating: bool = True,
+    dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
-    """Validate ``x`` and return it; raise ``TypeError``/``ValueError`` naming ``name`` otherwise."""
+    """Validate ``x`` and return it; raise ``TypeError``/``ValueError`` naming ``name`` otherwise.
+
+    ``dtype``: the one dtype ``x`` must have (e.g. a model's, whose layers would fail deep inside on another).
+    """
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if floating and not (x.is_floating_point() or x.is_complex()):
         raise TypeError(f"{name} must have a floating dtype, got {x.dtype}")
+    if dtype is not None and x.dtype != dtype:
+        raise TypeError(f"{name} must have dtype {dtype}, got {x.dtype}")
     if ndim is not None:
         allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
         if x.ndim not in allowed:

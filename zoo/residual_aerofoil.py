@@ -155,8 +155,8 @@ class ResidualAerofoil(HybridModule):
     # ------------------------------------------------------------------ prediction
     def forward(self, x: torch.Tensor, cl_panel: torch.Tensor) -> dict[str, torch.Tensor]:
         """Lift coefficient of every mode, each ``(B,)``, from ``x (B, 26)`` and ``cl_panel (B,)``."""
-        check_tensor("x", x, ndim=2, last_dim=N_FEATURES)
-        check_tensor("cl_panel", cl_panel, ndim=1)
+        check_tensor("x", x, ndim=2, last_dim=N_FEATURES, dtype=self.x_mean.dtype)
+        check_tensor("cl_panel", cl_panel, ndim=1, dtype=self.x_mean.dtype)
         if cl_panel.shape[0] != x.shape[0]:
             raise ValueError(f"cl_panel {tuple(cl_panel.shape)} must have one value per row of x {tuple(x.shape)}")
         z = (x - self.x_mean) / self.x_std

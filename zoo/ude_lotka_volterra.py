@@ -180,8 +180,8 @@ class UDELotkaVolterra(HybridModule):
 
     # ------------------------------------------------------------------ the hybrid model
     def learned_terms(self, state: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The NN terms at ``state (..., 2)``: ``{"prey": NN_1, "predator": NN_2}``, each ``(...)``."""
-        out = self.net(state)
+        """The NN terms at ``state (..., 2)`` (taken in the model's dtype): ``{"prey": NN_1, "predator": NN_2}``."""
+        out = self.net(check_tensor("state", state, last_dim=2).to(self.dtype))
         return {k: out[..., i] for i, k in enumerate(TERMS)}
 
     def _rates(self) -> torch.Tensor:
@@ -195,8 +195,11 @@ class UDELotkaVolterra(HybridModule):
         return known + self.net(state) if use_net else known
 
     def forward(self, y0: torch.Tensor, t: torch.Tensor, use_net: bool = True) -> torch.Tensor:
-        """Integrate from ``y0 (B, 2)`` (populations > 0) over times ``t (T,)``; returns ``(B, T, 2)``."""
-        check_tensor("y0", y0, ndim=2, last_dim=2, positive=True)
+        """Integrate from ``y0 (B, 2)`` (populations > 0) over times ``t (T,)``; returns ``(B, T, 2)``.
+
+        The integration runs in the model's dtype, whatever ``y0``'s.
+        """
+        y0 = check_tensor("y0", y0, ndim=2, last_dim=2, positive=True).to(self.dtype)
         check_tensor("t", t, ndim=1)
         h = self.hparams
         rates = self._rates().to(y0)

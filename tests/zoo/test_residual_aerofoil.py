@@ -35,6 +35,11 @@ def test_bad_arguments():
     m = ResidualAerofoil()
     with pytest.raises(ValueError, match="x"):
         m(torch.zeros(4, 3), torch.zeros(4))
+    x = torch.zeros(4, m.x_mean.shape[0])
+    with pytest.raises(TypeError, match="x must have dtype torch.float32, got torch.float64"):
+        m(x.double(), torch.zeros(4))  # the linear layers failed with "mat1 and mat2 must have the same dtype"
+    with pytest.raises(TypeError, match="cl_panel must have dtype torch.float32"):
+        m(x, torch.zeros(4, dtype=torch.float64))
     with pytest.raises(ValueError, match="re"):
         m.predict_cl(naca4_from_code("0012", 30)[None], torch.zeros(1, 2), torch.zeros(1, 2))
     with pytest.warns(RuntimeWarning, match="never fitted"):

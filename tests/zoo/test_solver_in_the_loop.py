@@ -239,6 +239,11 @@ def test_a_single_hybrid_step_checks_its_state_as_a_rollout_does(datamodule):
         model.hybrid_step(u, bad, re)
     with pytest.raises(ValueError, match="^p must have shape"):
         model.hybrid_step(u, v, re, p=torch.zeros(u.shape[0], 3, 3))
+    with pytest.raises(TypeError, match="^p must have dtype torch.float32, got torch.float64"):
+        model.hybrid_step(u, v, re, p=p1.double())
+    with torch.no_grad():  # Reynolds numbers are a parameter of the flow: any floating dtype will do
+        u2, _, _ = model.hybrid_step(u, v, re.double())
+    assert torch.equal(u2, u1)
 
 
 def test_predict_rolls_out_the_test_reynolds_numbers(datamodule, tmp_path):

@@ -87,6 +87,15 @@ def test_bad_input(call, match):
         call(create_model("ude-lotka-volterra", hidden=8))
 
 
+def test_the_integration_runs_in_the_models_dtype():
+    y0, t = torch.tensor([[1.0, 2.0]]), torch.linspace(0, 1, 5)
+    model = create_model("ude-lotka-volterra", hidden=8)
+    assert model(y0.double(), t).dtype == torch.float32  # the layers failed on float64 input
+    assert model.learned_terms(y0.double())["prey"].dtype == torch.float32
+    double = create_model("ude-lotka-volterra", hidden=8).double()
+    assert double(y0, t).dtype == torch.float64
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
