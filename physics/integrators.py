@@ -145,6 +145,8 @@ def odeint(
                          f"got {method!r}")
     if adjoint and not isinstance(f, torch.nn.Module):
         raise TypeError("adjoint=True needs the vector field f to be a torch.nn.Module")
+    if y0.numel() == 0:  # an empty batch: an adaptive step-size control on no values reads as an underflow
+        return y0.expand(t.numel(), *y0.shape)
     field = f if max_evals is None else _Budgeted(f, max_evals, method)
     solve = torchdiffeq.odeint_adjoint if adjoint else torchdiffeq.odeint
     try:

@@ -203,7 +203,9 @@ class NavierStokes2D:
         return check_positive_number("nu", nu, allow_zero=True)
 
     def cfl(self, u: torch.Tensor, v: torch.Tensor, dt: float) -> float:
-        """The CFL number ``dt * max|velocity| / h`` of a state."""
+        """The CFL number ``dt * max|velocity| / h`` of a state (0 for an empty batch)."""
+        if u.numel() == 0:
+            return 0.0
         vmax = torch.maximum(u.detach().abs().max(), v.detach().abs().max())
         return float(vmax) * dt / self.h
 
@@ -368,6 +370,8 @@ class NavierStokes2D:
         if self.validate:
             self.check_state(u, v, p)
             self.check_cfl(u, v, dt)
+        if u.shape[0] == 0:  # an empty batch: nothing to advance (the pressure solve reduces over it)
+            return u, v, u.new_zeros(0, self.ny, self.nx)
         nu_t = self._nu(nu, u)
         if self.diffusion == "explicit":
             nu_max = float(nu_t.max()) if isinstance(nu_t, torch.Tensor) else nu_t

@@ -163,7 +163,7 @@ def _prepare(coords: object, alpha: object) -> tuple[torch.Tensor, torch.Tensor,
     alpha = check_tensor("alpha", alpha, ndim=(0, 1, 2))
     if (alpha.abs() > math.pi / 2).any():
         raise ValueError("alpha must be in radians within [-pi/2, pi/2]; did you pass degrees?")
-    alpha = alpha.to(coords.dtype)
+    alpha = alpha.to(coords)  # dtype and device: a CPU alpha with CUDA contours is usual
     scalar_alpha = alpha.ndim == 0
     if alpha.ndim == 0:
         alpha = alpha.expand(coords.shape[0], 1)
@@ -181,7 +181,7 @@ def _prepare(coords: object, alpha: object) -> tuple[torch.Tensor, torch.Tensor,
 
 def _solve(mat: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
     """``mat⁻¹ rhs`` for ``(B, n, n)`` matrices and ``(B, n, A)`` right-hand sides (see the module docstring)."""
-    if mat.device.type != "cpu":
+    if mat.device.type != "cpu" or mat.shape[0] == 0:
         return torch.linalg.solve(mat, rhs)
     return torch.stack([torch.linalg.solve(m, r) for m, r in zip(mat, rhs)])
 

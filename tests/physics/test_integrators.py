@@ -140,3 +140,10 @@ def test_budgeted_adjoint_still_differentiates_the_fields_parameters():
     exact = -2 * math.exp(-0.5)  # d/d(rate) of 2 exp(-rate t) at t = 1
     torch.testing.assert_close(grads[0], grads[1], rtol=1e-6, atol=0)
     assert abs(grads[1].item() - exact) < 1e-6
+
+
+@pytest.mark.parametrize("method", ["rk4", "dopri5"])
+def test_an_empty_batch_integrates_to_an_empty_trajectory(method):
+    # dopri5's step-size control on no values used to read as an underflow ("the ODE blows up")
+    y = odeint(lambda t, y: -y, torch.zeros(0, 2), torch.linspace(0, 1, 4), method=method)
+    assert y.shape == (4, 0, 2)

@@ -332,3 +332,12 @@ def test_pressure_settings_are_checked_and_a_short_solve_warns():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         s.step(u, v, 0.05, 1e-3)  # the default settings converge
+
+
+@pytest.mark.parametrize("validate", [True, False])
+def test_an_empty_batch_steps_to_an_empty_batch(validate):
+    s = NavierStokes2D(8, 8, 2 * math.pi, validate=validate)
+    u, v = torch.zeros(0, *s.u_shape), torch.zeros(0, *s.v_shape)
+    u1, v1, p1 = s.step(u, v, 0.1, 0.01)
+    assert u1.shape == u.shape and v1.shape == v.shape and p1.shape == (0, 8, 8)
+    assert s.cfl(u, v, 0.1) == 0.0

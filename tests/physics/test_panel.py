@@ -155,3 +155,9 @@ def test_chord_is_validated():
             hess_smith(batch, 0.05, chord=torch.ones(shape, dtype=F64))
     with pytest.raises(TypeError, match="chord"):
         hess_smith(c, 0.05, chord="1")
+
+
+def test_an_empty_batch_solves_to_an_empty_batch():
+    coords = naca4_from_code("2412", 20).double()[None][:0]
+    sol = hess_smith(coords, torch.zeros(0, 3, dtype=torch.float64))
+    assert sol.cl.shape == (0, 3) and sol.cp.shape == (0, 3, 40)

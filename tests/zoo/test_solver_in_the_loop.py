@@ -256,3 +256,10 @@ def test_predict_rolls_out_the_test_reynolds_numbers(datamodule, tmp_path):
     with torch.no_grad():
         ref_u, _ = model.rollout(batch["u"][:, 0], batch["v"][:, 0], batch["re"], steps)
     assert torch.equal(u, ref_u)
+
+
+def test_an_empty_batch_rolls_out_to_an_empty_batch():
+    model = SolverInTheLoop(**GEOMETRY, look_ahead=2, **NET)
+    u, v = torch.zeros(0, *model.solver.u_shape), torch.zeros(0, *model.solver.v_shape)
+    us, vs = model.rollout(u, v, torch.ones(0), 3)
+    assert us.shape == (0, 3, *u.shape[1:]) and vs.shape == (0, 3, *v.shape[1:])
