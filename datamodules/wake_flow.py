@@ -389,9 +389,7 @@ class WakeFlowDataModule(L.LightningDataModule):
     def test_dataloader(self) -> DataLoader:  # noqa: D102
         return DataLoader(self.rollout_dataset("test"), batch_size=len(self.hparams.re_test))
 
-    def predict_dataloader(self) -> DataLoader:
-        """The test rollouts (what ``trainer.predict`` and ``hybridzoo predict`` roll out)."""
-        return self.test_dataloader()
+    predict_dataloader = test_dataloader  # what trainer.predict and hybridzoo predict roll out
 
 
 def _plain_config(value: Any) -> Any:

@@ -180,10 +180,7 @@ class RKNet(HybridModule):
 
     @property
     def example_input_array(self) -> torch.Tensor:
-        """Two blank images in the model's dtype, on its device: what Lightning's model summary runs.
-
-        Made when asked, so that it follows the weights (``precision="64-true"`` makes them float64).
-        """
+        """Two blank images for Lightning's model summary, made when asked: in the weights' dtype and device."""
         h = self.hparams
         return torch.zeros(2, h.in_channels, h.image_size, h.image_size, dtype=self.dtype, device=self.device)
 
