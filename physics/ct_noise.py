@@ -12,7 +12,7 @@ from hybridzoo.physics.validation import check_positive_number, check_tensor
 def _check_generator(generator: object, device: torch.device) -> None:
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
-    if generator is not None and generator.device.type != device.type:
+    if generator is not None and generator.device != device:  # cuda:0's generator cannot draw on cuda:1
         raise ValueError(f"generator is on {generator.device}, sinogram on {device}")
 
 

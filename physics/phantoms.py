@@ -105,6 +105,9 @@ def random_ellipses(
     """
     if not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+    if generator.device.type != "cpu":
+        raise ValueError(f"generator must be a CPU generator (the ellipses are drawn on the CPU), got one on "
+                         f"{generator.device}")
     check_positive_number("mean_count", mean_count)
     count = int(torch.poisson(torch.tensor([float(mean_count)]), generator=generator).item())
 

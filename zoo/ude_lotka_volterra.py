@@ -222,7 +222,7 @@ class UDELotkaVolterra(HybridModule):
     def _adam_epoch(self) -> bool:
         """Whether the current epoch is one of the Adam phase (else L-BFGS)."""
         h = self.hparams
-        if self._fine_tuning:  # the schedule's last phase
+        if self.fine_tuning:  # the schedule's last phase
             return h.lbfgs_epochs == 0
         return self.current_epoch < h.adam_epochs
 
@@ -234,7 +234,7 @@ class UDELotkaVolterra(HybridModule):
         and when fine-tuning trained weights (:attr:`fine_tuning`), the whole window.
         """
         h = self.hparams
-        if self._trainer is None or self._fine_tuning:
+        if self._trainer is None or self.fine_tuning:
             return n_train
         lbfgs_epoch = self.current_epoch - h.adam_epochs
         if lbfgs_epoch < 0:
@@ -268,7 +268,7 @@ class UDELotkaVolterra(HybridModule):
     def total_epochs(self) -> int:
         """Epochs a fit runs: both optimisation phases, or only the last one when :attr:`fine_tuning`."""
         h = self.hparams
-        if self._fine_tuning:
+        if self.fine_tuning:
             return h.lbfgs_epochs or h.adam_epochs
         return h.adam_epochs + h.lbfgs_epochs
 
