@@ -94,6 +94,9 @@ def aerofoil_boundary_layer(
     if re_t.ndim and re_t.shape != (b, a):
         raise ValueError(f"re must be a scalar or (B, A) = {(b, a)}, got shape {tuple(re_t.shape)}")
     re_t = re_t.expand(b, a)
+    if b * a == 0:  # no aerofoil or no angle: nothing to march
+        per_surface, per_case = vt.new_zeros(b, a, 2), vt.new_zeros(b, a)
+        return AerofoilLayer(*[per_surface] * 5, per_case, per_case)
     x = mid[..., 0][:, None].expand(b, a, n)
     arc = torch.cat([mid.new_zeros(b, 1), (mid[:, 1:] - mid[:, :-1]).norm(dim=-1).cumsum(-1)], -1)
     arc = arc[:, None].expand(b, a, n)

@@ -327,7 +327,7 @@ def cst_fit(coords: torch.Tensor, order: int = 5) -> torch.Tensor:
         design = basis * on_surface[..., None]
         rhs = (flat[..., 1] - psi * sign * 0.5 * te_thick[:, None]) * on_surface
         weights.append(torch.linalg.lstsq(design, rhs[..., None]).solution[..., 0])
-    return torch.cat([*weights, te_thick[:, None]], -1).reshape(*coords.shape[:-2], -1)
+    return torch.cat([*weights, te_thick[:, None]], -1).reshape(*coords.shape[:-2], 2 * (order + 1) + 1)
 
 
 def thickness_camber(
@@ -354,7 +354,8 @@ def thickness_camber(
         yu = _interp_x(st, up)
         yl = _interp_x(st, lo)
         out.append(torch.cat([yu - yl, 0.5 * (yu + yl)]))
-    return torch.stack(out).reshape(*coords.shape[:-2], -1)
+    out = torch.stack(out) if out else flat.new_zeros(0, 2 * st.numel())  # an empty batch
+    return out.reshape(*coords.shape[:-2], 2 * st.numel())
 
 
 def _interp_x(x: torch.Tensor, surf: torch.Tensor) -> torch.Tensor:

@@ -235,9 +235,11 @@ class ResidualAerofoil(HybridModule):
                 RuntimeWarning,
                 stacklevel=2,
             )
+        b, a = alpha.shape
+        if b * a == 0:  # no aerofoil or no condition: nothing to predict
+            return {m: self.x_mean.new_zeros(b, a) for m in MODES}
         shapes = panel_contours(stored_contours(coords, n_per_side), n_panels_per_side)
         x, cl_panel = aerofoil_inputs(shapes, alpha.double(), re.double())
-        b, a = alpha.shape
         # The physics runs where the contours are, in float64; the network where the model is.
         out = self(x.reshape(b * a, -1).to(self.x_mean), cl_panel.reshape(-1).to(self.x_mean))
         return {k: v.reshape(b, a) for k, v in out.items()}

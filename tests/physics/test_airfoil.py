@@ -278,3 +278,9 @@ def test_segment_crossing_matches_a_pairwise_reference():
     expected = torch.tensor([crosses(p.tolist()) for p in lines])
     assert 50 < int(expected.sum()) < 250  # both outcomes are exercised
     assert torch.equal(_segments_cross(lines), expected)
+
+
+def test_shape_features_of_an_empty_batch_are_empty():
+    none = naca4_from_code("2412", 30).double()[None][:0]
+    assert cst_fit(none).shape == (0, 13) and cst_fit(none, 3).shape == (0, 9)
+    assert thickness_camber(none).shape == (0, 10)

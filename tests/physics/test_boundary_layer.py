@@ -258,3 +258,10 @@ def test_bad_inputs_name_the_argument():
         aerofoil_boundary_layer(sol, 1e6, trip=float("nan"))
     with pytest.raises(ValueError, match="trip must be a scalar"):
         aerofoil_boundary_layer(sol, 1e6, trip=torch.tensor([0.1, 0.2], dtype=F64))
+
+
+def test_no_aerofoil_or_no_angle_marches_to_empty_features():
+    c = naca4_from_code("2412", 30).double()[None]
+    for coords, alpha in ((c, torch.zeros(1, 0, dtype=F64)), (c[:0], torch.zeros(0, 3, dtype=F64))):
+        layer = aerofoil_boundary_layer(hess_smith(coords, alpha), 1e6)
+        assert layer.features().shape == (*alpha.shape, N_FEATURES)

@@ -45,6 +45,10 @@ def test_bad_arguments():
     with pytest.warns(RuntimeWarning, match="never fitted"):
         out = m.predict_cl(naca4_from_code("0012", 30)[None], torch.zeros(1, 2), torch.full((1, 2), 1e6))
     assert torch.allclose(out["panel"], torch.zeros(1, 2), atol=1e-6)  # symmetric aerofoil at 0 deg
+    foil = naca4_from_code("0012", 30)[None]
+    for coords, shape in ((foil[:0], (0, 2)), (foil, (1, 0))):  # no aerofoil, or no condition
+        out = m.predict_cl(coords, torch.zeros(shape), torch.full(shape, 1e6))
+        assert {k: tuple(v.shape) for k, v in out.items()} == {k: shape for k in ("residual", "pgml", "nn", "panel")}
 
 
 def test_predict_cl_uses_the_training_resolution_and_the_model_dtype():
