@@ -65,6 +65,17 @@ def lightning_cli(argv: Sequence[str]) -> int:
     from lightning.pytorch.cli import LightningCLI
 
     class ZooCLI(LightningCLI):
+        def instantiate_classes(self) -> None:
+            # A constructor's ValueError/TypeError (a bad --model.* value) reaches here wrapped by jsonargparse
+            # in a long traceback; its own message, one line, is what the user needs.
+            try:
+                super().instantiate_classes()
+            except (ValueError, TypeError) as err:
+                root: BaseException = err
+                while root.__cause__ is not None:
+                    root = root.__cause__
+                raise SystemExit(f"hybridzoo: {type(root).__name__}: {root}") from None
+
         def instantiate_trainer(self, **kwargs: Any) -> L.Trainer:
             # --trainer.enable_checkpointing false: Lightning refuses a checkpoint callback beside it
             config = self.config_init[self.subcommand] if self.subcommand else self.config_init

@@ -30,6 +30,14 @@ def test_fit_without_checkpointing(tmp_path, monkeypatch):
     assert not list(tmp_path.rglob("*.ckpt"))
 
 
+def test_a_bad_model_or_data_value_is_a_one_line_message(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit, match="^hybridzoo: ValueError: solver must be one of .*got 'foo'$"):
+        main(["fit", "-c", "rk_net_digits", "--model.solver", "foo", "--trainer.fast_dev_run=1"])
+    with pytest.raises(SystemExit, match="^hybridzoo: ValueError: .*batch_size"):
+        main(["fit", "-c", "rk_net_digits", "--data.init_args.batch_size", "0", "--trainer.fast_dev_run=1"])
+
+
 def test_config_names_resolve_to_packaged_files():
     args = resolve_config_args(["fit", "-c", "ude-lotka-volterra"])
     assert Path(args[2]).is_file() and args[2].endswith("ude_lotka_volterra.yaml")
