@@ -23,7 +23,7 @@ from hybridzoo.datamodules.aerofoil_features import ALPHA, CST_ORDER, LOG_RE, N_
 from hybridzoo.physics.airfoil import cst_surface
 from hybridzoo.physics.validation import check_positive_int, check_tensor
 from hybridzoo.zoo.base import HybridModule
-from hybridzoo.zoo.distil import DistillationData, fine_tune_trainer
+from hybridzoo.zoo.distil import DistillationData, fit_constants
 from hybridzoo.zoo.residual_aerofoil import _LOSSES
 from hybridzoo.zoo.symbolic import SympyModule
 from hybridzoo.zoo.ude_networks import TermStack
@@ -247,21 +247,15 @@ def fine_tune(symbolic: SymbolicAerofoil, rows: TensorDataset, epochs: int) -> N
     """
     if not any(p.requires_grad for p in symbolic.parameters()):
         return  # a constant-free formula (e.g. 0) has nothing to tune
-    device = symbolic.device
-    trainer = fine_tune_trainer(device, epochs)
     before = {k: v.detach().clone() for k, v in symbolic.state_dict().items()}
-    x, cl_panel, cl, foil = (t.to(device) for t in rows.tensors)
+    x, cl_panel, cl, foil = (t.to(symbolic.device) for t in rows.tensors)
     inputs = symbolic_inputs(x.to(cl_panel.dtype), cl_panel)  # once: the shape features do not change
     # One batch: L-BFGS needs the same objective at every call of its closure.
     loader = DataLoader(TensorDataset(inputs, cl_panel, cl, foil), batch_size=len(rows))
     symbolic.train()
-    try:
-        # a one-batch loader and no validation are intended: Lightning's hints about them are noise
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*(num_workers|log_every_n_steps|val_dataloader).*")
-            trainer.fit(symbolic, train_dataloaders=loader)
-    finally:
-        symbolic.to(device)  # the Trainer's teardown leaves the model on the CPU
+    with warnings.catch_warnings():  # a one-batch loader and no validation are intended: Lightning's hints are noise
+        warnings.filterwarnings("ignore", message=".*(num_workers|log_every_n_steps|val_dataloader).*")
+        fit_constants(symbolic, epochs, train_dataloaders=loader)
     if not all(torch.isfinite(p).all() for p in symbolic.parameters()):
         warnings.warn("fine-tuning the symbolic model diverged; keeping the regression's constants", stacklevel=2)
         symbolic.load_state_dict(before)

@@ -133,17 +133,22 @@ class DistillationResult:
 
 
 # ---------------------------------------------------------------------------------------- driver
-def fine_tune_trainer(device: torch.device, epochs: int) -> Any:
-    """A quiet ``lightning.Trainer`` for fitting a formula's constants: ``epochs`` epochs on ``device``.
+def fit_constants(model: Any, epochs: int, **fit_kwargs: Any) -> None:
+    """Fit a formula's constants with a quiet ``lightning.Trainer``: ``epochs`` epochs on the model's device.
 
-    No logger, checkpoints, progress bar, model summary or validation. Lightning's teardown leaves the
-    model on the CPU: a caller that fits a model on another device moves it back (``model.to(device)``).
+    No logger, checkpoints, progress bar, model summary or validation; ``fit_kwargs`` go to ``Trainer.fit``.
+    The model stays on its device (Lightning's teardown would leave it on the CPU), also when the fit raises.
     """
     import lightning as L
 
-    return L.Trainer(max_epochs=epochs, **trainer_device(device), logger=False, enable_checkpointing=False,
-                     enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
-                     limit_val_batches=0)
+    device = model.device
+    trainer = L.Trainer(max_epochs=epochs, **trainer_device(device), logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+                        limit_val_batches=0)
+    try:
+        trainer.fit(model, **fit_kwargs)
+    finally:
+        model.to(device)
 
 
 def trainer_device(device: torch.device) -> dict[str, Any]:

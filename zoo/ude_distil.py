@@ -15,7 +15,7 @@ import sympy
 import torch
 from hybridzoo.physics.integrators import IntegrationError
 from hybridzoo.physics.validation import check_positive_int
-from hybridzoo.zoo.distil import DistillationData, fine_tune_trainer
+from hybridzoo.zoo.distil import DistillationData, fit_constants
 from hybridzoo.zoo.symbolic import SympyModule
 from hybridzoo.zoo.ude_networks import TermStack
 from torch import nn
@@ -117,16 +117,12 @@ def distillation_metrics(model: UDELotkaVolterra, symbolic: UDELotkaVolterra, da
         # the regression's constants are already near the optimum: the window curriculum, meant for random
         # weights, would fit them to the first part of the window only (fitted_points, total_epochs)
         symbolic._fine_tuning = True
-        device = symbolic.device
-        trainer = fine_tune_trainer(device, fine_tune_epochs)
         before = {k: v.detach().clone() for k, v in symbolic.state_dict().items()}
         try:
-            trainer.fit(symbolic, datamodule=datamodule)
+            fit_constants(symbolic, fine_tune_epochs, datamodule=datamodule)
             failure = None if all(torch.isfinite(p).all() for p in symbolic.parameters()) else "diverged"
         except IntegrationError as err:  # an adaptive method on a candidate that made the ODE stiff
             failure = f"could not be integrated ({err})"
-        finally:
-            symbolic.to(device)  # the Trainer's teardown leaves the model on the CPU
         if failure is not None:
             # an ill-posed candidate (e.g. a spurious cubic term) can diverge: keep the regression's fit
             warnings.warn(f"fine-tuning the symbolic model {failure}; keeping the regression's constants",
