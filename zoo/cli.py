@@ -292,12 +292,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] in LIGHTNING_COMMANDS:
         return lightning_cli(args)
-    if not args or args[0] in ("-h", "--help") or args[0] not in TOOL_COMMANDS:
-        if args and args[0] not in ("-h", "--help"):
+    asked = not args or args[0] in ("-h", "--help")
+    if asked or args[0] not in TOOL_COMMANDS:
+        if not asked:
             print(f"hybridzoo: unknown command {args[0]!r}", file=sys.stderr)
-        asked = not args or args[0] in ("-h", "--help")
         print(__doc__.strip(), file=sys.stdout if asked else sys.stderr)
-        return 0 if not args or args[0] in ("-h", "--help") else 2
+        return 0 if asked else 2
     ns = tools_parser().parse_args(args)
     try:
         return ns.func(ns)
