@@ -13,7 +13,10 @@ The hybrid is timed in float32 (``hybrid``) and in float64 (``hybrid_float64``, 
 set's inputs and of :meth:`ResidualAerofoil.predict_cl`); ``mae_vs_xfoil.residual_timed_pipeline`` scores the
 float32 pipeline on every test row, so that the timed configuration's accuracy is on record too.
 Both run under ``torch.inference_mode()``, as torch code serving predictions would (NeuralFoil is numpy and
-keeps no autograd state either).
+keeps no autograd state either), and so march the boundary layer with its compiled kernel
+(:mod:`hybridzoo.physics.boundary_layer_native`) where one could be built; ``boundary_layer`` in the JSON says
+which ran, and ``hybrid_torch_boundary_layer`` times the float32 hybrid with the torch march, as a machine
+without a C++ compiler would run it.
 
     python benchmarks/aerofoil.py [--train 60] [--batch 1024] [--xfoil-polars 4] [--repeats 5] [--out FILE]
 ``--train N`` trains the zoo config (``configs/residual_aerofoil.yaml``: model, data and batch size) for N
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -35,6 +39,8 @@ import numpy as np
 import torch
 from hybridzoo.datamodules.aerofoil import AerofoilDataModule
 from hybridzoo.datamodules.aerofoil_features import ALPHA, LOG_RE, aerofoil_inputs
+from hybridzoo.physics import native
+from hybridzoo.physics.boundary_layer_native import KERNEL
 from hybridzoo.physics.panel import hess_smith
 from hybridzoo.zoo.neuralfoil_peer import neuralfoil_cl
 from hybridzoo.zoo.registry import create_datamodule, create_model, load_config
@@ -152,6 +158,8 @@ def main() -> None:
     threadpool_limits(limits=args.threads)
 
     model, dm, origin = get_model(args.train)
+    native_setting = os.environ.get("HYBRIDZOO_NATIVE", "1")
+    compiled = native.load(KERNEL) is not None
     x, cl_panel, cl, foil = dm.datasets["test"].tensors
     with torch.no_grad():
         pred = model(x, cl_panel)
@@ -177,9 +185,17 @@ def main() -> None:
     def run_neuralfoil():
         neuralfoil_cl(coords_rows, a_rows, re_rows)
 
+    def run_hybrid_torch_march():  # the boundary layer's torch version, as where no compiler is found
+        os.environ["HYBRIDZOO_NATIVE"] = "0"
+        try:
+            return hybrid_rows(model, batch)
+        finally:
+            os.environ["HYBRIDZOO_NATIVE"] = native_setting
+
     times = {k: timed(fn, args.repeats) for k, fn in
              (("panel", run_panel), ("hybrid", run_hybrid), ("neuralfoil", run_neuralfoil),
-              ("hybrid_float64", lambda: run_hybrid(torch.float64)))}
+              ("hybrid_float64", lambda: run_hybrid(torch.float64)),
+              ("hybrid_torch_boundary_layer", run_hybrid_torch_march))}
     # The timed pipeline runs in float32 from the contours; the MAEs above use the data set's inputs,
     # computed in float64. Score the timed pipeline itself on every test row too.
     test_rows = grouped(dm.coords, foil, alpha, re)
@@ -214,9 +230,13 @@ def main() -> None:
             "residual_over_neuralfoil_mae": mae["residual"] / mae["neuralfoil"],
             "hybrid_over_neuralfoil_speed": rate["hybrid"] / rate["neuralfoil"],
             "hybrid_float64_over_neuralfoil_speed": rate["hybrid_float64"] / rate["neuralfoil"],
+            "hybrid_torch_boundary_layer_over_neuralfoil_speed": rate["hybrid_torch_boundary_layer"]
+            / rate["neuralfoil"],
             **({"hybrid_over_xfoil_speed": rate["hybrid"] / rate["xfoil"]} if "xfoil" in rate else {}),
         },
         "predictions_per_s": rate,
+        "boundary_layer": "compiled kernel (physics/boundary_layer_march.cpp)" if compiled else
+                          "torch (no compiled kernel here)",
         "batch": args.batch,
         "distinct_foils_in_batch": len(ufoils),
         "xfoil_polars_timed": xfoil_polars,

@@ -30,6 +30,7 @@ import numbers
 from dataclasses import dataclass
 
 import torch
+from hybridzoo.physics.boundary_layer_native import march_native
 from hybridzoo.physics.tensor_cache import per_device
 from hybridzoo.physics.validation import check_tensor
 
@@ -241,7 +242,17 @@ def _head_step(
 
 
 def _march(ue: torch.Tensor, s: torch.Tensor, re: torch.Tensor, trip: torch.Tensor | None) -> SurfaceLayer:
-    """:func:`march` on arguments already checked, with ``re (M,)`` and ``trip`` a tensor or ``None``."""
+    """:func:`march` on arguments already checked, with ``re (M,)`` and ``trip`` a tensor or ``None``.
+
+    Runs the compiled kernel of :mod:`~hybridzoo.physics.boundary_layer_native` where it can (CPU,
+    float32/float64, no gradient wanted), and the torch version, :func:`_march_torch`, elsewhere.
+    """
+    fused = march_native(ue, s, re, trip)
+    return _march_torch(ue, s, re, trip) if fused is None else SurfaceLayer(*fused)
+
+
+def _march_torch(ue: torch.Tensor, s: torch.Tensor, re: torch.Tensor, trip: torch.Tensor | None) -> SurfaceLayer:
+    """The march in torch ops: differentiable, on any device and dtype; the definition the kernel follows."""
     m, p = ue.shape
     ds = torch.diff(s, dim=1)
     trip_s = torch.full((m,), torch.inf, dtype=ue.dtype, device=ue.device) if trip is None else trip.expand(m)

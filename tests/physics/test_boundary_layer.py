@@ -17,6 +17,22 @@ from hybridzoo.physics.panel import hess_smith
 F64 = torch.float64
 
 
+@pytest.fixture(params=["torch", "compiled"])
+def implementation(request, monkeypatch):
+    """Run a test with the march's torch version, then with its compiled kernel (which serves inference)."""
+    if request.param == "torch":
+        monkeypatch.setenv("HYBRIDZOO_NATIVE", "0")
+    else:
+        monkeypatch.setenv("HYBRIDZOO_NATIVE", "1")
+        from hybridzoo.physics import native
+
+        try:
+            native.build("boundary_layer_march")
+        except native.NativeUnavailable as err:
+            pytest.skip(f"the compiled kernel cannot be built here: {err}")
+    return request.param
+
+
 def plate(n: int = 2001, length: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
     s = torch.linspace(1e-7, length, n, dtype=F64)[None]
     return torch.ones_like(s), s
@@ -29,7 +45,7 @@ def bisect(f, lo: float, hi: float) -> float:
     return lo
 
 
-def test_laminar_flat_plate_matches_blasius():
+def test_laminar_flat_plate_matches_blasius(implementation):
     ue, s = plate()
     layer = march(ue, s, 1e5)  # Re_x ≤ 1e5: laminar all the way
     assert (layer.transition == -1).all()
@@ -39,7 +55,7 @@ def test_laminar_flat_plate_matches_blasius():
     assert layer.shape_factor[0, -1].item() == pytest.approx(2.59, rel=0.01)
 
 
-def test_flat_plate_transition_where_michel_meets_thwaites():
+def test_flat_plate_transition_where_michel_meets_thwaites(implementation):
     ue, s = plate(20001)
     re = 1e7
     layer = march(ue, s, re)
@@ -53,7 +69,7 @@ def test_flat_plate_transition_where_michel_meets_thwaites():
     assert re_x == pytest.approx(expected, rel=0.01)
 
 
-def test_tripped_turbulent_flat_plate_follows_the_one_seventh_power_law():
+def test_tripped_turbulent_flat_plate_follows_the_one_seventh_power_law(implementation):
     ue, s = plate()
     re = 1e7
     layer = march(ue, s, re, trip=1e-4)
@@ -67,7 +83,7 @@ def test_tripped_turbulent_flat_plate_follows_the_one_seventh_power_law():
     assert (layer.turbulent_separation == -1).all()
 
 
-def test_howarth_retarded_flow_separates_where_thwaites_predicts():
+def test_howarth_retarded_flow_separates_where_thwaites_predicts(implementation):
     # u_e = 1 - x/L: the exact laminar separation is at x/L = 0.1199 (Howarth 1938); Thwaites: 0.123.
     s = torch.linspace(1e-7, 2.0, 8001, dtype=F64)[None]
     layer = march(1 - s / 8, s, 1e4)
@@ -76,7 +92,7 @@ def test_howarth_retarded_flow_separates_where_thwaites_predicts():
     assert layer.transition.item() == layer.laminar_separation.item()  # a separated laminar layer trips
 
 
-def test_stagnation_point_flow_is_exact():
+def test_stagnation_point_flow_is_exact(implementation):
     # u_e = s (Hiemenz): Thwaites gives λ = 0.075 and a constant θ at every station.
     s = torch.linspace(1e-3, 0.1, 50, dtype=F64)[None]
     layer = march(s.clone(), s, 1e6)
@@ -113,7 +129,7 @@ def jump_solution(theta0: float, h0: float, u0: float, u1: float, n: int = 400) 
     return theta0 * u0 * h10.item() / (math.exp(log_u) * math.exp(log_h1.item())), log_u
 
 
-def test_sharp_speed_changes_follow_the_exact_jump_solution():
+def test_sharp_speed_changes_follow_the_exact_jump_solution(implementation):
     # A tripped turbulent layer at u_e = 0.556 meets a speed change over 1e-9 chords (a short trailing-edge
     # panel). An explicit step of dθ/ds = Cf/2 - (H + 2) θ/u_e du_e/ds overshot: at a 40 % speed-up (the
     # TE of UIUC ist-mt1-18 at 9°, Re 2e5) θ fell to its 1e-9 floor and H to 1.1.
@@ -162,7 +178,7 @@ def naca(code: str) -> torch.Tensor:
     return repanel(normalize(naca4_from_code(code, 200, dtype=F64)), 80)
 
 
-def test_symmetric_aerofoil_surfaces_agree_at_zero_incidence():
+def test_symmetric_aerofoil_surfaces_agree_at_zero_incidence(implementation):
     sol = hess_smith(naca("0012")[None], torch.zeros(1, 1, dtype=F64))
     layer = aerofoil_boundary_layer(sol, 1e6)
     for f in ("theta_te", "shape_factor_te", "x_transition"):
@@ -171,7 +187,7 @@ def test_symmetric_aerofoil_surfaces_agree_at_zero_incidence():
     assert abs(layer.x_stagnation.item()) < 1e-3
 
 
-def test_transition_moves_forward_with_incidence_and_reynolds_number():
+def test_transition_moves_forward_with_incidence_and_reynolds_number(implementation):
     alpha = torch.deg2rad(torch.tensor([[0.0, 2.0, 4.0, 6.0]], dtype=F64))
     sol = hess_smith(naca("2412")[None], alpha)
     upper = [aerofoil_boundary_layer(sol, re).x_transition[0, :, 0] for re in (2e5, 1e6, 5e6)]
@@ -182,7 +198,7 @@ def test_transition_moves_forward_with_incidence_and_reynolds_number():
     assert (torch.diff(lower) > 0).all()  # and the pressure side's moves aft
 
 
-def test_squire_young_drag_matches_xfoil_at_low_incidence():
+def test_squire_young_drag_matches_xfoil_at_low_incidence(implementation):
     from hybridzoo.datamodules.aerofoil import load_arrays, shipped_path
 
     data = load_arrays(shipped_path())
@@ -201,7 +217,7 @@ def test_squire_young_drag_matches_xfoil_at_low_incidence():
     assert checked >= 4
 
 
-def test_batched_equals_one_at_a_time_and_features():
+def test_batched_equals_one_at_a_time_and_features(implementation):
     shapes = torch.stack([naca("0012"), naca("4412"), naca("2415")])
     alpha = torch.deg2rad(torch.tensor([[0.0, 5.0], [2.0, 8.0], [-3.0, 4.0]], dtype=F64))
     re = torch.tensor([[1e6, 3e6], [2e5, 1e6], [5e6, 1e7]], dtype=F64)

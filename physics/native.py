@@ -1,0 +1,133 @@
+"""Compiled CPU kernels: C++ sources shipped with the package, built on first use by the system compiler.
+
+A few inference paths are loops of many small tensor ops whose dispatch, not their arithmetic, sets
+their cost on the CPU (the boundary-layer march is ~35 ops per station). For those, a C++ version of
+the same algorithm is compiled once per machine with ``$CXX`` (default ``c++``) at ``-O3 -march=native
+-ffast-math``, so that the compiler vectorises it with the C library's SIMD ``exp``/``log``, and loaded
+with :mod:`ctypes`. The torch version stays the definition: it serves autograd, CUDA and other dtypes,
+and the tests hold the two to agreement.
+
+The library is cached in ``$HYBRIDZOO_DATA/kernels`` (default ``~/.cache/hybridzoo/kernels``) under a
+hash of the source, the flags, the compiler's version and this CPU's features, so a changed source, a
+new compiler or another machine sharing the home folder gets its own build. The build writes a temporary
+file and renames it into place: concurrent processes never load half a library. Where no compiler works,
+:func:`load` warns once and returns ``None``, and callers use the torch version. ``HYBRIDZOO_NATIVE=0``
+turns the kernels off.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import warnings
+from functools import cache
+from pathlib import Path
+
+SOURCE_DIR = Path(__file__).parent
+COMPILE_FLAGS = ("-O3", "-march=native", "-ffast-math", "-fno-exceptions", "-fPIC", "-std=c++17")
+# -ffast-math is a compile flag only: given when linking a shared library, older gcc adds crtfastmath.o,
+# which flushes denormals to zero in the whole process that loads it. libmvec holds the SIMD exp/log.
+LINK_OPTIONS = (("-shared", "-lmvec", "-lm"), ("-shared", "-lm"))
+
+
+class NativeUnavailable(RuntimeError):
+    """A kernel could not be compiled or loaded here (no compiler, a failed build)."""
+
+
+def enabled() -> bool:
+    """Whether native kernels may be used: not turned off by ``HYBRIDZOO_NATIVE=0``."""
+    return os.environ.get("HYBRIDZOO_NATIVE", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def kernel_dir() -> Path:
+    """Cache folder of the compiled kernels: ``$HYBRIDZOO_DATA/kernels`` or ``~/.cache/hybridzoo/kernels``."""
+    env = os.environ.get("HYBRIDZOO_DATA")
+    return (Path(env).expanduser() if env else Path.home() / ".cache" / "hybridzoo") / "kernels"
+
+
+def _cpu_features() -> str:
+    """This CPU's instruction-set flags (``-march=native`` compiles for them), or its machine name."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith(("flags", "Features")):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _compiler() -> str:
+    cxx = os.environ.get("CXX", "c++")
+    path = shutil.which(cxx)
+    if path is None:
+        raise NativeUnavailable(f"no C++ compiler: {cxx!r} is not on PATH (set CXX to one)")
+    return path
+
+
+def build(name: str) -> Path:
+    """Compile ``<name>.cpp`` of this package into the kernel cache (if not there yet); its path.
+
+    Raises:
+        NativeUnavailable: no compiler, or the build failed (the message holds the compiler's output).
+    """
+    source = (SOURCE_DIR / f"{name}.cpp").read_bytes()
+    cxx = _compiler()
+    try:
+        version = subprocess.run([cxx, "--version"], capture_output=True, text=True, timeout=60).stdout
+    except (OSError, subprocess.SubprocessError) as err:
+        raise NativeUnavailable(f"{cxx} --version failed: {err}") from err
+    key = hashlib.sha256(
+        b"\0".join([source, " ".join(COMPILE_FLAGS).encode(), version.encode(), _cpu_features().encode()])
+    ).hexdigest()[:16]
+    target = kernel_dir() / f"{name}-{key}.so"
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{name}-") as tmp:
+        src, obj, lib = (Path(tmp) / f"{name}{ext}" for ext in (".cpp", ".o", ".so"))
+        src.write_bytes(source)
+        failed = _run([cxx, *COMPILE_FLAGS, "-c", str(src), "-o", str(obj)])
+        errors = [failed] if failed else []
+        for link in () if failed else LINK_OPTIONS:  # with libmvec where the C library has it
+            failed = _run([cxx, str(obj), "-o", str(lib), *link])
+            if not failed:
+                os.replace(lib, target)  # atomic: no process loads a half-written library
+                return target
+            errors.append(failed)
+    raise NativeUnavailable(f"building the {name} kernel failed:\n" + "\n".join(errors))
+
+
+def load(name: str) -> ctypes.CDLL | None:
+    """The compiled kernel ``name``, built on first use; ``None`` (after one warning) where it cannot be.
+
+    ``None`` too, without a warning, while ``HYBRIDZOO_NATIVE=0`` turns the kernels off.
+    """
+    return _load(name) if enabled() else None
+
+
+def _run(cmd: list[str]) -> str:
+    """Run a compiler command; ``""`` if it succeeded, else the command and its error output."""
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    except (OSError, subprocess.SubprocessError) as err:
+        return f"$ {' '.join(cmd)}\n{err}"
+    return "" if done.returncode == 0 else f"$ {' '.join(cmd)}\n{done.stderr.strip()}"
+
+
+@cache
+def _load(name: str) -> ctypes.CDLL | None:
+    try:
+        return ctypes.CDLL(str(build(name)))
+    except (NativeUnavailable, OSError) as err:
+        warnings.warn(
+            f"the compiled {name} kernel is unavailable, so the slower torch version runs instead: {err}",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return None
