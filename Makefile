@@ -4,9 +4,14 @@ TORCH ?= torch==2.13.0
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-slow bench lint clean-venv
+.PHONY: demo test test-slow bench lint clean-venv FORCE
 
-$(VENV)/.installed: pyproject.toml
+# The torch requirement the venv was installed with; a different TORCH=... rewrites it, and so re-installs.
+$(VENV)/.torch-requirement: FORCE
+	@mkdir -p $(VENV)
+	@echo '$(TORCH)' | cmp -s - $@ || echo '$(TORCH)' > $@
+
+$(VENV)/.installed: pyproject.toml $(VENV)/.torch-requirement
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
 	# torch first and pinned, so that no dependency drags in an unpinned (CUDA) torch
@@ -33,3 +38,5 @@ lint: .venv
 
 clean-venv:
 	rm -rf $(VENV)
+
+FORCE:
