@@ -182,9 +182,17 @@ class HybridModule(L.LightningModule):
             from hybridzoo.zoo.registry import check_pairing
 
             check_pairing(self, self.attached_datamodule)
+        self.load_pending_pretrained()
+        self.apply_freeze()
+
+    def load_pending_pretrained(self) -> None:
+        """Load the ``pretrained`` weights given to the constructor, unless they (or a checkpoint's) are in.
+
+        :meth:`setup` calls it; ``hybridzoo fit|test|...`` calls it as soon as the model is built, so that an
+        unknown name or another model's card is a one-line message, not a traceback from inside the Trainer.
+        """
         if self._pretrained and not self._pretrained_done:
             self.load_pretrained_weights(self._pretrained)
-        self.apply_freeze()
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Name this model's class in the checkpoint's hyperparameters, as LightningCLI does for its own.

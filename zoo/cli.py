@@ -70,6 +70,9 @@ def lightning_cli(argv: Sequence[str]) -> int:
             # in a long traceback; its own message, one line, is what the user needs.
             try:
                 super().instantiate_classes()
+                # --model.pretrained: an unknown name or another model's card fails here, in one line too
+                if isinstance(self.model, HybridModule):
+                    self.model.load_pending_pretrained()
             except (ValueError, TypeError) as err:
                 root: BaseException = err
                 while root.__cause__ is not None:

@@ -36,6 +36,12 @@ def test_a_bad_model_or_data_value_is_a_one_line_message(tmp_path, monkeypatch):
         main(["fit", "-c", "rk_net_digits", "--model.solver", "foo", "--trainer.fast_dev_run=1"])
     with pytest.raises(SystemExit, match="^hybridzoo: ValueError: .*batch_size"):
         main(["fit", "-c", "rk_net_digits", "--data.init_args.batch_size", "0", "--trainer.fast_dev_run=1"])
+    # --model.pretrained: an unknown name, and another model's card, before the Trainer starts
+    with pytest.raises(SystemExit, match="^hybridzoo: ValueError: unknown checkpoint 'no-such-model'"):
+        main(["fit", "-c", "ude_lotka_volterra", "--model.pretrained", "no-such-model", "--trainer.fast_dev_run=1"])
+    with pytest.raises(SystemExit, match="^hybridzoo: ValueError: .*checkpoint of zoo model 'residual-aerofoil'"):
+        main(["test", "-c", "ude_lotka_volterra", "--model.pretrained", "residual-aerofoil"])
+    assert not list(tmp_path.rglob("lightning_logs"))  # refused before a Trainer ran
 
 
 def test_config_names_resolve_to_packaged_files():
