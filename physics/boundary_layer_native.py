@@ -40,6 +40,8 @@ def march_native(
     tensors = (ue, s, re) if trip is None else (ue, s, re, trip)
     if ue.device.type != "cpu" or ue.dtype not in _SYMBOLS:
         return None
+    if any(t.dtype != ue.dtype or t.device != ue.device for t in tensors):  # the kernel reads raw memory
+        return None
     if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
         return None
     fn = _function(ue.dtype)

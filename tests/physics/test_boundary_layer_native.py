@@ -95,6 +95,8 @@ def test_the_kernel_serves_only_what_it_can():
         assert march_native(grad_ue, s, re, trip) is not None
     layer = march(grad_ue, s, re, trip)
     assert layer.theta.requires_grad
+    # mixed dtypes: the kernel would read one as the other
+    assert march_native(ue.float(), s.float(), re, None) is None
     # dtypes the kernel has no version for
     assert march_native(ue.bfloat16(), s.bfloat16(), re.bfloat16(), None) is None
     # off
