@@ -123,7 +123,12 @@ def _run(cmd: list[str]) -> str:
 @cache
 def _load(name: str) -> ctypes.CDLL | None:
     try:
-        return ctypes.CDLL(str(build(name)))
+        path = build(name)
+        try:
+            return ctypes.CDLL(str(path))
+        except OSError:  # a cached library that does not load (damaged on disk): build it again, once
+            path.unlink(missing_ok=True)
+            return ctypes.CDLL(str(build(name)))
     except (NativeUnavailable, OSError) as err:
         warnings.warn(
             f"the compiled {name} kernel is unavailable, so the slower torch version runs instead: {err}",

@@ -36,6 +36,14 @@ def test_built_once_into_the_cache_and_reused(fresh):
     assert native.load(KERNEL) is not None
 
 
+def test_a_damaged_cached_library_is_rebuilt(fresh):
+    needs_compiler()
+    path = native.build(KERNEL)
+    path.write_bytes(b"not a shared library")
+    assert native.load(KERNEL) is not None
+    assert path.read_bytes() != b"not a shared library"
+
+
 def test_no_compiler_warns_once_and_the_torch_version_runs(fresh, monkeypatch):
     monkeypatch.setenv("CXX", "no-such-compiler-hz")
     with pytest.raises(native.NativeUnavailable, match="no-such-compiler-hz"):
