@@ -110,8 +110,13 @@ def assemble(coords: torch.Tensor, alpha: torch.Tensor):
         ``(M (B, N+1, N+1), rhs (B, N+1, A), extras)`` where extras holds the influence matrices.
     """
     mat, basis, extras = _assemble_basis(coords)
-    vinf = torch.stack([torch.cos(alpha), torch.sin(alpha)], -1)  # (B, A, 2)
+    vinf = _free_stream(alpha)
     return mat, basis @ vinf.transpose(1, 2), (*extras, vinf)
+
+
+def _free_stream(alpha: torch.Tensor) -> torch.Tensor:
+    """Unit free-stream vectors (cos α, sin α), ``(B, A, 2)``, of angles ``(B, A)``."""
+    return torch.stack([torch.cos(alpha), torch.sin(alpha)], -1)
 
 
 def _assemble_basis(coords: torch.Tensor):
@@ -232,7 +237,7 @@ def hess_smith(
     x = _solve(mat, basis)  # (B, N+1, 2): the solutions for free streams along x and along y
     # Surface speed of each unit solution; an angle's is their combination by (cos α, sin α).
     vt_basis = at @ x[:, :-1] + bt.sum(-1)[..., None] * x[:, -1:] + tangent  # (B, N, 2)
-    vinf = torch.stack([torch.cos(alpha), torch.sin(alpha)], -1)  # (B, A, 2)
+    vinf = _free_stream(alpha)
     sigma = vinf @ x[:, :-1].transpose(1, 2)  # (B, A, N)
     gamma = (vinf @ x[:, -1, :, None])[..., 0]  # (B, A)
     vt = vinf @ vt_basis.transpose(1, 2)  # (B, A, N)
@@ -240,7 +245,7 @@ def hess_smith(
     perimeter = length.sum(-1)
     cl = 2.0 * gamma * perimeter[:, None] / chord[:, None]
     force = -(cp @ (normal * length[..., None])) / chord[:, None, None]  # (B, A, 2)
-    cl_p = force[..., 1] * torch.cos(alpha) - force[..., 0] * torch.sin(alpha)
+    cl_p = force[..., 1] * vinf[..., 0] - force[..., 0] * vinf[..., 1]  # lift: normal to the free stream
     if scalar_alpha:  # a scalar angle gives no angle dimension
         cl, cl_p, cp, sigma, gamma, vt = cl[:, 0], cl_p[:, 0], cp[:, 0], sigma[:, 0], gamma[:, 0], vt[:, 0]
     sol = PanelSolution(cl, cl_p, cp, sigma, gamma, mid, vt)
