@@ -11,7 +11,8 @@ The library is cached in ``$HYBRIDZOO_DATA/kernels`` (default ``~/.cache/hybridz
 hash of the source, the flags, the compiler's version and this CPU's features, so a changed source, a
 new compiler or another machine sharing the home folder gets its own build. The build writes a temporary
 file and renames it into place: concurrent processes never load half a library. Where no compiler works,
-:func:`load` warns once and returns ``None``, and callers use the torch version. ``HYBRIDZOO_NATIVE=0``
+:func:`load` warns once (:class:`NativeKernelWarning`) and returns ``None``, and callers use the torch
+version. ``HYBRIDZOO_NATIVE=0``
 turns the kernels off.
 """
 
@@ -37,6 +38,10 @@ LINK_OPTIONS = (("-shared", "-lmvec", "-lm"), ("-shared", "-lm"))
 
 class NativeUnavailable(RuntimeError):
     """A kernel could not be compiled or loaded here (no compiler, a failed build)."""
+
+
+class NativeKernelWarning(RuntimeWarning):
+    """A compiled kernel is unavailable, so its (slower) torch version runs; filter it to silence the notice."""
 
 
 def enabled() -> bool:
@@ -132,7 +137,7 @@ def _load(name: str) -> ctypes.CDLL | None:
     except (NativeUnavailable, OSError) as err:
         warnings.warn(
             f"the compiled {name} kernel is unavailable, so the slower torch version runs instead: {err}",
-            RuntimeWarning,
+            NativeKernelWarning,
             stacklevel=3,
         )
         return None

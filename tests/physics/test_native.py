@@ -50,7 +50,7 @@ def test_no_compiler_warns_once_and_the_torch_version_runs(fresh, monkeypatch):
         native.build(KERNEL)
     s = torch.linspace(1e-3, 1.0, 50, dtype=torch.float64)[None]
     ue = 1 + 0.1 * s
-    with pytest.warns(RuntimeWarning, match="torch version runs instead"):
+    with pytest.warns(native.NativeKernelWarning, match="torch version runs instead"):
         layer = march(ue, s, 1e6)
     torch.testing.assert_close(layer.theta, _march_torch(ue, s, torch.tensor([1e6], dtype=s.dtype), None).theta)
     assert not fresh.exists() or not any(fresh.iterdir())
