@@ -16,7 +16,8 @@ Both run under ``torch.inference_mode()``, as torch code serving predictions wou
 keeps no autograd state either), and so march the boundary layer with its compiled kernel
 (:mod:`hybridzoo.physics.boundary_layer_native`) where one could be built; ``boundary_layer`` in the JSON says
 which ran, and ``hybrid_torch_boundary_layer`` times the float32 hybrid with the torch march, as a machine
-without a C++ compiler would run it.
+without a C++ compiler would run it; ``boundary_layer_kernel_vs_torch`` times the boundary layer alone both ways
+and compares their features.
 
     python benchmarks/aerofoil.py [--train 60] [--batch 1024] [--xfoil-polars 4] [--repeats 5] [--out FILE]
 ``--train N`` trains the zoo config (``configs/residual_aerofoil.yaml``: model, data and batch size) for N
@@ -32,6 +33,8 @@ import json
 import os
 import platform
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 
@@ -40,6 +43,7 @@ import torch
 from hybridzoo.datamodules.aerofoil import AerofoilDataModule
 from hybridzoo.datamodules.aerofoil_features import ALPHA, LOG_RE, aerofoil_inputs
 from hybridzoo.physics import native
+from hybridzoo.physics.aerofoil_boundary_layer import aerofoil_boundary_layer
 from hybridzoo.physics.boundary_layer_native import KERNEL
 from hybridzoo.physics.panel import hess_smith
 from hybridzoo.zoo.neuralfoil_peer import neuralfoil_cl
@@ -123,6 +127,49 @@ def hybrid_rows(model: ResidualAerofoil, batch: Grouped, dtype: torch.dtype = to
         return model(feats[batch.valid].float(), cp[batch.valid].float())["residual"]
 
 
+@contextmanager
+def native_setting(value: str) -> Iterator[None]:
+    """``HYBRIDZOO_NATIVE=value`` (``"0"``: the torch march) for the duration, then as it was."""
+    before = os.environ.get("HYBRIDZOO_NATIVE")
+    os.environ["HYBRIDZOO_NATIVE"] = value
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("HYBRIDZOO_NATIVE")
+        else:
+            os.environ["HYBRIDZOO_NATIVE"] = before
+
+
+def boundary_layer_check(batch: Grouped, repeats: int) -> dict[str, dict[str, float | bool]]:
+    """The boundary layer of ``batch``'s panel solutions with the compiled march and with the torch march.
+
+    Per dtype: both times (ms, one call over all rows, padding included), the largest relative difference of
+    the network's boundary-layer features and whether every transition and separation station is the same.
+    """
+    out = {}
+    for dtype in (torch.float32, torch.float64):
+        with torch.inference_mode():
+            sol = hess_smith(batch.coords.to(dtype), batch.alpha.to(dtype))
+            re = batch.re.to(dtype)
+            run = {}
+            for name, setting in (("compiled", "1"), ("torch", "0")):
+                with native_setting(setting):
+                    run[name] = (timed(lambda sol=sol, re=re: aerofoil_boundary_layer(sol, re), repeats),
+                                 aerofoil_boundary_layer(sol, re))
+        (t_c, layer_c), (t_t, layer_t) = run["compiled"], run["torch"]
+        fc, ft = layer_c.features(), layer_t.features()
+        stations = ("x_transition", "x_laminar_separation", "x_turbulent_separation")
+        out[str(dtype).removeprefix("torch.")] = {
+            "compiled_ms": 1e3 * t_c,
+            "torch_ms": 1e3 * t_t,
+            "features_max_rel_diff": float(((fc - ft).abs() / ft.abs().clamp_min(1e-12)).max()),
+            "same_transition_and_separation": all(
+                torch.equal(getattr(layer_c, f), getattr(layer_t, f)) for f in stations),
+        }
+    return out
+
+
 def timed(fn, repeats: int = 3) -> float:
     fn()  # warm-up
     best = float("inf")
@@ -158,7 +205,6 @@ def main() -> None:
     threadpool_limits(limits=args.threads)
 
     model, dm, origin = get_model(args.train)
-    native_setting = os.environ.get("HYBRIDZOO_NATIVE", "1")
     compiled = native.load(KERNEL) is not None
     x, cl_panel, cl, foil = dm.datasets["test"].tensors
     with torch.no_grad():
@@ -186,16 +232,14 @@ def main() -> None:
         neuralfoil_cl(coords_rows, a_rows, re_rows)
 
     def run_hybrid_torch_march():  # the boundary layer's torch version, as where no compiler is found
-        os.environ["HYBRIDZOO_NATIVE"] = "0"
-        try:
+        with native_setting("0"):
             return hybrid_rows(model, batch)
-        finally:
-            os.environ["HYBRIDZOO_NATIVE"] = native_setting
 
     times = {k: timed(fn, args.repeats) for k, fn in
              (("panel", run_panel), ("hybrid", run_hybrid), ("neuralfoil", run_neuralfoil),
               ("hybrid_float64", lambda: run_hybrid(torch.float64)),
               ("hybrid_torch_boundary_layer", run_hybrid_torch_march))}
+    boundary_layer = boundary_layer_check(batch, args.repeats) if compiled else None
     # The timed pipeline runs in float32 from the contours; the MAEs above use the data set's inputs,
     # computed in float64. Score the timed pipeline itself on every test row too.
     test_rows = grouped(dm.coords, foil, alpha, re)
@@ -237,6 +281,7 @@ def main() -> None:
         "predictions_per_s": rate,
         "boundary_layer": "compiled kernel (physics/boundary_layer_march.cpp)" if compiled else
                           "torch (no compiled kernel here)",
+        "boundary_layer_kernel_vs_torch": boundary_layer,
         "batch": args.batch,
         "distinct_foils_in_batch": len(ufoils),
         "xfoil_polars_timed": xfoil_polars,
