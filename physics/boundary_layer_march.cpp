@@ -9,7 +9,7 @@
 // station's surfaces are contiguous. Built and loaded by hybridzoo.physics.native.
 #include <cmath>
 #include <cstdint>
-#include <vector>
+#include <utility>
 
 namespace {
 
@@ -81,24 +81,31 @@ inline T thwaites_shape_factor(T lam) {
 }
 
 template <typename T>
-void march(int64_t m, int64_t p, const T* ue, const T* s, const T* re, const T* trip, T* theta_out,
-           T* h_out, int64_t* i_tr, int64_t* i_lsep, int64_t* i_tsep) {
+void march(int64_t m, int64_t p, const T* ue, const T* s, const T* re, const T* trip, bool has_trip, T* theta_out,
+           T* h_out, int64_t* i_tr, int64_t* i_lsep, int64_t* i_tsep, T* scratch, double* integral) {
   const Closures<T> k;
   const T h_sep = k.h_separation;
   const T h1_start = entrainment_shape(k, T(kHStart));
-  // Per surface: Thwaites' integral, the last real du_e/ds, log Re, log u_e at the previous station, and
-  // Head's state (θ, H, H1, u_e θ H1) before and after the current station, one array each.
-  std::vector<T> integral(m), dudx(m), log_re(m), log_u_prev(m);
-  // Surfaces still laminar carry a placeholder state through the vectorised step (its result is
-  // discarded): an ordinary one, since -ffast-math assumes finite math and log(0) is not.
-  std::vector<T> theta(m, T(1e-3)), h(m, T(kHStart)), h1(m, h1_start), h1u(m, T(1e-3) * h1_start);
-  std::vector<T> theta_old(theta), h_old(h), h1_old(h1), h1u_old(h1u);
+  // Per surface (scratch, 11 arrays of m, from the caller: no allocation here): the last real du_e/ds, log Re,
+  // log u_e at the previous station, and Head's state (θ, H, H1, u_e θ H1) after and before the current
+  // station. Thwaites' integral is summed in double, as torch's cumsum accumulates float32 in double.
+  T* dudx = scratch;
+  T* log_re = scratch + m;
+  T* log_u_prev = scratch + 2 * m;
+  T *theta = scratch + 3 * m, *h = scratch + 4 * m, *h1 = scratch + 5 * m, *h1u = scratch + 6 * m;
+  T *theta_old = scratch + 7 * m, *h_old = scratch + 8 * m, *h1_old = scratch + 9 * m, *h1u_old = scratch + 10 * m;
   for (int64_t i = 0; i < m; ++i) {
     i_tr[i] = i_lsep[i] = i_tsep[i] = -1;
     log_re[i] = std::log(re[i]);
-    integral[i] = ue[i] * ue[i] * ue[i] * ue[i] * ue[i] * s[i] / T(6);
+    integral[i] = double(ue[i] * ue[i] * ue[i] * ue[i] * ue[i] * s[i] / T(6));
     dudx[i] = ue[i] / s[i];
     log_u_prev[i] = std::log(ue[i]);
+    // Surfaces still laminar carry a placeholder state through the vectorised step (its result is
+    // discarded): an ordinary one, since -ffast-math assumes finite math and log(0) is not.
+    theta[i] = T(1e-3);
+    h[i] = T(kHStart);
+    h1[i] = h1_start;
+    h1u[i] = T(1e-3) * h1_start;
   }
   for (int64_t j = 0; j < p; ++j) {
     const T* u = ue + j * m;
@@ -107,10 +114,10 @@ void march(int64_t m, int64_t p, const T* ue, const T* s, const T* re, const T* 
     const T* s_prev = j ? s + (j - 1) * m : sj;
     T* theta_j = theta_out + j * m;
     T* h_j = h_out + j * m;
-    theta_old.swap(theta);
-    h_old.swap(h);
-    h1_old.swap(h1);
-    h1u_old.swap(h1u);
+    std::swap(theta_old, theta);
+    std::swap(h_old, h);
+    std::swap(h1_old, h1);
+    std::swap(h1u_old, h1u);
     // Thwaites, Michel and the turbulent step: one branch-free pass over the surfaces, which the compiler
     // vectorises (no array here overlaps another: ivdep spares it the run-time alias checks). At j = 0,
     // ds = 0 and the integral and gradient keep their starting values.
@@ -130,11 +137,11 @@ void march(int64_t m, int64_t p, const T* ue, const T* s, const T* re, const T* 
       horner = u0_power + u1 * horner;
       u0_power = u0_power * u0;
       horner = u0_power + u1 * horner;
-      integral[i] += ds * horner / T(6);
+      integral[i] += double(ds * horner / T(6));
       const T grad = (u1 - u0) / (ds > T(1e-12) ? ds : T(1e-12));
       dudx[i] = (j > 0) & real ? grad : dudx[i];  // a padding station keeps the last real gradient
       const T ue3 = u1 * u1 * u1;
-      const T theta2 = T(0.45) * integral[i] / (re[i] * ue3 * ue3);
+      const T theta2 = T(0.45) * T(integral[i]) / (re[i] * ue3 * ue3);
       const T theta_lam = std::sqrt(theta2);
       const T lam = re[i] * theta2 * dudx[i];
       const T h_lam = thwaites_shape_factor(lam);
@@ -143,7 +150,7 @@ void march(int64_t m, int64_t p, const T* ue, const T* s, const T* re, const T* 
       const T michel_limit = T(1.174) * (T(1) + T(22400) / re_s) * std::exp(T(0.46) * std::log(re_s));
       const bool lsep = real & (lam < T(kLambdaSeparation));
       const bool michel = real & (u1 * theta_lam * re[i] > michel_limit);
-      const bool tripped = real & (sj[i] >= trip[i]);
+      const bool tripped = real & has_trip & (sj[i] >= trip[i]);
       const bool was_turbulent = i_tr[i] >= 0;
       const bool can_step = was_turbulent & real & (h_old[i] <= h_sep);  // not separated; one that begins does not step
       const bool begins = !was_turbulent & (lsep | michel | tripped);
@@ -209,12 +216,16 @@ void march(int64_t m, int64_t p, const T* ue, const T* s, const T* re, const T* 
 }  // namespace
 
 extern "C" {
+// trip: one value per surface, read only where has_trip (else any readable array of m); scratch: 11 m
+// values of the dtype; integral: m doubles.
 void hz_march_f32(int64_t m, int64_t p, const float* ue, const float* s, const float* re, const float* trip,
-                  float* theta, float* h, int64_t* i_tr, int64_t* i_lsep, int64_t* i_tsep) {
-  march<float>(m, p, ue, s, re, trip, theta, h, i_tr, i_lsep, i_tsep);
+                  int has_trip, float* theta, float* h, int64_t* i_tr, int64_t* i_lsep, int64_t* i_tsep,
+                  float* scratch, double* integral) {
+  march<float>(m, p, ue, s, re, trip, has_trip != 0, theta, h, i_tr, i_lsep, i_tsep, scratch, integral);
 }
 void hz_march_f64(int64_t m, int64_t p, const double* ue, const double* s, const double* re, const double* trip,
-                  double* theta, double* h, int64_t* i_tr, int64_t* i_lsep, int64_t* i_tsep) {
-  march<double>(m, p, ue, s, re, trip, theta, h, i_tr, i_lsep, i_tsep);
+                  int has_trip, double* theta, double* h, int64_t* i_tr, int64_t* i_lsep, int64_t* i_tsep,
+                  double* scratch, double* integral) {
+  march<double>(m, p, ue, s, re, trip, has_trip != 0, theta, h, i_tr, i_lsep, i_tsep, scratch, integral);
 }
 }

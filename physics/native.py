@@ -22,18 +22,25 @@ import ctypes
 import hashlib
 import os
 import platform
+import shlex
 import shutil
 import subprocess
+import sys
 import tempfile
 import warnings
 from functools import cache
 from pathlib import Path
 
 SOURCE_DIR = Path(__file__).parent
-COMPILE_FLAGS = ("-O3", "-march=native", "-ffast-math", "-fno-exceptions", "-fPIC", "-std=c++17")
+# -fno-reciprocal-math: x / 0.1 stays a division, as in the torch version (x * 10 rounds differently and
+# can change a count taken by ceil).
+COMPILE_FLAGS = ("-O3", "-march=native", "-ffast-math", "-fno-reciprocal-math", "-fno-exceptions", "-fPIC",
+                 "-std=c++17")
 # -ffast-math is a compile flag only: given when linking a shared library, older gcc adds crtfastmath.o,
-# which flushes denormals to zero in the whole process that loads it. libmvec holds the SIMD exp/log.
-LINK_OPTIONS = (("-shared", "-lmvec", "-lm"), ("-shared", "-lm"))
+# which flushes denormals to zero in the whole process that loads it. libmvec holds the SIMD exp/log; a
+# library that needs it and links without it must fail here, not when it is loaded (--no-undefined: GNU ld).
+_NO_UNDEFINED = ("-Wl,--no-undefined",) if sys.platform.startswith("linux") else ()
+LINK_OPTIONS = (("-shared", *_NO_UNDEFINED, "-lmvec", "-lm"), ("-shared", *_NO_UNDEFINED, "-lm"))
 
 
 class NativeUnavailable(RuntimeError):
@@ -64,15 +71,43 @@ def _cpu_features() -> str:
                     return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    # No feature list to read: this host's name too, so that machines sharing a home folder never share a build.
+    return f"{platform.machine()} {platform.processor()} {platform.node()}"
 
 
-def _compiler() -> str:
+def _compiler() -> list[str]:
+    """``$CXX`` (default ``c++``) as a command, which may carry a launcher or flags (``ccache g++``)."""
     cxx = os.environ.get("CXX", "c++")
-    path = shutil.which(cxx)
+    cmd = shlex.split(cxx)
+    path = shutil.which(cmd[0]) if cmd else None
     if path is None:
         raise NativeUnavailable(f"no C++ compiler: {cxx!r} is not on PATH (set CXX to one)")
-    return path
+    return [path, *cmd[1:]]
+
+
+def _check_private(folder: Path) -> None:
+    """Refuse a kernel folder that another user could write to: a library planted there would be loaded."""
+    if os.name != "posix":
+        return
+    st = folder.stat()
+    if st.st_uid != os.getuid() or st.st_mode & 0o022:
+        raise NativeUnavailable(
+            f"{folder} is not private to this user (owner uid {st.st_uid}, mode {oct(st.st_mode & 0o777)}): "
+            "no library is loaded from it; make it yours and not group/world-writable, or set HYBRIDZOO_DATA"
+        )
+
+
+def _target(name: str) -> tuple[Path, bytes, list[str]]:
+    """Where ``name``'s library for this source, compiler, flags and CPU lives; the source; the compiler."""
+    source = (SOURCE_DIR / f"{name}.cpp").read_bytes()
+    cxx = _compiler()
+    try:
+        version = subprocess.run([*cxx, "--version"], capture_output=True, text=True, timeout=60).stdout
+    except (OSError, subprocess.SubprocessError) as err:
+        raise NativeUnavailable(f"{' '.join(cxx)} --version failed: {err}") from err
+    parts = [source, " ".join(cxx[1:]), " ".join(COMPILE_FLAGS), repr(LINK_OPTIONS), version, _cpu_features()]
+    key = hashlib.sha256(b"\0".join(p if isinstance(p, bytes) else p.encode() for p in parts)).hexdigest()[:16]
+    return kernel_dir() / f"{name}-{key}.so", source, cxx
 
 
 def build(name: str) -> Path:
@@ -81,26 +116,19 @@ def build(name: str) -> Path:
     Raises:
         NativeUnavailable: no compiler, or the build failed (the message holds the compiler's output).
     """
-    source = (SOURCE_DIR / f"{name}.cpp").read_bytes()
-    cxx = _compiler()
-    try:
-        version = subprocess.run([cxx, "--version"], capture_output=True, text=True, timeout=60).stdout
-    except (OSError, subprocess.SubprocessError) as err:
-        raise NativeUnavailable(f"{cxx} --version failed: {err}") from err
-    key = hashlib.sha256(
-        b"\0".join([source, " ".join(COMPILE_FLAGS).encode(), version.encode(), _cpu_features().encode()])
-    ).hexdigest()[:16]
-    target = kernel_dir() / f"{name}-{key}.so"
+    target, source, cxx = _target(name)
     if target.exists():
+        _check_private(target.parent)
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
+    target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _check_private(target.parent)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{name}-") as tmp:
         src, obj, lib = (Path(tmp) / f"{name}{ext}" for ext in (".cpp", ".o", ".so"))
         src.write_bytes(source)
-        failed = _run([cxx, *COMPILE_FLAGS, "-c", str(src), "-o", str(obj)])
+        failed = _run([*cxx, *COMPILE_FLAGS, "-c", str(src), "-o", str(obj)])
         errors = [failed] if failed else []
         for link in () if failed else LINK_OPTIONS:  # with libmvec where the C library has it
-            failed = _run([cxx, str(obj), "-o", str(lib), *link])
+            failed = _run([*cxx, str(obj), "-o", str(lib), *link])
             if not failed:
                 os.replace(lib, target)  # atomic: no process loads a half-written library
                 return target
@@ -128,11 +156,14 @@ def _run(cmd: list[str]) -> str:
 @cache
 def _load(name: str) -> ctypes.CDLL | None:
     try:
+        cached = _target(name)[0].exists()
         path = build(name)
         try:
             return ctypes.CDLL(str(path))
-        except OSError:  # a cached library that does not load (damaged on disk): build it again, once
-            path.unlink(missing_ok=True)
+        except OSError:
+            if not cached:  # built just now and still not loadable (a noexec folder, say): give up
+                raise
+            path.unlink(missing_ok=True)  # a cached library that does not load (damaged): build it once more
             return ctypes.CDLL(str(build(name)))
     except (NativeUnavailable, OSError) as err:
         warnings.warn(

@@ -1,5 +1,6 @@
 import math
 
+import hybridzoo.physics.boundary_layer as bl
 import numpy as np
 import pytest
 import torch
@@ -30,7 +31,18 @@ def implementation(request, monkeypatch):
             native.build("boundary_layer_march")
         except native.NativeUnavailable as err:
             pytest.skip(f"the compiled kernel cannot be built here: {err}")
-    return request.param
+    served = []
+    kernel = bl.march_native
+
+    def counted(*args):
+        out = kernel(*args)
+        served.append(out is not None)
+        return out
+
+    monkeypatch.setattr(bl, "march_native", counted)
+    yield request.param
+    # the test ran the implementation it is named for
+    assert any(served) == (request.param == "compiled") and served
 
 
 def plate(n: int = 2001, length: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:

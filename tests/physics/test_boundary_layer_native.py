@@ -5,9 +5,10 @@ import torch
 from hybridzoo.physics import native
 from hybridzoo.physics.aerofoil_boundary_layer import aerofoil_boundary_layer
 from hybridzoo.physics.airfoil import naca4_from_code, normalize, repanel
-from hybridzoo.physics.boundary_layer import _march_torch, march
+from hybridzoo.physics.boundary_layer import SurfaceLayer, _march_torch, march
 from hybridzoo.physics.boundary_layer_native import march_native
 from hybridzoo.physics.panel import hess_smith
+from torch.autograd import forward_ad
 
 F64 = torch.float64
 EVENTS = ("transition", "laminar_separation", "turbulent_separation")
@@ -41,9 +42,17 @@ def surfaces(dtype: torch.dtype = F64) -> tuple[torch.Tensor, torch.Tensor, torc
     # padding: a repeated last station on a third of the surfaces
     pad = torch.arange(m) % 3 == 0
     s[pad, -10:], ue[pad, -10:] = s[pad, -11:-10], ue[pad, -11:-10]
+    # a repeated station mid-surface whose speed jumps (ds = 0: no step, no sub-steps), on every 7th surface
+    rep = torch.arange(m) % 7 == 3
+    s[rep, 50] = s[rep, 49]
+    ue[rep, 50:] = ue[rep, 50:] * 1.5
+    # a jump past the 64 sub-steps' cap (e^6.4) on every 11th surface
+    huge = torch.arange(m) % 11 == 5
+    ue[huge, 60:] = ue[huge, 60:] * 2000.0
     ue = ue.clamp_min(0.05)
     re = 10 ** (5 + 2 * torch.rand(m, generator=g, dtype=F64))
     trip = torch.where(torch.rand(m, generator=g) < 0.3, 0.1, 2.0).to(F64)  # 2.0: past the end, never
+    trip[torch.arange(m) % 13 == 6] = s[0, 20]  # exactly at a station: s >= trip transitions there
     # accelerating flow at low Re, untripped: laminar to the end
     calm = torch.arange(m) % 5 == 1
     ue[calm], re[calm], trip[calm] = 1 + s[calm], 2e4, 2.0
@@ -65,8 +74,10 @@ def test_synthetic_surfaces_take_every_branch_and_agree_with_torch():
     assert (reference.laminar_separation >= 0).any()
     assert ((reference.transition >= 0) & (reference.laminar_separation == -1)).any()
     assert (reference.turbulent_separation >= 0).any()
-    fused = march(ue, s, re, trip)
-    assert_same(fused, reference, rtol=1e-10)
+    fused = march_native(ue, s, re, trip)
+    assert fused is not None
+    assert_same(SurfaceLayer(*fused), reference, rtol=1e-10)
+    assert_same(march(ue, s, re, trip), reference, rtol=1e-10)  # march dispatches to it
     # no trip, scalar Re
     assert_same(march(ue, s, 1e6), _march_torch(ue, s, torch.full_like(re, 1e6), None), rtol=1e-10)
 
@@ -75,13 +86,13 @@ def test_aerofoils_agree_with_torch_in_float64_and_float32(monkeypatch):
     shapes = torch.stack([normalize(repanel(naca4_from_code(c, 100).double(), 60)) for c in ("0012", "2412", "4415")])
     alpha = torch.deg2rad(torch.linspace(-6, 14, 11, dtype=F64)).repeat(3, 1)
     re = 10 ** torch.linspace(5, 7, 11, dtype=F64).repeat(3, 1)
-    for dtype, rtol in ((F64, 1e-9), (torch.float32, 2e-3)):
+    for dtype, rtol, atol in ((F64, 1e-10, 1e-12), (torch.float32, 2e-3, 1e-4)):
         sol = hess_smith(shapes.to(dtype), alpha.to(dtype))
         fused = aerofoil_boundary_layer(sol, re.to(dtype)).features()
         monkeypatch.setenv("HYBRIDZOO_NATIVE", "0")
         reference = aerofoil_boundary_layer(sol, re.to(dtype)).features()
         monkeypatch.setenv("HYBRIDZOO_NATIVE", "1")
-        torch.testing.assert_close(fused, reference, rtol=rtol, atol=1e-6 if dtype == F64 else 1e-4)
+        torch.testing.assert_close(fused, reference, rtol=rtol, atol=atol)
 
 
 def test_the_kernel_serves_only_what_it_can():
@@ -95,6 +106,17 @@ def test_the_kernel_serves_only_what_it_can():
         assert march_native(grad_ue, s, re, trip) is not None
     layer = march(grad_ue, s, re, trip)
     assert layer.theta.requires_grad
+    # forward mode and torch.func transforms: the torch version, with its derivatives
+    tangent = torch.ones_like(ue)
+    with forward_ad.dual_level():
+        dual = forward_ad.make_dual(ue, tangent)
+        assert march_native(dual, s, re, trip) is None
+        fwd = forward_ad.unpack_dual(march(dual, s, re, trip).theta).tangent
+    _, jvp = torch.func.jvp(lambda u: march(u, s, re, trip).theta, (ue,), (tangent,))
+    assert fwd is not None and torch.isfinite(fwd).all() and fwd.abs().max() > 0
+    torch.testing.assert_close(jvp, fwd)
+    # not finite: the torch version carries the NaN through (the kernel assumes finite math)
+    assert march_native(ue.index_fill(1, torch.tensor([5]), float("nan")), s, re, trip) is None
     # mixed dtypes: the kernel would read one as the other
     assert march_native(ue.float(), s.float(), re, None) is None
     # dtypes the kernel has no version for
@@ -103,6 +125,14 @@ def test_the_kernel_serves_only_what_it_can():
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HYBRIDZOO_NATIVE", "0")
         assert march_native(ue, s, re, trip) is None
+
+
+def test_lazily_negated_inputs_are_read_as_their_values():
+    # A negative view keeps the stored (negated) numbers in memory and flips them when read.
+    ue, s, re, trip = (t[:16] for t in surfaces())
+    neg_view = (1j * (-re).to(torch.complex128)).conj().imag  # logically re
+    assert neg_view.is_neg() and torch.equal(neg_view, re)
+    assert_same(SurfaceLayer(*march_native(ue, s, neg_view, trip)), _march_torch(ue, s, re, trip), rtol=1e-10)
 
 
 def test_no_surfaces():

@@ -65,6 +65,25 @@ def test_a_failing_build_reports_the_compiler_output(fresh, monkeypatch):
     assert not any(fresh.iterdir())  # the failed build's temporary folder is gone
 
 
+def test_a_compiler_command_with_a_launcher(fresh, monkeypatch):
+    needs_compiler()
+    monkeypatch.setenv("CXX", f"env {os.environ.get('CXX', 'c++')}")  # as "ccache g++" would be given
+    assert native.load(KERNEL) is not None
+
+
+def test_a_folder_others_can_write_to_is_refused(fresh, monkeypatch):
+    needs_compiler()
+    if os.name != "posix":
+        pytest.skip("POSIX permissions")
+    fresh.mkdir(parents=True)
+    fresh.chmod(0o777)
+    with pytest.raises(native.NativeUnavailable, match="not private to this user"):
+        native.build(KERNEL)
+    assert not any(fresh.iterdir())
+    with pytest.warns(native.NativeKernelWarning, match="not private"):
+        assert native.load(KERNEL) is None
+
+
 def test_turned_off_by_the_environment(fresh, monkeypatch):
     monkeypatch.setenv("HYBRIDZOO_NATIVE", "0")
     assert not native.enabled() and native.load(KERNEL) is None
