@@ -245,7 +245,7 @@ def _march(ue: torch.Tensor, s: torch.Tensor, re: torch.Tensor, trip: torch.Tens
     """:func:`march` on arguments already checked, with ``re (M,)`` and ``trip`` a tensor or ``None``.
 
     Runs the compiled kernel of :mod:`~hybridzoo.physics.boundary_layer_native` where it can (CPU,
-    float32/float64, no gradient wanted), and the torch version, :func:`_march_torch`, elsewhere.
+    float32/float64, finite inputs, no derivative taken), and the torch version, :func:`_march_torch`, elsewhere.
     """
     fused = march_native(ue, s, re, trip)
     return _march_torch(ue, s, re, trip) if fused is None else SurfaceLayer(*fused)

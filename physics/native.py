@@ -12,8 +12,7 @@ hash of the source, the flags, the compiler's version and this CPU's features, s
 new compiler or another machine sharing the home folder gets its own build. The build writes a temporary
 file and renames it into place: concurrent processes never load half a library. Where no compiler works,
 :func:`load` warns once (:class:`NativeKernelWarning`) and returns ``None``, and callers use the torch
-version. ``HYBRIDZOO_NATIVE=0``
-turns the kernels off.
+version. ``HYBRIDZOO_NATIVE=0`` turns the kernels off.
 """
 
 from __future__ import annotations
@@ -116,7 +115,11 @@ def build(name: str) -> Path:
     Raises:
         NativeUnavailable: no compiler, or the build failed (the message holds the compiler's output).
     """
-    target, source, cxx = _target(name)
+    return _build(name, *_target(name))
+
+
+def _build(name: str, target: Path, source: bytes, cxx: list[str]) -> Path:
+    """:func:`build` with its :func:`_target` already found."""
     if target.exists():
         _check_private(target.parent)
         return target
@@ -156,15 +159,16 @@ def _run(cmd: list[str]) -> str:
 @cache
 def _load(name: str) -> ctypes.CDLL | None:
     try:
-        cached = _target(name)[0].exists()
-        path = build(name)
+        target = _target(name)
+        cached = target[0].exists()
+        path = _build(name, *target)
         try:
             return ctypes.CDLL(str(path))
         except OSError:
             if not cached:  # built just now and still not loadable (a noexec folder, say): give up
                 raise
             path.unlink(missing_ok=True)  # a cached library that does not load (damaged): build it once more
-            return ctypes.CDLL(str(build(name)))
+            return ctypes.CDLL(str(_build(name, *target)))
     except (NativeUnavailable, OSError) as err:
         warnings.warn(
             f"the compiled {name} kernel is unavailable, so the slower torch version runs instead: {err}",
