@@ -86,14 +86,15 @@ void march(int64_t m, int64_t p, const T* ue, const T* s, const T* re, const T* 
   const Closures<T> k;
   const T h_sep = k.h_separation;
   const T h1_start = entrainment_shape(k, T(kHStart));
-  // Per surface (scratch, 11 arrays of m, from the caller: no allocation here): the last real du_e/ds, log Re,
-  // log u_e at the previous station, and Head's state (θ, H, H1, u_e θ H1) after and before the current
-  // station. Thwaites' integral is summed in double, as torch's cumsum accumulates float32 in double.
+  // Per surface (scratch, 12 arrays of m, from the caller: no allocation here): the last real du_e/ds, log Re,
+  // log u_e at the current and the previous station, and Head's state (θ, H, H1, u_e θ H1) after and before
+  // the current station. Thwaites' integral is summed in double, as torch's cumsum accumulates float32 in double.
   T* dudx = scratch;
   T* log_re = scratch + m;
   T* log_u_prev = scratch + 2 * m;
   T *theta = scratch + 3 * m, *h = scratch + 4 * m, *h1 = scratch + 5 * m, *h1u = scratch + 6 * m;
   T *theta_old = scratch + 7 * m, *h_old = scratch + 8 * m, *h1_old = scratch + 9 * m, *h1u_old = scratch + 10 * m;
+  T* log_u_before = scratch + 11 * m;
   for (int64_t i = 0; i < m; ++i) {
     i_tr[i] = i_lsep[i] = i_tsep[i] = -1;
     log_re[i] = std::log(re[i]);
@@ -165,6 +166,7 @@ void march(int64_t m, int64_t p, const T* ue, const T* s, const T* re, const T* 
       h1u_old[i] = old.h1u;
       const T log_u1 = std::log(u1);
       const T log_speed_ratio = log_u_prev[i] - log_u1;
+      log_u_before[i] = log_u_prev[i];
       log_u_prev[i] = log_u1;
       const State<T> next = head_step(k, old, log_speed_ratio, log_u1 + log_re[i], ds, u1 * ds, u1, can_step);
       theta[i] = next.theta;
@@ -180,8 +182,10 @@ void march(int64_t m, int64_t p, const T* ue, const T* s, const T* re, const T* 
     for (int64_t i = 0; j > 0 && i < m; ++i) {
       const T ds = sj[i] - s_prev[i];
       if (!(i_tr[i] >= 0 && i_tr[i] < j && ds > T(0))) continue;
-      const T log_u_a = std::log(u_prev[i]);
-      const T ratio = log_u_prev[i] - log_u_a;  // log(u_j / u_{j-1}): log_u_prev holds station j by now
+      // log(u_j / u_{j-1}) from the logs the vector pass took (log_u_prev holds station j by now): the same
+      // logs as the step it replaces, and no scalar log per turbulent surface and station
+      const T log_u_a = log_u_before[i];
+      const T ratio = log_u_prev[i] - log_u_a;
       if (!(std::abs(ratio) > T(kMaxLogSpeedStep))) continue;
       T n = std::ceil(std::abs(ratio) / T(kMaxLogSpeedStep));
       n = n < T(kMaxSubsteps) ? n : T(kMaxSubsteps);
@@ -216,7 +220,7 @@ void march(int64_t m, int64_t p, const T* ue, const T* s, const T* re, const T* 
 }  // namespace
 
 extern "C" {
-// trip: one value per surface, read only where has_trip (else any readable array of m); scratch: 11 m
+// trip: one value per surface, read only where has_trip (else any readable array of m); scratch: 12 m
 // values of the dtype; integral: m doubles.
 void hz_march_f32(int64_t m, int64_t p, const float* ue, const float* s, const float* re, const float* trip,
                   int has_trip, float* theta, float* h, int64_t* i_tr, int64_t* i_lsep, int64_t* i_tsep,

@@ -72,7 +72,7 @@ def march_native(
     trip_c = re_c if trip is None else trip.resolve_neg().resolve_conj().expand(m).contiguous()  # read if given
     theta, h = torch.empty(2, p, m, dtype=ue.dtype)
     events = [torch.empty(m, dtype=torch.long) for _ in range(3)]
-    scratch = torch.empty(11 * m, dtype=ue.dtype)
+    scratch = torch.empty(12 * m, dtype=ue.dtype)
     integral = torch.empty(m, dtype=torch.float64)
     fn(m, p, ue_t.data_ptr(), s_t.data_ptr(), re_c.data_ptr(), trip_c.data_ptr(), int(trip is not None),
        *(t.data_ptr() for t in (theta, h, *events, scratch, integral)))
