@@ -106,6 +106,8 @@ class UDELotkaVolterra(HybridModule):
             limit); past it the integration raises
             :class:`~hybridzoo.physics.integrators.IntegrationError` instead of taking, and when training
             storing, ever more steps on a stiff field.
+        rtol, atol: a torchdiffeq method's relative and absolute tolerances (> 0; ignored by the fixed-step
+            methods).
         adam_epochs: epochs (one full-batch step each) of Adam, then ``lbfgs_epochs`` epochs of L-BFGS.
         lbfgs_epochs: 0 disables the L-BFGS phase.
         lbfgs_lr, lbfgs_max_iter: L-BFGS step size and iterations (>= 1) per epoch (strong-Wolfe line search).
@@ -135,6 +137,8 @@ class UDELotkaVolterra(HybridModule):
         method: str = "rk4",
         substeps: int = 1,
         max_evals: int | None = DEFAULT_MAX_EVALS,
+        rtol: float = 1e-7,
+        atol: float = 1e-9,
         adam_epochs: int = 100,
         lbfgs_epochs: int = 30,
         lbfgs_lr: float = 1.0,
@@ -154,6 +158,8 @@ class UDELotkaVolterra(HybridModule):
         check_positive_int("substeps", substeps)
         if max_evals is not None:
             check_positive_int("max_evals", max_evals)
+        check_positive_number("rtol", rtol)
+        check_positive_number("atol", atol)
         check_positive_number("state_scale", state_scale)
         check_positive_number("term_scale", term_scale)
         _check_method(method)
@@ -204,7 +210,8 @@ class UDELotkaVolterra(HybridModule):
         h = self.hparams
         rates = self._rates().to(y0)
         traj = odeint(lambda _t, s: self.vector_field(s, use_net, rates), y0, t.to(y0),
-                      method=h.method, substeps=h.substeps, max_evals=h.max_evals)
+                      method=h.method, substeps=h.substeps, max_evals=h.max_evals,
+                      rtol=h.rtol, atol=h.atol)
         return traj.transpose(0, 1)
 
     # ------------------------------------------------------------------ checkpoints

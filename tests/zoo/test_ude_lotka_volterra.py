@@ -110,6 +110,8 @@ def test_the_integration_runs_in_the_models_dtype():
         (dict(lbfgs_max_iter=0), "lbfgs_max_iter must be >= 1"),
         (dict(lbfgs_max_iter=-3), "lbfgs_max_iter must be >= 1"),
         (dict(method="nonsense"), "method must be one of"),
+        (dict(rtol=0.0), "rtol must be positive"),
+        (dict(atol=-1e-9), "atol must be positive"),
         (dict(terms={"prey": "-0.4*x*y"}), "terms must give exactly"),
         (dict(terms={"prey": "-0.4*x*z", "predator": "0.1*x*y"}), r"terms\['prey'\]"),
     ],
@@ -211,3 +213,28 @@ def test_distilled_model_checkpoint_loads_back(tmp_path):
     assert restored.hparams.terms == sym.hparams.terms == {
         "prey": "0.0010000000474974513*x**2 - 0.30000001192092896*x*y",
         "predator": "0.15000000596046448*x*y + 0.0020000000949949026*y**2"}
+
+
+def test_tolerances_reach_the_adaptive_solver():
+    y0, t = torch.tensor([[10.0, 5.0]], dtype=torch.float64), torch.linspace(0.0, 5.0, 11, dtype=torch.float64)
+    calls, results = {}, {}
+    for rtol, atol in ((1e-9, 1e-11), (1e-3, 1e-5)):
+        torch.manual_seed(0)  # the same network for both
+        model = create_model("ude-lotka-volterra", hidden=8, method="dopri5", rtol=rtol, atol=atol).double()
+        field, count = model.vector_field, [0]
+
+        def counted(*args, field=field, count=count, **kwargs):
+            count[0] += 1
+            return field(*args, **kwargs)
+
+        model.vector_field = counted
+        with torch.no_grad():
+            results[rtol] = model(y0, t)
+        calls[rtol] = count[0]
+    rk4 = create_model("ude-lotka-volterra", hidden=8, method="rk4", substeps=200).double()
+    rk4.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        exact = rk4(y0, t)  # RK4 with 200 steps per interval: converged far below either tolerance
+    assert calls[1e-3] < calls[1e-9] / 3, calls
+    tight, loose = (((results[r] - exact) / exact).abs().max() for r in (1e-9, 1e-3))  # relative errors
+    assert tight < 1e-7 < loose, (tight, loose)
