@@ -9,6 +9,8 @@ Same test aerofoils (unseen in training), same angles and Reynolds numbers for a
 
 Throughput: ``--batch`` (default 1024) predictions, i.e. (aerofoil, alpha, Re) rows, starting from
 contours; the panel/hybrid timings include the panel solves, the hybrid's the boundary layer and CST fit too.
+Every method gets the same per-row inputs (contour, alpha, Re) and finds the distinct aerofoils among them
+inside its timing.
 The hybrid is timed in float32 (``hybrid``) and in float64 (``hybrid_float64``, the precision of the data
 set's inputs and of :meth:`ResidualAerofoil.predict_cl`); ``mae_vs_xfoil.residual_timed_pipeline`` scores the
 float32 pipeline on every test row, so that the timed configuration's accuracy is on record too.
@@ -102,22 +104,26 @@ class Grouped(NamedTuple):
     order: torch.Tensor
 
 
-def grouped(coords: torch.Tensor, foil: torch.Tensor, alpha: torch.Tensor, re: torch.Tensor) -> Grouped:
-    """Rows ``(foil, alpha, re)`` grouped by aerofoil, each group's angles padded to a common count.
+def grouped(coords: torch.Tensor, alpha: torch.Tensor, re: torch.Tensor) -> Grouped:
+    """Rows ``coords (R, K, 2)``, ``alpha (R,)``, ``re (R,)`` grouped by aerofoil, angles padded to a common count.
 
-    One batched call then solves every aerofoil once (one matrix per aerofoil, all its angles from the
-    same solve); ``x[valid]`` gives back the rows in aerofoil order, ``order`` says which.
+    The distinct contours are found from the coordinates themselves, as NeuralFoil's side does, so that both
+    start from the same per-row inputs. One batched call then solves every aerofoil once (one matrix per
+    aerofoil, all its angles from the same solve); ``x[valid]`` gives back the rows in aerofoil order, ``order``
+    says which.
     """
-    ufoils = torch.unique(foil)
-    groups = [(foil == f).nonzero().squeeze(-1) for f in ufoils]
-    width = max(len(g) for g in groups)
-    pad_alpha = torch.zeros(len(groups), width, dtype=torch.float64)
-    pad_re = torch.full((len(groups), width), 1e6, dtype=torch.float64)  # padding: a harmless Re
-    for k, g in enumerate(groups):
-        pad_alpha[k, : len(g)] = alpha[g]
-        pad_re[k, : len(g)] = re[g]
-    valid = torch.arange(width)[None] < torch.tensor([len(g) for g in groups])[:, None]
-    return Grouped(coords[ufoils], pad_alpha, pad_re, valid, torch.cat(groups))
+    uniq, inverse = torch.unique(coords.reshape(coords.shape[0], -1), dim=0, return_inverse=True)
+    order = torch.argsort(inverse, stable=True)
+    group = inverse[order]
+    counts = torch.bincount(inverse, minlength=uniq.shape[0])
+    slot = torch.arange(len(order)) - (counts.cumsum(0) - counts)[group]  # position within its aerofoil's group
+    width = int(counts.max())
+    pad_alpha = torch.zeros(len(counts), width, dtype=torch.float64)
+    pad_re = torch.full((len(counts), width), 1e6, dtype=torch.float64)  # padding: a harmless Re
+    pad_alpha[group, slot] = alpha[order].double()
+    pad_re[group, slot] = re[order].double()
+    valid = torch.arange(width)[None] < counts[:, None]
+    return Grouped(uniq.reshape(-1, *coords.shape[1:]), pad_alpha, pad_re, valid, order)
 
 
 def hybrid_rows(model: ResidualAerofoil, batch: Grouped, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -193,6 +199,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5, help="timed calls per method (best kept), after a warm-up")
     ap.add_argument("--out", type=Path, default=OUT, help="results JSON")
     args = ap.parse_args()
+    if args.train is not None and args.train < 1:
+        ap.error(f"--train must be >= 1 (epochs), got {args.train}")
     for name in ("batch", "threads", "repeats"):
         if getattr(args, name) < 1:
             ap.error(f"--{name} must be >= 1, got {getattr(args, name)}")
@@ -219,21 +227,23 @@ def main() -> None:
     coords_rows = dm.coords[foil[idx]].double()
     a_rows, re_rows = alpha[idx], re[idx]
     ufoils = torch.unique(foil[idx])
-    batch = grouped(dm.coords, foil[idx], a_rows, re_rows)
+    batch = grouped(coords_rows, a_rows, re_rows)  # for the boundary-layer check
 
     def run_panel():
+        rows = grouped(coords_rows, a_rows, re_rows)
         with torch.inference_mode():
-            return hess_smith(batch.coords, batch.alpha).cl[batch.valid]
+            return hess_smith(rows.coords, rows.alpha).cl[rows.valid]
 
     def run_hybrid(dtype: torch.dtype = torch.float32):
-        return hybrid_rows(model, batch, dtype)
+        # from the same per-row contours as NeuralFoil, finding the distinct aerofoils inside the timing as it does
+        return hybrid_rows(model, grouped(coords_rows, a_rows, re_rows), dtype)
 
     def run_neuralfoil():
         neuralfoil_cl(coords_rows, a_rows, re_rows)
 
     def run_hybrid_torch_march():  # the boundary layer's torch version, as where no compiler is found
         with native_setting("0"):
-            return hybrid_rows(model, batch)
+            return hybrid_rows(model, grouped(coords_rows, a_rows, re_rows))
 
     times = {k: timed(fn, args.repeats) for k, fn in
              (("panel", run_panel), ("hybrid", run_hybrid), ("neuralfoil", run_neuralfoil),
@@ -242,7 +252,7 @@ def main() -> None:
     boundary_layer = boundary_layer_check(batch, args.repeats) if compiled else None
     # The timed pipeline runs in float32 from the contours; the MAEs above use the data set's inputs,
     # computed in float64. Score the timed pipeline itself on every test row too.
-    test_rows = grouped(dm.coords, foil, alpha, re)
+    test_rows = grouped(dm.coords[foil].double(), alpha, re)
     mae["residual_timed_pipeline"] = float((hybrid_rows(model, test_rows) - cl[test_rows.order]).abs().mean())
 
     xfoil_rate, xfoil_polars = None, 0
@@ -290,8 +300,11 @@ def main() -> None:
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
         "torch": torch.__version__,
         "numpy": np.__version__,
-        "note": f"timings are the best of {args.repeats} calls after a warm-up, for every method; torch and "
-                "numpy's BLAS both limited to `threads`",
+        "note": f"timings are the best of {args.repeats} calls after a warm-up, for every method but XFOIL; torch "
+                "and numpy's BLAS both limited to `threads`. The hybrid and NeuralFoil start from the same per-row "
+                "contours, angles and Re, and both find the distinct aerofoils inside the timing. XFOIL: "
+                "`xfoil_polars_timed` polars (one per aerofoil, at Re 1e6, over the data's angles) timed once, "
+                "without a warm-up: one XFOIL process per polar",
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))

@@ -8,8 +8,9 @@ trained with every seed; the summary holds the mean and standard deviation over 
     python benchmarks/aerofoil_data_efficiency.py [--sizes 10 25 50 100 0] [--steps 3000] [--seeds 0 1 2]
         [--out PATH]
 Writes benchmarks/results/aerofoil_data_efficiency.json (or ``--out``), after every finished
-(size, seed) run, so an interrupted run keeps the runs it finished. All options are checked before
-the first training run.
+(size, seed) run, so an interrupted run keeps the runs it finished. The file accumulates runs: those
+stored with the same ``--steps`` and model config are kept, and a new run replaces only the stored run
+of its own (size, seed). All options are checked before the first training run.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def main() -> None:
     model_args = dict(load_config("residual-aerofoil")["model"]["init_args"])
     data_args = dict(load_config("residual-aerofoil")["data"]["init_args"])
     check_args(ap, args, data_args)
-    rows = []
+    rows = stored_rows(args.out, args.steps, model_args)
     for size in args.sizes:
         for seed in args.seeds:
             dm = AerofoilDataModule(**{**data_args, "n_train_foils": size or None})
@@ -66,7 +67,7 @@ def main() -> None:
                 "wall_s": time.perf_counter() - t,
                 **{k: float(v) for k, v in res.items()},
             }
-            rows.append(row)
+            rows = [r for r in rows if (r["n_train_foils"], r["seed"]) != (row["n_train_foils"], seed)] + [row]
             print(json.dumps(row), flush=True)
             summary = write(args.out, args.steps, model_args, rows)
     for row in summary:
@@ -94,10 +95,22 @@ def check_args(ap: argparse.ArgumentParser, args: argparse.Namespace, data_args:
         ap.error(f"--sizes repeats a size (0 means {available}): {args.sizes}")
 
 
+def stored_rows(out: Path, steps: int, model_args: dict) -> list[dict]:
+    """The runs stored in ``out`` if they were trained with the same steps and model config, else ``[]``."""
+    if not out.exists():
+        return []
+    previous = json.loads(out.read_text())
+    if previous.get("steps") == steps and previous.get("model") == model_args:
+        return list(previous.get("rows", []))
+    print(f"{out} holds runs of another configuration (steps or model differ): they are replaced", flush=True)
+    return []
+
+
 def write(out: Path, steps: int, model_args: dict, rows: list[dict]) -> list[dict]:
     """Write the runs so far and their summary to ``out``; returns the summary."""
     summary = summarise(rows)
     out.parent.mkdir(parents=True, exist_ok=True)
+    rows = sorted(rows, key=lambda r: (r["n_train_foils"], r["seed"]))
     out.write_text(json.dumps({"steps": steps, "model": model_args, "summary": summary, "rows": rows}, indent=2))
     return summary
 

@@ -17,8 +17,9 @@ forward and adjoint pressure iterations and convergence; each speed-up carries `
 only the converged ratios and ``unconverged_rows`` lists the others with their iteration counts.
 :func:`summarise` recomputes these entries from the rows, also of an existing results file (``--resummarise``).
 
-PhiFlow needs its own torch, so it runs in ``benchmarks/.venv-phiflow`` as a subprocess (``--peer``) whose JSON
-is merged. Create that venv once (torch first, so that phiflow keeps the CPU wheel):
+PhiFlow runs in its own venv, ``benchmarks/.venv-phiflow``, as a subprocess (``--peer``) whose JSON is merged;
+without that venv, or when the peer fails, the script exits with status 1 and writes nothing. ``make
+bench-peers`` creates it (torch first, so that phiflow keeps the CPU wheel):
 
     python3 -m venv benchmarks/.venv-phiflow
     benchmarks/.venv-phiflow/bin/pip install torch==2.13.0 && benchmarks/.venv-phiflow/bin/pip install phiflow
@@ -312,7 +313,7 @@ def _print_summary(result: dict) -> None:
               f"iterations {row['phiflow']['pressure_iterations']}, cap {row['phiflow']['max_iterations']})")
 
 
-def main() -> None:
+def main() -> int | None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--peer", action="store_true", help="run the PhiFlow side and print JSON")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "navier_stokes.json",
@@ -329,6 +330,10 @@ def main() -> None:
     if args.peer:
         print(json.dumps(peer()))
         return
+    if not PEER_PYTHON.exists():
+        print(f"{PEER_PYTHON} missing: create it with `make bench-peers` (see the docstring of "
+              "benchmarks/navier_stokes.py); nothing written", file=sys.stderr)
+        return 1
     result = {"dtype": "float32", "batch": 1, "threads": 1, "device": "cpu", "pressure_rel_tol": TOL,
               "machine": f"{platform.machine()} {platform.platform()}, {os.cpu_count()} cores, shared: timings noisy",
               "load_average_1_5_15_min": os.getloadavg(),
@@ -340,17 +345,13 @@ def main() -> None:
               "differences": DIFFERENCES,
               "hybridzoo": {"library": "hybridzoo NavierStokes2D", "torch": torch.__version__, "repeats": REPEATS,
                             **{p: {str(n): ours_row(p, n) for n in SIZES} for p in PROBLEMS}}}
-    if PEER_PYTHON.exists():
-        proc = subprocess.run([str(PEER_PYTHON), __file__, "--peer"], capture_output=True, text=True, check=False)
-        if proc.returncode == 0:
-            result["phiflow"] = json.loads(proc.stdout.strip().splitlines()[-1])
-            result.update(summarise(result))
-        else:
-            result["phiflow_error"] = proc.stderr[-2000:]
-    else:
-        result["phiflow_error"] = (f"{PEER_PYTHON} missing: python3 -m venv benchmarks/.venv-phiflow && "
-                                   "benchmarks/.venv-phiflow/bin/pip install torch==2.13.0 && "
-                                   "benchmarks/.venv-phiflow/bin/pip install phiflow")
+    proc = subprocess.run([str(PEER_PYTHON), __file__, "--peer"], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        print(f"the PhiFlow side failed (exit {proc.returncode}); nothing written:\n{proc.stderr[-2000:]}",
+              file=sys.stderr)
+        return 1
+    result["phiflow"] = json.loads(proc.stdout.strip().splitlines()[-1])
+    result.update(summarise(result))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

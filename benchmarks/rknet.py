@@ -1,6 +1,6 @@
 """Training throughput and peak memory of RK-Net's RK4 block: ours vs torchdiffeq (fixed-step rk4, adjoint).
 
-Usage: python benchmarks/rknet.py [--steps 4] [--batch 64] [--iters 20] [--repeats 2] [--paper] [--dopri5]
+Usage: python benchmarks/rknet.py [--steps 2] [--batch 64] [--iters 20] [--repeats 2] [--paper] [--dopri5]
        [--out results/rknet.json]
 
 The same network (same initial weights, same batches of real digits, or random 28×28 images with
@@ -118,7 +118,7 @@ def worker(args: argparse.Namespace) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=4, help="fixed steps over [0, 1]")
+    ap.add_argument("--steps", type=int, default=2, help="fixed steps over [0, 1] (the rk-net-digits config's)")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--iters", type=int, default=20, help="timed training steps per variant")
     ap.add_argument("--threads", type=int, default=1)

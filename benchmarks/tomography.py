@@ -5,17 +5,21 @@ Measures, on the CPU, single-threaded (this machine is shared; both sides get th
 - adjoint accuracy of both: |<Ax, y> - <x, A*y>| / |<Ax, y>| with positive random x, y in float32;
 - reconstruction time per image of FBP, TV (PDHG) and learned primal-dual (hybridzoo only).
 
-deepinv needs its own torch/torchvision, so it runs in ``benchmarks/.venv-deepinv`` as a subprocess of
-this script (``--peer``), and the JSON it prints is merged. Create that venv once, with the torch of ours
-(2.13.0, CPU wheel) installed first and pinned again with deepinv, so that deepinv's dependencies
-(torchvision) neither replace it nor pull a CUDA build:
+deepinv needs torchvision, so it runs in ``benchmarks/.venv-deepinv`` as a subprocess of this script
+(``--peer``), and the JSON it prints is merged. PyPI's torchvision does not import beside the CPU build of
+torch 2.13.0 that ours uses (``operator torchvision::nms does not exist``), so that venv holds a torch and
+torchvision pair that PyPI built together, and hybridzoo too, so that ours is timed on the peer's torch as
+well (``make bench-peers`` creates it; on x86_64 it is a 5.5 GB CUDA build, run on the CPU):
 
     python3 -m venv benchmarks/.venv-deepinv
-    benchmarks/.venv-deepinv/bin/pip install torch==2.13.0
-    benchmarks/.venv-deepinv/bin/pip install deepinv torch==2.13.0
+    benchmarks/.venv-deepinv/bin/pip install torch==2.14.1 torchvision==0.29.1
+    benchmarks/.venv-deepinv/bin/pip install deepinv torch==2.14.1 torchvision==0.29.1
+    benchmarks/.venv-deepinv/bin/pip install --no-deps -e .
 
 Both sides' torch versions are recorded (``hybridzoo.torch``, ``deepinv.torch``); when they differ the
-script warns and the JSON carries ``torch_version_warning``: the timings then compare torch builds too.
+script warns and the JSON carries ``torch_version_warning``. ``hybridzoo_same_torch`` then holds ours timed in
+the peer's process, on its torch, and ``ratio_forward_adjoint_vs_deepinv_same_torch`` compares the libraries
+alone. Without the peer's venv, or when the peer fails, the script exits with status 1 and writes nothing.
 
     .venv/bin/python benchmarks/tomography.py [--out PATH]   # writes benchmarks/results/tomography.json
 """
@@ -63,7 +67,7 @@ def peer() -> dict:
     import deepinv
     from deepinv.physics import Tomography
 
-    out = {"library": f"deepinv {deepinv.__version__}", "torch": torch.__version__, "sizes": {}}
+    out: dict = {"library": f"deepinv {deepinv.__version__}", "torch": torch.__version__, "sizes": {}}
     for n in SIZES:
         angles = torch.arange(NUM_ANGLES) * (180.0 / NUM_ANGLES)
         row = {}
@@ -84,6 +88,10 @@ def peer() -> dict:
                 "sinogram_shape": list(y.shape[-2:]),
             }
         out["sizes"][str(n)] = row
+    try:  # ours on the same torch build, where hybridzoo is installed beside deepinv
+        out["hybridzoo_same_torch"] = ours()
+    except ImportError as err:
+        out["hybridzoo_same_torch_error"] = str(err)
     return out
 
 
@@ -145,7 +153,7 @@ def reconstruction_times() -> dict:
     return res
 
 
-def main() -> None:
+def main() -> int | None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--peer", action="store_true", help="run the deepinv side and print JSON")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "tomography.json",
@@ -155,32 +163,36 @@ def main() -> None:
     if args.peer:
         print(json.dumps(peer()))
         return
+    if not PEER_PYTHON.exists():
+        print(f"{PEER_PYTHON} missing: create it with `make bench-peers` (see the docstring of "
+              "benchmarks/tomography.py); nothing written", file=sys.stderr)
+        return 1
     result = {"batch": BATCH, "num_angles": NUM_ANGLES, "threads": 1, "device": "cpu",
               "machine": f"{platform.machine()} {platform.processor()}; shared 2-core host, timings noisy",
               "hybridzoo": ours()}
-    if PEER_PYTHON.exists():
-        cmd = [str(PEER_PYTHON), __file__, "--peer"]
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if proc.returncode == 0:
-            result["deepinv"] = json.loads(proc.stdout.strip().splitlines()[-1])
-            theirs, mine = result["deepinv"].get("torch"), result["hybridzoo"]["torch"]
-            if theirs != mine:
-                # different torch builds (e.g. a CUDA wheel's CPU kernels) would confound the ratios
-                result["torch_version_warning"] = (f"torch differs: hybridzoo {mine}, deepinv {theirs}; recreate "
-                                                   f"{PEER_PYTHON.parent.parent} with torch==2.13.0 (see the "
-                                                   "docstring of benchmarks/tomography.py)")
-                print(f"warning: {result['torch_version_warning']}", file=sys.stderr, flush=True)
-            result["ratio_forward_adjoint_vs_deepinv"] = {
-                n: {mode: result["hybridzoo"]["sizes"][n]["forward_adjoint_images_per_s"]
-                    / row[mode]["forward_adjoint_images_per_s"] for mode in row}
-                for n, row in result["deepinv"]["sizes"].items()
-            }
-        else:
-            result["deepinv_error"] = proc.stderr[-2000:]
-    else:
-        result["deepinv_error"] = (f"{PEER_PYTHON} missing: python3 -m venv benchmarks/.venv-deepinv && "
-                                   "benchmarks/.venv-deepinv/bin/pip install torch==2.13.0 && "
-                                   "benchmarks/.venv-deepinv/bin/pip install deepinv torch==2.13.0")
+    proc = subprocess.run([str(PEER_PYTHON), __file__, "--peer"], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        print(f"the deepinv side failed (exit {proc.returncode}); nothing written:\n{proc.stderr[-2000:]}",
+              file=sys.stderr)
+        return 1
+    peer_result = json.loads(proc.stdout.strip().splitlines()[-1])
+    same = peer_result.pop("hybridzoo_same_torch", None)
+    result["deepinv"] = peer_result
+    theirs, mine = peer_result.get("torch"), result["hybridzoo"]["torch"]
+    if theirs != mine:
+        # different torch builds (e.g. a CUDA wheel's CPU kernels) confound the ratios: see the same-torch ones
+        result["torch_version_warning"] = (f"torch differs: hybridzoo {mine}, deepinv {theirs}; "
+                                           "hybridzoo_same_torch times ours on deepinv's torch")
+        print(f"warning: {result['torch_version_warning']}", file=sys.stderr, flush=True)
+
+    def ratios(mine: dict) -> dict:
+        return {n: {mode: mine["sizes"][n]["forward_adjoint_images_per_s"] / row[mode]["forward_adjoint_images_per_s"]
+                    for mode in row} for n, row in peer_result["sizes"].items()}
+
+    result["ratio_forward_adjoint_vs_deepinv"] = ratios(result["hybridzoo"])
+    if same is not None:
+        result["hybridzoo_same_torch"] = same
+        result["ratio_forward_adjoint_vs_deepinv_same_torch"] = ratios(same)
     result["reconstruction"] = reconstruction_times()
     out = args.out
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -100,3 +100,49 @@ def test_aerofoil_data_efficiency_rejects_a_bad_size_before_training(tmp_path):
     assert proc.returncode == 2
     assert "--sizes must be <=" in proc.stderr
     assert not out.exists() and '"seed"' not in proc.stdout  # nothing was trained
+
+
+def test_aerofoil_data_efficiency_keeps_the_stored_runs_of_other_seeds(tmp_path):
+    import json
+
+    from hybridzoo.zoo.registry import load_config
+
+    model_args = dict(load_config("residual-aerofoil")["model"]["init_args"])
+    stored = {"n_train_foils": 10, "seed": 7, "wall_s": 1.0,
+              "test/mae": 0.05, "test/mae_nn": 0.1, "test/mae_panel": 0.09, "test/mae_pgml": 0.06}
+    out = tmp_path / "curve.json"
+    out.write_text(json.dumps({"steps": 2, "model": model_args, "summary": [], "rows": [stored]}))
+    proc = subprocess.run([sys.executable, str(BENCH / "aerofoil_data_efficiency.py"), "--sizes", "10",
+                           "--steps", "2", "--seeds", "5", "--out", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert [(r["n_train_foils"], r["seed"]) for r in result["rows"]] == [(10, 5), (10, 7)]
+    assert result["rows"][1] == stored
+    assert result["summary"][0]["seeds"] == 2
+    # runs of another configuration are not pooled with these
+    assert _load("aerofoil_data_efficiency").stored_rows(out, 3, model_args) == []
+
+
+@pytest.mark.parametrize("name", ["tomography", "navier_stokes"])
+def test_a_benchmark_without_its_peer_fails_and_writes_nothing(name, tmp_path, monkeypatch, capsys):
+    module = _load(name)
+    monkeypatch.setattr(module, "PEER_PYTHON", tmp_path / "no-venv" / "bin" / "python")
+    out = tmp_path / "result.json"
+    monkeypatch.setattr(sys, "argv", [name, "--out", str(out)])
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        assert module.main() == 1
+    finally:
+        torch.set_num_threads(threads)  # main() sets one thread for its timings
+    assert not out.exists()
+    assert "make bench-peers" in capsys.readouterr().err
+
+
+def test_aerofoil_benchmark_rejects_training_for_no_epochs():
+    proc = subprocess.run([sys.executable, str(BENCH / "aerofoil.py"), "--train", "0"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "--train must be >= 1" in proc.stderr
