@@ -21,10 +21,11 @@ which ran, and ``hybrid_torch_boundary_layer`` times the float32 hybrid with the
 without a C++ compiler would run it; ``boundary_layer_kernel_vs_torch`` times the boundary layer alone both ways
 and compares their features.
 
-    python benchmarks/aerofoil.py [--train 60] [--batch 1024] [--xfoil-polars 4] [--repeats 5] [--out FILE]
+    python benchmarks/aerofoil.py [--train 60] [--batch 1024] [--xfoil-polars 4] [--repeats 5] [--runs 5] [--out FILE]
 ``--train N`` trains the zoo config (``configs/residual_aerofoil.yaml``: model, data and batch size) for N
 epochs instead of loading the shipped checkpoint. Every method gets one warm-up call and the best of
 ``--repeats`` timed calls; ``--threads`` bounds torch's threads and numpy's BLAS pool alike (NeuralFoil is numpy).
+The whole measurement runs ``--runs`` times, each in a fresh process; ``runs`` and ``ranges`` in the JSON hold them.
 Writes benchmarks/results/aerofoil.json (or ``--out``).
 """
 
@@ -197,15 +198,20 @@ def main() -> None:
     )
     ap.add_argument("--threads", type=int, default=1, help="torch threads and numpy BLAS threads")
     ap.add_argument("--repeats", type=int, default=5, help="timed calls per method (best kept), after a warm-up")
+    ap.add_argument("--runs", type=int, default=5,
+                    help="fresh processes, each timing every method (ranges over them in `runs`); XFOIL in the first")
     ap.add_argument("--out", type=Path, default=OUT, help="results JSON")
+    ap.add_argument("--single", action="store_true", help=argparse.SUPPRESS)  # one run, in this process
     args = ap.parse_args()
     if args.train is not None and args.train < 1:
         ap.error(f"--train must be >= 1 (epochs), got {args.train}")
-    for name in ("batch", "threads", "repeats"):
+    for name in ("batch", "threads", "repeats", "runs"):
         if getattr(args, name) < 1:
             ap.error(f"--{name} must be >= 1, got {getattr(args, name)}")
     if args.xfoil_polars < 0:
         ap.error(f"--xfoil-polars must be >= 0, got {args.xfoil_polars}")
+    if not args.single:
+        return several_runs(args)
     torch.set_num_threads(args.threads)
     from threadpoolctl import threadpool_limits
 
@@ -309,6 +315,44 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
+
+
+def several_runs(args: argparse.Namespace) -> None:
+    """Run the benchmark ``--runs`` times, each in a fresh process, and write the first run's results with
+    every run's speeds and ratios (``runs``) and their ranges (``ranges``).
+
+    Timings differ between processes more than within one (e.g. the float64 hybrid's allocations, see the
+    README), so a range over processes is what a user would see.
+    """
+    import subprocess
+    import sys
+    import tempfile
+
+    keys = ("predictions_per_s", "ratios")
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="aerofoil_bench_") as tmp:
+        for k in range(args.runs):
+            out = Path(tmp) / f"run{k}.json"
+            cmd = [sys.executable, __file__, "--single", "--out", str(out), "--batch", str(args.batch),
+                   "--threads", str(args.threads), "--repeats", str(args.repeats),
+                   "--xfoil-polars", str(args.xfoil_polars if k == 0 else 0)]
+            if args.train is not None:
+                cmd += ["--train", str(args.train)]
+            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+            runs.append(json.loads(out.read_text()))
+            speed = runs[-1]["ratios"]["hybrid_over_neuralfoil_speed"]
+            print(f"run {k + 1}/{args.runs}: hybrid/NeuralFoil {speed:.2f}x", flush=True)
+    result = dict(runs[0])
+    result["runs"] = [{key: r[key] for key in keys} for r in runs]
+    result["ranges"] = {key: {} for key in keys}
+    for key in keys:
+        for name in runs[0][key]:
+            values = [r[key][name] for r in runs if name in r[key]]
+            result["ranges"][key][name] = [min(values), max(values)]
+    result["note"] += f"; {args.runs} runs, each in a fresh process: `runs` and `ranges` (min, max); XFOIL in the first"
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2))
+    print(json.dumps(result["ranges"], indent=2))
 
 
 if __name__ == "__main__":
