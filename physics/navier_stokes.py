@@ -403,11 +403,19 @@ class NavierStokes2D:
         return torch.stack((uc, vc), dim=-3)
 
     def vorticity(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        """Vorticity ``dv/dx - du/dy`` (1/s) at cell centres, ``(B, ny, nx)`` (central differences)."""
+        """Vorticity ``dv/dx - du/dy`` (1/s) at cell centres, ``(B, ny, nx)``.
+
+        Central differences, wrapped around a periodic direction; one-sided at a wall or an inflow/outflow face.
+        """
         c = self.to_centers(u, v)
-        dvdx = torch.gradient(c[:, 1], spacing=self.h, dim=-1)[0]
-        dudy = torch.gradient(c[:, 0], spacing=self.h, dim=-2)[0]
-        return dvdx - dudy
+
+        def derivative(q: torch.Tensor, dim: int, periodic: bool) -> torch.Tensor:
+            if periodic:  # the neighbour across the boundary is the first cell of the other side
+                return (q.roll(-1, dims=dim) - q.roll(1, dims=dim)) / (2 * self.h)
+            return torch.gradient(q, spacing=self.h, dim=dim)[0]
+
+        return (derivative(c[:, 1], -1, self.x_boundary == "periodic")
+                - derivative(c[:, 0], -2, self.y_boundary == "periodic"))
 
     def step_count(self, t_end: float, dt: float) -> int:
         """Whole steps of size ``dt`` that reach ``t_end`` (rounded)."""

@@ -284,3 +284,24 @@ def test_shape_features_of_an_empty_batch_are_empty():
     none = naca4_from_code("2412", 30).double()[None][:0]
     assert cst_fit(none).shape == (0, 13) and cst_fit(none, 3).shape == (0, 9)
     assert thickness_camber(none).shape == (0, 10)
+
+
+def test_naca4_thickness_is_laid_off_normal_to_the_mean_line():
+    # Abbott & von Doenhoff: upper/lower = (x -/+ yt sin(th), yc +/- yt cos(th)), tan(th) = dyc/dx. Both surfaces
+    # share the parameter x, so their midpoint is the mean line and half their difference is yt (-sin, cos).
+    n, m, p = 200, 0.04, 0.4
+    c = naca4_from_code("4412", n, dtype=F64)
+    upper, lower = c[: n + 1].flip(0), c[n:]  # both from the leading edge to the trailing edge
+    mid, half = 0.5 * (upper + lower), 0.5 * (upper - lower)
+    x = mid[:, 0]
+    yc = torch.where(x < p, m / p**2 * (2 * p * x - x**2), m / (1 - p) ** 2 * (1 - 2 * p + 2 * p * x - x**2))
+    slope = torch.where(x < p, 2 * m / p**2 * (p - x), 2 * m / (1 - p) ** 2 * (p - x))
+    torch.testing.assert_close(mid[:, 1], yc, atol=1e-12, rtol=0)
+    torch.testing.assert_close(-half[:, 0], half[:, 1] * slope, atol=1e-12, rtol=0)
+
+
+def test_repanelling_keeps_a_symmetric_aerofoil_symmetric():
+    # the lower surface is resampled as the upper one is (the on-contour test above reads the upper only)
+    r = repanel(naca4_from_code("0012", 25, dtype=F64), 40)
+    torch.testing.assert_close(r[:, 1], -r.flip(0)[:, 1], atol=1e-12, rtol=0)
+    torch.testing.assert_close(r[:, 0], r.flip(0)[:, 0], atol=1e-12, rtol=0)

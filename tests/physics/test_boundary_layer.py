@@ -12,6 +12,7 @@ from hybridzoo.physics.boundary_layer import (
     head_entrainment_shape,
     head_shape_from_entrainment,
     march,
+    thwaites_shape_factor,
 )
 from hybridzoo.physics.panel import hess_smith
 
@@ -109,6 +110,15 @@ def test_stagnation_point_flow_is_exact(implementation):
     s = torch.linspace(1e-3, 0.1, 50, dtype=F64)[None]
     layer = march(s.clone(), s, 1e6)
     assert torch.allclose(layer.theta**2 * 1e6, torch.full_like(s, 0.075), rtol=1e-10)
+
+
+def test_thwaites_shape_factor_matches_the_tabulated_correlation():
+    # Thwaites' H(lambda) as tabulated by Cebeci & Bradshaw (Momentum Transfer in Boundary Layers, 1977):
+    # 2.00 at lambda = 0.25, 2.61 for the flat plate (lambda = 0), 3.55 at separation (lambda = -0.09);
+    # the fit's two branches meet at lambda = 0
+    lam = torch.tensor([0.25, 0.0, -0.09, -1e-12], dtype=F64)
+    torch.testing.assert_close(thwaites_shape_factor(lam), torch.tensor([2.00, 2.61, 3.55, 2.61], dtype=F64),
+                               atol=5e-3, rtol=0)
 
 
 def test_head_shape_closure_inverts():

@@ -341,3 +341,56 @@ def test_an_empty_batch_steps_to_an_empty_batch(validate):
     u1, v1, p1 = s.step(u, v, 0.1, 0.01)
     assert u1.shape == u.shape and v1.shape == v.shape and p1.shape == (0, 8, 8)
     assert s.cfl(u, v, 0.1) == 0.0
+
+
+@pytest.mark.parametrize(("y_boundary", "profile"), [("noslip", torch.sin), ("slip", torch.cos)])
+def test_wall_shear_mode_decays_at_its_discrete_eigenvalue(y_boundary, profile):
+    # Between walls at y = 0 and 1, sin(pi y) vanishes at no-slip walls and cos(pi y) has zero shear at slip
+    # walls: each is an eigenmode of the discrete Laplacian with the walls' ghost cells, eigenvalue
+    # (2 - 2 cos(pi h)) / h^2, and an x-independent shear flow is neither advected nor projected.
+    n, nu = 16, 0.05
+    s = NavierStokes2D(8, n, 8 / n, y_boundary=y_boundary)
+    _, yu = s.coordinates("u", dtype=F64)
+    mode = profile(math.pi * yu)
+    u, v = mode[None].clone(), torch.zeros(1, *s.v_shape, dtype=F64)
+    dt, steps = 0.2 * s.h**2 / nu, 50
+    for _ in range(steps):
+        u, v, _ = s.step(u, v, dt, nu)
+    lam = (2 - 2 * math.cos(math.pi * s.h)) / s.h**2
+    amp = float((u[0] * mode).sum() / (mode**2).sum())
+    assert amp == pytest.approx((1 - nu * dt * lam) ** steps, rel=1e-10)
+    assert float((u[0] - amp * mode).abs().max()) < 1e-12
+
+
+def test_transverse_velocity_vanishes_on_the_inflow_face():
+    # v = 1 everywhere: the inflow face's ghost mirrors it to -1 (v = 0 on the face, the inflow is along x),
+    # while the outflow keeps a zero gradient and periodic y adds nothing
+    s = NavierStokes2D(8, 6, 8.0, x_boundary="inflow-outflow", y_boundary="periodic", inflow=torch.ones(6, dtype=F64))
+    lap = s._laplacian(torch.ones(1, *s.v_shape, dtype=F64), "v")
+    torch.testing.assert_close(lap[..., 0], torch.full_like(lap[..., 0], -2 / s.h**2))
+    torch.testing.assert_close(lap[..., 1:], torch.zeros_like(lap[..., 1:]))
+
+
+def test_taylor_green_vorticity_is_second_order_everywhere():
+    # u = sin x cos y, v = -cos x sin y has vorticity 2 sin x sin y; on the periodic box the central
+    # differences wrap around, so the boundary cells are as accurate as the interior ones
+    errors = []
+    for n in (32, 64):
+        s = NavierStokes2D(n, n, 2 * math.pi)
+        (xu, yu), (xv, yv), (xp, yp) = (s.coordinates(w, dtype=F64) for w in ("u", "v", "p"))
+        u, v = (torch.sin(xu) * torch.cos(yu))[None], (-torch.cos(xv) * torch.sin(yv))[None]
+        err = (s.vorticity(u, v)[0] - 2 * torch.sin(xp) * torch.sin(yp)).abs()
+        assert float(err.max()) < 1.5 * float(err[2:-2, 2:-2].max())  # no edge effect
+        errors.append(float(err.max()))
+    assert math.log2(errors[0] / errors[1]) > 1.9, errors
+
+
+def test_max_stable_dt_has_the_viscous_limit_where_diffusion_dominates():
+    s = NavierStokes2D(16, 16, 1.0)
+    u, v = torch.full((1, *s.u_shape), 1e-3, dtype=F64), torch.zeros(1, *s.v_shape, dtype=F64)
+    dt = s.max_stable_dt(1e-3, nu=1.0)
+    # explicit (FTCS) diffusion in 2-D is stable for nu dt / h^2 <= 1/4; the advective limit is ~10^5 times larger
+    assert dt == pytest.approx(0.25 * s.h**2 / 1.0, rel=1e-12)
+    s.step(u, v, dt, 1.0)
+    with pytest.raises(ValueError, match="diffusion"):
+        s.step(u, v, 1.01 * dt, 1.0)

@@ -195,3 +195,20 @@ def test_zero_right_hand_side_with_a_warm_start_solves_to_zero():
     assert bool((x[0] == 0).all())
     ref, _, _ = op.solve_raw(b[1:], tol=1e-10)
     torch.testing.assert_close(x[1], ref[0], atol=1e-8, rtol=0)
+
+
+def test_outflow_rule_pins_the_pressure_on_the_outflow_face():
+    # "neumann-dirichlet" along x: dp/dx = 0 at the inflow (x = 0) and p = 0 on the outflow face (x = L).
+    # cos(3 pi x / 2L) satisfies both, so it is an eigenmode of the operator with eigenvalue
+    # (2 - 2 cos(3 pi h / 2L)) / h^2, and the obstacle-free fast solve returns it.
+    ny, nx, h = 4, 10, 0.1
+    op = PoissonOperator(ny, nx, h, "neumann-dirichlet", "neumann")
+    length = nx * h
+    x = (torch.arange(nx, dtype=torch.float64) + 0.5) * h
+    mode = torch.cos(1.5 * math.pi * x / length).expand(ny, nx)[None]
+    lam = (2 - 2 * math.cos(1.5 * math.pi * h / length)) / h**2
+    torch.testing.assert_close(op.apply(mode), lam * mode, atol=1e-9, rtol=0)
+    torch.testing.assert_close(op.solve(lam * mode), mode, atol=1e-9, rtol=0)
+    # and the pressure gradient on the outflow face is (0 - p_last) / (h / 2)
+    gx, _ = op.gradient(mode)
+    torch.testing.assert_close(gx[..., -1], -mode[..., -1] / (h / 2), atol=1e-12, rtol=0)

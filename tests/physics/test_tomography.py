@@ -183,3 +183,31 @@ def test_deepcopy_shares_the_matrices():
     assert torch.equal(dup.adjoint(before), op.adjoint(before))
     assert dup.operator_norm() == norm
     assert dup._cache is not op._cache  # separate dicts (sharing the converted matrices)
+
+
+def test_a_point_off_the_x_axis_follows_the_sine_part_of_its_sinusoid():
+    # The x-axis point above only checks the cos(theta) part of s = x cos(theta) + y sin(theta); with a symmetric
+    # angle set, a sign error in the y stepping would pass it. Rows run downwards, so row n//2 - 8 is y = +8.
+    n = 33
+    geom = ParallelBeamGeometry(n, 16)
+    x = torch.zeros(n, n, dtype=torch.float64)
+    x[n // 2 - 8, n // 2] = 1.0
+    p = RayTransform(geom)(x)
+    com = (p * geom.detector_positions).sum(-1) / p.sum(-1)
+    assert torch.allclose(com, 8 * torch.sin(geom.angles), atol=0.25)
+
+
+def test_angles_are_the_midpoints_of_an_even_partition_of_the_range():
+    # ODL's uniform_partition convention (as in the learned primal-dual paper's code)
+    torch.testing.assert_close(ParallelBeamGeometry(8, 4).angles,
+                               torch.tensor([1.0, 3.0, 5.0, 7.0], dtype=torch.float64) * math.pi / 8)
+
+
+@pytest.mark.parametrize("num_detectors", [46, 47])
+def test_a_centred_disc_projects_symmetrically_about_the_detector_centre(num_detectors):
+    # the detector's centre bin lies on the rotation axis, whatever the parity of the bin count
+    geom = ParallelBeamGeometry(32, 8, num_detectors=num_detectors)
+    c = torch.arange(32, dtype=torch.float64) - 15.5
+    disc = (c[None] ** 2 + c[:, None] ** 2 <= 10**2).double()
+    p = RayTransform(geom)(disc)
+    torch.testing.assert_close(p, p.flip(-1), atol=1e-9, rtol=0)
