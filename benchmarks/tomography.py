@@ -185,9 +185,10 @@ def main() -> int | None:
                                            "hybridzoo_same_torch times ours on deepinv's torch")
         print(f"warning: {result['torch_version_warning']}", file=sys.stderr, flush=True)
 
-    def ratios(mine: dict) -> dict:
-        return {n: {mode: mine["sizes"][n]["forward_adjoint_images_per_s"] / row[mode]["forward_adjoint_images_per_s"]
-                    for mode in row} for n, row in peer_result["sizes"].items()}
+    def ratios(ours_side: dict) -> dict:  # ours over deepinv's, per size and adjoint mode
+        return {n: {mode: ours_side["sizes"][n]["forward_adjoint_images_per_s"]
+                    / row[mode]["forward_adjoint_images_per_s"] for mode in row}
+                for n, row in peer_result["sizes"].items()}
 
     result["ratio_forward_adjoint_vs_deepinv"] = ratios(result["hybridzoo"])
     if same is not None:
