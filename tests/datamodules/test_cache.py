@@ -111,3 +111,21 @@ def test_atomic_write_gives_the_mode_the_umask_allows_and_leaves_no_temp_file(tm
     assert target.read_bytes() == b"second"
     assert stat.S_IMODE(target.stat().st_mode) == mode
     assert [p.name for p in target.parent.iterdir()] == ["file.bin"]
+
+
+def test_arrays_without_a_manifest_are_reported_and_rebuilt(tmp_path):
+    c = ArrayCache("demo", {"n": 3}, "1", root=tmp_path)
+    c.save(_arrays())
+    c.manifest_path.unlink()  # e.g. a write cut short between the two files
+    assert c.status() == "corrupt"
+    with pytest.warns(UserWarning, match="corrupt data cache"):
+        assert c.load() is None
+
+
+def test_a_manifest_of_another_config_is_stale(tmp_path):
+    c = ArrayCache("demo", {"n": 3}, "1", root=tmp_path)
+    c.save(_arrays())
+    m = json.loads(c.manifest_path.read_text())
+    m["config_hash"] = "0" * 16  # a folder copied or renamed from another configuration
+    c.manifest_path.write_text(json.dumps(m))
+    assert c.status() == "stale"

@@ -123,3 +123,15 @@ def test_trainer_predict_runs_on_the_test_split(tmp_path):
     model.eval()
     with torch.no_grad():
         assert torch.allclose(torch.cat(out), model(sinograms), atol=1e-6)  # the test split, in order
+
+
+def test_validation_phantoms_come_from_their_own_stream():
+    dm = _dm()
+    assert dm.dataset("val").split == "val"
+    train = [dm.dataset("train")[i]["phantom"] for i in range(6)]
+    assert not any(torch.equal(dm.dataset("val")[j]["phantom"], t) for j in range(2) for t in train)
+
+
+def test_the_global_seed_changes_every_split():
+    for split in ("train", "val", "test"):
+        assert not torch.equal(_dm(seed=0).dataset(split)[0]["phantom"], _dm(seed=1).dataset(split)[0]["phantom"])

@@ -100,3 +100,13 @@ def test_windows_never_pass_their_end_times(tmp_path, t_train, t_extrap, dt, n_t
     assert (n, t.numel()) == (n_train, n_total)
     assert float(t[n - 1]) <= t_train + 1e-6 and float(t[-1]) <= t_extrap + 1e-6
     assert float(t[n]) > t_train  # the first extrapolation time is the next grid time after t_train
+
+
+@pytest.mark.parametrize("setting", [{"noise": 0.05}, {"alpha": 1.2}, {"seed": 1}, {"x0": 9.0}, {"ic_high": 11.0}])
+def test_every_generation_setting_keys_the_cache(tmp_path, setting):
+    base = LotkaVolterraDataModule(cache_dir=str(tmp_path), **SMALL)
+    other = LotkaVolterraDataModule(cache_dir=str(tmp_path), **SMALL, **setting)
+    assert base.cache.dir != other.cache.dir
+    base.setup()
+    other.setup()  # must not read base's cached arrays
+    assert not np.array_equal(base._arrays["obs"], other._arrays["obs"])

@@ -148,3 +148,22 @@ def test_evaluation_loaders_work_before_setup_and_re_lists_are_checked(tmp_path)
     assert batch["u"].shape[:2] == (1, 5)
     with pytest.raises(TypeError, match="re_val must be a list of Reynolds numbers"):
         WakeFlowDataModule(**{**small, "re_val": 300.0})
+
+
+# |u| sum, |v| sum and signed v sum of a tiny generated set, recorded at commit e50694e: a change of the
+# generator's output must come with a GENERATOR_VERSION bump (and new values here), or stale caches are reused
+FINGERPRINT = [2161.0337, 126.46224, -1.72634]
+
+
+def test_rollouts_may_use_every_recorded_step():
+    dm = WakeFlowDataModule(**{**TINY, "rollout_steps": TINY["steps"]})  # "rollout_steps <= steps"
+    assert dm.hparams.rollout_steps == 12
+
+
+def test_generated_wakes_keep_their_fingerprint():
+    # A change of the generator's output must bump GENERATOR_VERSION (cached data would be reused).
+    # Reference values from the audited code (float64 solver, CPU).
+    small = dict(TINY, factor=2, warmup=2.0, steps=3, window=2, rollout_steps=2, progress=False)
+    a = WakeFlowDataModule(**small).generate()
+    got = [float(np.abs(a["u"]).sum()), float(np.abs(a["v"]).sum()), float(a["v"].astype(np.float64).sum())]
+    np.testing.assert_allclose(got, FINGERPRINT, rtol=1e-4, atol=1e-3)

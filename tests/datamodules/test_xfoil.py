@@ -249,3 +249,15 @@ def test_a_terminated_build_leaves_no_xfoil_running_and_records_nothing(tmp_path
         for pid in _marked_processes(mark):  # whatever the outcome, leave nothing behind
             os.kill(pid, signal.SIGKILL)
     assert list(work.glob("*.json")) == []  # the killed runs were not recorded as failed polars
+
+
+def test_the_sweep_marches_out_from_zero_and_restarts_the_negative_branch(tmp_path, monkeypatch):
+    exe = tmp_path / "fake_xfoil.sh"  # writes an empty polar and keeps the script it was fed
+    exe.write_text("#!/bin/bash\ncat > " + str(tmp_path / "script.txt") + "\n"
+                   "printf '   alpha    CL        CD       CDp       CM\\n  ------ --------\\n' > polar.txt\n")
+    exe.chmod(0o755)
+    monkeypatch.setattr(xfoil_module, "xfoil_command", lambda: [str(exe)])
+    c = naca4_from_code("2412", 40, closed_te=False, dtype=torch.float64)
+    run_polar(c, 1e6, [-3.0, 2.0, -1.0, 0.0, 4.0], retry=False)
+    cmds = [s for s in (tmp_path / "script.txt").read_text().splitlines() if s.startswith(("ALFA", "INIT"))]
+    assert cmds == ["ALFA 0.0000", "ALFA 2.0000", "ALFA 4.0000", "INIT", "ALFA -1.0000", "ALFA -3.0000"]

@@ -3,10 +3,12 @@ import warnings
 import lightning as L
 import pytest
 import torch
+from hybridzoo.datamodules.digits import DigitsDataModule
 from hybridzoo.zoo import create_model, load_pretrained
 from hybridzoo.zoo.base import HybridModule
 from hybridzoo.zoo.hub import load_state_dict
 from hybridzoo.zoo.registry import create_datamodule
+from hybridzoo.zoo.rk_net import RKNet
 from hybridzoo.zoo.ude_lotka_volterra import UDELotkaVolterra
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -104,3 +106,10 @@ def test_freeze_switches_its_own_groups_and_keeps_what_the_user_froze():
     model.apply_freeze("none")  # releases what freeze froze, not what the user froze
     assert not first.requires_grad
     assert all(p.requires_grad for p in model.net.parameters() if p is not first)
+
+
+def test_the_cosine_schedule_decays_per_step_to_zero():
+    model = RKNet(width=8, steps=1, resnet_blocks=1, mlp_hidden=8, lr=1e-2)
+    trainer = L.Trainer(max_epochs=1, limit_train_batches=4, limit_val_batches=0, num_sanity_val_steps=0, **QUIET)
+    trainer.fit(model, datamodule=DigitsDataModule(batch_size=16, seed=0))
+    assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-9)  # 4 steps of T_max 4

@@ -401,3 +401,12 @@ def test_card_that_is_not_an_object_is_refused(tmp_path):
     (tmp_path / "x.json").write_text("[1, 2]")
     with pytest.raises(CheckpointError, match="not a JSON object"):
         read_card(tmp_path / "x.json")
+
+
+def test_a_digest_that_differs_in_its_last_digit_is_refused(tmp_path):
+    card_path = save_pretrained(create_model("ude-lotka-volterra", hidden=8), tmp_path)
+    card = json.loads(card_path.read_text())
+    card["sha256"] = card["sha256"][:-1] + ("1" if card["sha256"][-1] == "0" else "0")
+    card_path.write_text(json.dumps(card))
+    with pytest.raises(CheckpointError, match="sha256 mismatch"):
+        load_pretrained(card_path)

@@ -207,3 +207,40 @@ def test_pretrained_weights_of_another_start_image_are_refused_before_any_copy()
                                   pretrained="learned-primal-dual-ct")
     fitting.setup("fit")  # the card's own settings load
     assert fitting.card is not None
+
+
+def test_lpd_iterates_as_adler_and_oktem_algorithm_3():
+    # h <- h + Gamma(h, K f^(2), g);  f <- f + Lambda(f, K* h^(1))   (operators scaled by ||K||)
+    torch.manual_seed(0)
+    op = RayTransform(ParallelBeamGeometry(8, 6))
+    net = LearnedPrimalDual(op, n_iter=2, n_primal=3, n_dual=2, width=4).double()
+    for p in net.parameters():
+        torch.nn.init.normal_(p, std=0.2)
+    y = torch.rand(2, 1, *op.geometry.sinogram_shape, dtype=torch.float64)
+    norm = op.operator_norm()
+    f = y.new_zeros(2, 3, 8, 8)
+    h = y.new_zeros(2, 2, *op.geometry.sinogram_shape)
+    with torch.no_grad():
+        for dual, primal in zip(net.dual, net.primal):
+            h = h + dual(torch.cat([h, op(f[:, 1:2]) / norm, y / norm], 1))
+            f = f + primal(torch.cat([f, op.adjoint(h[:, :1]) / norm], 1))
+        torch.testing.assert_close(net(y), f[:, :1])
+
+
+def test_lgd_output_depends_on_its_tv_weight():
+    torch.manual_seed(0)
+    op = RayTransform(ParallelBeamGeometry(16, 8))
+    lgd = LearnedGradientDescent(op, n_iter=2, n_memory=2, width=4)
+    y = op(torch.rand(1, 1, 16, 16))
+    lam = torch.tensor(0.1, requires_grad=True)
+    (grad,) = torch.autograd.grad(lgd(y, lam).sum(), lam, allow_unused=True)
+    assert grad is not None and float(grad.abs()) > 0
+
+
+def test_pretrained_weights_of_another_fbp_filter_are_refused():
+    card = load_pretrained("learned-primal-dual-ct").card["hparams"]
+    other = "hann" if card["fbp_filter"] == "ramp" else "ramp"
+    kw = {k: card[k] for k in ("image_size", "num_angles", "lpd_init", "n_iter", "width", "lgd_iter", "lgd_width")}
+    model = LearnedPrimalDualCT(**kw, fbp_filter=other, pretrained="learned-primal-dual-ct")
+    with pytest.raises(ValueError, match="trained with fbp_filter"):
+        model.setup("fit")

@@ -190,3 +190,34 @@ def test_shipped_checkpoint_reproduces_its_card(dm, tmp_path):
     res = _trainer(tmp_path).test(model, datamodule=full, verbose=False)[0]
     for key in ("test/mae", "test/mae_pgml", "test/mae_nn", "test/mae_panel"):
         assert res[key] == pytest.approx(model.card["metrics"][key], rel=1e-4, abs=1e-6)
+
+
+QUIET = dict(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+             enable_model_summary=False, num_sanity_val_steps=0)
+
+
+def test_feature_scaling_is_fitted_on_the_training_rows_only(tmp_path):
+    dm = AerofoilDataModule(source="shipped", n_train_foils=5, n_panels_per_side=40, batch_size=256)
+    model = ResidualAerofoil(hidden=8, depth=1)
+    L.Trainer(max_steps=1, limit_val_batches=0, **QUIET).fit(model, datamodule=dm)
+    x = dm.datasets["train"].tensors[0]
+    torch.testing.assert_close(model.x_mean, x.mean(0))
+    torch.testing.assert_close(model.x_std, x.std(0).clamp_min(1e-6))
+
+
+@pytest.mark.parametrize("loss", ["l1", "huber"])
+def test_the_loss_argument_is_the_training_loss(loss):
+    from hybridzoo.zoo.residual_aerofoil import _LOSSES
+
+    dm = AerofoilDataModule(source="shipped", n_train_foils=5, n_panels_per_side=40)
+    dm.setup()
+    torch.manual_seed(0)
+    model = ResidualAerofoil(hidden=8, depth=1, loss=loss)
+    batch = tuple(t[:64] for t in dm.datasets["train"].tensors)
+    with torch.no_grad(), pytest.warns(UserWarning):  # self.log without a Trainer
+        got = model.training_step(batch, 0)
+        pred = model(batch[0], batch[1])
+    want = sum(_LOSSES[loss](pred[m], batch[2]) for m in ("residual", "pgml", "nn"))
+    mse = sum(_LOSSES["mse"](pred[m], batch[2]) for m in ("residual", "pgml", "nn"))
+    torch.testing.assert_close(got, want)
+    assert not torch.allclose(got, mse)

@@ -293,3 +293,11 @@ def test_labels_outside_the_classes_are_refused(labels):
         model.training_step((torch.rand(3, 1, 8, 8), torch.tensor(labels)), 0)
     with pytest.raises(ValueError, match="batch labels"):
         model.validation_step((torch.rand(3, 1, 8, 8), torch.tensor(labels)), 0)
+
+
+def test_confusion_matrix_rows_are_the_true_labels():
+    from hybridzoo.zoo.rk_net import ConfusionMatrix
+
+    cm = ConfusionMatrix(3)
+    cm.update(torch.tensor([0, 0, 2]), torch.tensor([1, 1, 2]))  # (preds, target)
+    assert cm.compute().tolist() == [[0, 0, 0], [2, 0, 0], [0, 0, 1]]

@@ -263,3 +263,48 @@ def test_an_empty_batch_rolls_out_to_an_empty_batch():
     u, v = torch.zeros(0, *model.solver.u_shape), torch.zeros(0, *model.solver.v_shape)
     us, vs = model.rollout(u, v, torch.ones(0), 3)
     assert us.shape == (0, 3, *u.shape[1:]) and vs.shape == (0, 3, *v.shape[1:])
+
+
+def _at_epoch(monkeypatch, model, cls, epoch):
+    """Make ``model`` read ``current_epoch == epoch`` as if a Trainer were attached."""
+    monkeypatch.setattr(model, "_trainer", object())
+    monkeypatch.setattr(cls, "current_epoch", property(lambda self: epoch))
+
+
+def test_non_is_trained_on_one_step_pairs_from_reference_states(datamodule):
+    model = SolverInTheLoop(**GEOMETRY, look_ahead=2, **NET)  # zero last layers: SOL = NON = SRC
+    batch = next(iter(datamodule.train_dataloader()))
+    n = 2
+    u, v, re = batch["u"][:, : n + 1], batch["v"][:, : n + 1], batch["re"]
+    with torch.no_grad(), pytest.warns(UserWarning):
+        got = model.training_step(batch, 0)
+        us, vs = model.rollout(u[:, 0], v[:, 0], re, n, "src")
+        un, vn, _ = model.hybrid_step(u[:, :-1].flatten(0, 1), v[:, :-1].flatten(0, 1), re.repeat_interleave(n),
+                                      method="src")
+    mse = torch.nn.functional.mse_loss
+    sol = mse(us, u[:, 1:]) + mse(vs, v[:, 1:])
+    non = mse(un, u[:, 1:].flatten(0, 1)) + mse(vn, v[:, 1:].flatten(0, 1))  # the step after each state
+    torch.testing.assert_close(got, sol + non, rtol=1e-5, atol=0)
+
+
+def test_the_curriculum_advances_every_curriculum_epochs(monkeypatch):
+    model = SolverInTheLoop(**GEOMETRY, curriculum=[2, 4, 8], curriculum_epochs=3, **NET)
+    for epoch, n in ((0, 2), (2, 2), (3, 4), (5, 4), (6, 8), (40, 8)):
+        _at_epoch(monkeypatch, model, SolverInTheLoop, epoch)
+        assert model.look_ahead == n, epoch
+
+
+def test_velocity_mae_is_the_mean_over_all_faces():
+    u, v = torch.zeros(2, 3, 8, 17), torch.zeros(2, 3, 9, 16)
+    torch.testing.assert_close(velocity_mae(u + 0.5, v + 0.5, u, v), torch.full((2, 3), 0.5))
+    dv = v.clone()
+    dv[..., 0, 0] = 1.0  # one face of 8 * 17 + 9 * 16 = 280
+    torch.testing.assert_close(velocity_mae(u, dv, u, v), torch.full((2, 3), 1 / 280))
+
+
+def test_the_2x_baseline_is_compared_step_for_step(datamodule):
+    model = SolverInTheLoop(**GEOMETRY, look_ahead=2, **NET)
+    batch = dict(next(iter(datamodule.test_dataloader())))
+    batch["u2x"], batch["v2x"] = batch["u"].clone(), batch["v"].clone()  # a "2x" run that is the reference
+    u, v = model.rollouts(batch)["2x"]
+    assert float(velocity_mae(u, v, batch["u"][:, 1:], batch["v"][:, 1:]).max()) == 0.0

@@ -238,3 +238,61 @@ def test_tolerances_reach_the_adaptive_solver():
     assert calls[1e-3] < calls[1e-9] / 3, calls
     tight, loose = (((results[r] - exact) / exact).abs().max() for r in (1e-9, 1e-3))  # relative errors
     assert tight < 1e-7 < loose, (tight, loose)
+
+
+def _at_epoch(monkeypatch, model, cls, epoch):
+    """Make ``model`` read ``current_epoch == epoch`` as if a Trainer were attached."""
+    monkeypatch.setattr(model, "_trainer", object())
+    monkeypatch.setattr(cls, "current_epoch", property(lambda self: epoch))
+
+
+def test_the_loss_scale_is_that_of_the_whole_training_window(tmp_path):
+    dm = LotkaVolterraDataModule(cache_dir=str(tmp_path), **TINY_DATA)
+    model = create_model("ude-lotka-volterra", hidden=8)
+    batch = next(iter(dm.train_dataloader()))
+    n, k = int(batch["n_train"][0]), 4
+    with torch.no_grad():
+        got = model.trajectory_loss(batch, k)
+        pred = model(batch["y0"], batch["t"][0][:k])
+    scale = batch["obs"][:, :n].abs().mean(dim=(0, 1))  # the same for every window of the curriculum
+    torch.testing.assert_close(got, (((pred - batch["obs"][:, :k]) / scale) ** 2).mean())
+
+
+def test_the_fitted_window_grows_linearly_over_window_epochs(monkeypatch):
+    model = create_model("ude-lotka-volterra", hidden=8, adam_epochs=2, lbfgs_epochs=6, window_start=0.2,
+                         window_epochs=4)
+    for epoch, n in ((0, 21), (1, 21), (2, 41), (3, 61), (4, 81), (5, 101), (7, 101)):
+        _at_epoch(monkeypatch, model, UDELotkaVolterra, epoch)
+        assert model.fitted_points(101) == n, epoch
+
+
+class _LbfgsMemory(UDELotkaVolterra):
+    def trajectory_loss(self, batch, n_points=None):
+        if self.current_epoch not in self.seen:  # the first loss of each epoch
+            state = next(iter(self.trainer.optimizers[1].state.values()), {})
+            self.seen[self.current_epoch] = (n_points, "old_dirs" in state)
+        return super().trajectory_loss(batch, n_points)
+
+
+def test_lbfgs_forgets_its_curvature_when_the_window_grows_and_only_then(tmp_path):
+    dm = LotkaVolterraDataModule(cache_dir=str(tmp_path), **TINY_DATA)
+    model = _LbfgsMemory(hidden=8, adam_epochs=0, lbfgs_epochs=3, lbfgs_max_iter=2, window_start=0.3,
+                         window_epochs=2)
+    model.seen = {}
+    L.Trainer(max_epochs=3, limit_val_batches=0, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+                enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0).fit(model, datamodule=dm)
+    assert model.seen == {0: (7, False), 1: (11, False), 2: (11, True)}
+
+
+def test_the_extrapolation_error_starts_after_the_training_window(tmp_path):
+    dm = LotkaVolterraDataModule(cache_dir=str(tmp_path), **TINY_DATA)
+    model = create_model("ude-lotka-volterra", hidden=8)
+    batch = dict(next(iter(dm.test_dataloader())))
+    n = int(batch["n_train"][0])
+    with torch.no_grad():
+        clean = model(batch["y0"], batch["t"][0]).clone()
+    clean[:, n - 1] += 1.0  # off at the last time of the training window only
+    batch["clean"] = clean
+    err = model.trajectory_errors(batch)
+    assert float(err["extrap_mse"]) == 0.0
+    assert float(err["traj_mse"]) == pytest.approx(1 / n)
