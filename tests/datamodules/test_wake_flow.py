@@ -161,8 +161,6 @@ def test_rollouts_may_use_every_recorded_step():
 
 
 def test_generated_wakes_keep_their_fingerprint():
-    # A change of the generator's output must bump GENERATOR_VERSION (cached data would be reused).
-    # Reference values from the audited code (float64 solver, CPU).
     small = dict(TINY, factor=2, warmup=2.0, steps=3, window=2, rollout_steps=2, progress=False)
     a = WakeFlowDataModule(**small).generate()
     got = [float(np.abs(a["u"]).sum()), float(np.abs(a["v"]).sum()), float(a["v"].astype(np.float64).sum())]
