@@ -50,8 +50,9 @@ def summarise(runs: list[dict[str, Any]], keys: list[str] | tuple[str, ...]) -> 
     return out
 
 
-def stored_runs(out: Path, same: dict[str, Any]) -> list[dict[str, Any]]:
-    """The runs stored in the results file ``out`` if each entry of ``same`` equals the stored one, else ``[]``.
+def stored_runs(out: Path, same: dict[str, Any], key: str = "runs") -> list[dict[str, Any]]:
+    """The runs (the list ``key``) stored in the results file ``out`` if each entry of ``same`` equals the
+    stored one, else ``[]``.
 
     ``same`` names what makes runs comparable (the config, an epochs override): runs of another
     configuration cannot enter the same mean ± std, so they are not returned (and the file is rewritten).
@@ -60,7 +61,7 @@ def stored_runs(out: Path, same: dict[str, Any]) -> list[dict[str, Any]]:
         return []
     previous = json.loads(out.read_text())
     if all(previous.get(k) == v for k, v in same.items()):
-        return list(previous.get("runs", []))
+        return list(previous.get(key, []))
     print(f"{out} holds runs of another configuration ({', '.join(same)} differ): they are replaced",
           file=sys.stderr, flush=True)
     return []

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -26,6 +27,9 @@ import torch
 from hybridzoo.datamodules.aerofoil import AerofoilDataModule
 from hybridzoo.zoo.registry import load_config
 from hybridzoo.zoo.residual_aerofoil import ResidualAerofoil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _seeds  # noqa: E402
 
 OUT = Path(__file__).parent / "results" / "aerofoil_data_efficiency.json"
 
@@ -43,7 +47,7 @@ def main() -> None:
     model_args = dict(load_config("residual-aerofoil")["model"]["init_args"])
     data_args = dict(load_config("residual-aerofoil")["data"]["init_args"])
     check_args(ap, args, data_args)
-    rows = stored_rows(args.out, args.steps, model_args)
+    rows = _seeds.stored_runs(args.out, {"steps": args.steps, "model": model_args}, key="rows")
     for size in args.sizes:
         for seed in args.seeds:
             dm = AerofoilDataModule(**{**data_args, "n_train_foils": size or None})
@@ -93,17 +97,6 @@ def check_args(ap: argparse.ArgumentParser, args: argparse.Namespace, data_args:
     if len(set(sizes)) != len(sizes):
         # the summary groups by size: a repeat would pool duplicate runs into one row
         ap.error(f"--sizes repeats a size (0 means {available}): {args.sizes}")
-
-
-def stored_rows(out: Path, steps: int, model_args: dict) -> list[dict]:
-    """The runs stored in ``out`` if they were trained with the same steps and model config, else ``[]``."""
-    if not out.exists():
-        return []
-    previous = json.loads(out.read_text())
-    if previous.get("steps") == steps and previous.get("model") == model_args:
-        return list(previous.get("rows", []))
-    print(f"{out} holds runs of another configuration (steps or model differ): they are replaced", flush=True)
-    return []
 
 
 def write(out: Path, steps: int, model_args: dict, rows: list[dict]) -> list[dict]:

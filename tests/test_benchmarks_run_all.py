@@ -124,7 +124,9 @@ def test_aerofoil_data_efficiency_keeps_the_stored_runs_of_other_seeds(tmp_path)
     assert result["rows"][1] == stored
     assert result["summary"][0]["seeds"] == 2
     # runs of another configuration are not pooled with these
-    assert _load("aerofoil_data_efficiency").stored_rows(out, 3, model_args) == []
+    seeds = _load("_seeds")
+    assert seeds.stored_runs(out, {"steps": 2, "model": model_args}, key="rows") == result["rows"]
+    assert seeds.stored_runs(out, {"steps": 3, "model": model_args}, key="rows") == []
 
 
 @pytest.mark.parametrize("name", ["tomography", "navier_stokes"])

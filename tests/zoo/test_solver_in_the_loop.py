@@ -265,12 +265,6 @@ def test_an_empty_batch_rolls_out_to_an_empty_batch():
     assert us.shape == (0, 3, *u.shape[1:]) and vs.shape == (0, 3, *v.shape[1:])
 
 
-def _at_epoch(monkeypatch, model, cls, epoch):
-    """Make ``model`` read ``current_epoch == epoch`` as if a Trainer were attached."""
-    monkeypatch.setattr(model, "_trainer", object())
-    monkeypatch.setattr(cls, "current_epoch", property(lambda self: epoch))
-
-
 def test_non_is_trained_on_one_step_pairs_from_reference_states(datamodule):
     model = SolverInTheLoop(**GEOMETRY, look_ahead=2, **NET)  # zero last layers: SOL = NON = SRC
     batch = next(iter(datamodule.train_dataloader()))
@@ -287,10 +281,10 @@ def test_non_is_trained_on_one_step_pairs_from_reference_states(datamodule):
     torch.testing.assert_close(got, sol + non, rtol=1e-5, atol=0)
 
 
-def test_the_curriculum_advances_every_curriculum_epochs(monkeypatch):
+def test_the_curriculum_advances_every_curriculum_epochs(at_epoch):
     model = SolverInTheLoop(**GEOMETRY, curriculum=[2, 4, 8], curriculum_epochs=3, **NET)
     for epoch, n in ((0, 2), (2, 2), (3, 4), (5, 4), (6, 8), (40, 8)):
-        _at_epoch(monkeypatch, model, SolverInTheLoop, epoch)
+        at_epoch(model, epoch)
         assert model.look_ahead == n, epoch
 
 

@@ -240,12 +240,6 @@ def test_tolerances_reach_the_adaptive_solver():
     assert tight < 1e-7 < loose, (tight, loose)
 
 
-def _at_epoch(monkeypatch, model, cls, epoch):
-    """Make ``model`` read ``current_epoch == epoch`` as if a Trainer were attached."""
-    monkeypatch.setattr(model, "_trainer", object())
-    monkeypatch.setattr(cls, "current_epoch", property(lambda self: epoch))
-
-
 def test_the_loss_scale_is_that_of_the_whole_training_window(tmp_path):
     dm = LotkaVolterraDataModule(cache_dir=str(tmp_path), **TINY_DATA)
     model = create_model("ude-lotka-volterra", hidden=8)
@@ -258,11 +252,11 @@ def test_the_loss_scale_is_that_of_the_whole_training_window(tmp_path):
     torch.testing.assert_close(got, (((pred - batch["obs"][:, :k]) / scale) ** 2).mean())
 
 
-def test_the_fitted_window_grows_linearly_over_window_epochs(monkeypatch):
+def test_the_fitted_window_grows_linearly_over_window_epochs(at_epoch):
     model = create_model("ude-lotka-volterra", hidden=8, adam_epochs=2, lbfgs_epochs=6, window_start=0.2,
                          window_epochs=4)
     for epoch, n in ((0, 21), (1, 21), (2, 41), (3, 61), (4, 81), (5, 101), (7, 101)):
-        _at_epoch(monkeypatch, model, UDELotkaVolterra, epoch)
+        at_epoch(model, epoch)
         assert model.fitted_points(101) == n, epoch
 
 
