@@ -66,37 +66,34 @@ def influence_matrices(coords: torch.Tensor) -> tuple[torch.Tensor, ...]:
         coords: ``(B, N + 1, 2)`` panel nodes in Selig (counter-clockwise) order.
 
     Returns:
-        ``(an, bn, at, bt)``, each ``(B, N, N)``: source-normal, vortex-normal, source-tangential and
-        vortex-tangential influence coefficients, plus (as a fifth item) the geometry tuple.
+        ``(an, at, geometry)``: source-normal and source-tangential influence coefficients, each
+        ``(B, N, N)``, and the geometry tuple. The vortex coefficients are the same numbers rotated by a
+        right angle, local (beta, -ln(r1/r2)) / 2pi instead of (ln(r1/r2), beta) / 2pi: ``bn = at`` and
+        ``bt = -an``, so they are never built.
     """
     start, end, length, tangent, normal = _geometry(coords)
     mid = 0.5 * (start + end)
     # Vectors from midpoint i to the ends of panel j, by component: (B, i, j) each. Working with dot
-    # products of the panel frames (batched matmuls) instead of (B, i, j, 2) vectors keeps the assembly
-    # at a few passes over N² entries.
+    # products of the panel frames instead of (B, i, j, 2) vectors keeps the assembly at a few passes
+    # over N² entries; it is most of the panel method's time at a hundred panels.
     sx, sy = (start[:, None, :, k] - mid[:, :, None, k] for k in (0, 1))
     ex, ey = (end[:, None, :, k] - mid[:, :, None, k] for k in (0, 1))
-    n = coords.shape[1] - 1
-    eye = torch.eye(n, dtype=torch.bool, device=coords.device)
-    cross = sx * ey - sy * ex
-    dot = sx * ex + sy * ey
+    cross = torch.addcmul(sx * ey, sy, ex, value=-1.0)
+    dot = torch.addcmul(sx * ex, sy, ey)
+    beta = torch.atan2(cross, dot)
     # Angle subtended by panel j at midpoint i; on the panel itself it is -pi seen from outside
-    # (the limit from the fluid side), which atan2 cannot tell from +pi at cross == 0.
-    beta = torch.where(eye, torch.full_like(dot, -math.pi), torch.atan2(cross, dot))
-    r1_sq = sx * sx + sy * sy
-    r2_sq = ex * ex + ey * ey
-    log_ratio = torch.where(eye, torch.zeros_like(dot), 0.5 * torch.log(r1_sq / torch.where(eye, r1_sq, r2_sq)))
-    # Unit source: local (ln(r1/r2), beta) / 2pi in panel j's frame (t_j, -n_j); unit clockwise vortex:
-    # (beta, -ln(r1/r2)) / 2pi. Projected on the normal and tangent of panel i:
-    t_dot_n = normal @ tangent.transpose(1, 2)  # [i, j] = n_i · t_j
-    n_dot_n = normal @ normal.transpose(1, 2)  # n_i · n_j
-    t_dot_t = tangent @ tangent.transpose(1, 2)  # t_i · t_j
-    n_dot_t = tangent @ normal.transpose(1, 2)  # t_i · n_j
-    an = _INV_2PI * (log_ratio * t_dot_n - beta * n_dot_n)
-    at = _INV_2PI * (log_ratio * t_dot_t - beta * n_dot_t)
-    bn = _INV_2PI * (beta * t_dot_n + log_ratio * n_dot_n)
-    bt = _INV_2PI * (beta * t_dot_t + log_ratio * n_dot_t)
-    return an, bn, at, bt, (start, end, length, tangent, normal, mid)
+    # (the limit from the fluid side), which atan2 cannot tell from +pi at cross == 0. Autograd saves
+    # atan2's inputs, not its output, so the diagonal may be overwritten in place.
+    beta.diagonal(dim1=1, dim2=2).fill_(-math.pi)
+    # ln(r1/r2); on the diagonal r1 = r2 = half the panel length exactly (start - mid = -(end - mid)), so 0
+    log_ratio = 0.5 * torch.log(torch.addcmul(sx * sx, sy, sy) / torch.addcmul(ex * ex, ey, ey))
+    # Unit source: local (ln(r1/r2), beta) / 2pi in panel j's frame (t_j, -n_j), projected on the normal
+    # and tangent of panel i. In 2-D, n_i · n_j = t_i · t_j and t_i · n_j = -n_i · t_j.
+    t_dot_n = (_INV_2PI * normal) @ tangent.transpose(1, 2)  # [i, j] = n_i · t_j / 2pi
+    t_dot_t = (_INV_2PI * tangent) @ tangent.transpose(1, 2)  # t_i · t_j / 2pi
+    an = torch.addcmul(log_ratio * t_dot_n, beta, t_dot_t, value=-1.0)
+    at = torch.addcmul(log_ratio * t_dot_t, beta, t_dot_n)
+    return an, at, (start, end, length, tangent, normal, mid)
 
 
 def assemble(coords: torch.Tensor, alpha: torch.Tensor):
@@ -125,17 +122,17 @@ def _assemble_basis(coords: torch.Tensor):
     The right-hand side is linear in the free stream (cos α, sin α), so is the solution: one solve with
     these two columns serves every angle. Returns ``(M (B, N+1, N+1), basis (B, N+1, 2), extras)``.
     """
-    an, bn, at, bt, geom = influence_matrices(coords)
+    an, at, geom = influence_matrices(coords)
     _, _, _, tangent, normal, _ = geom
     b, n = an.shape[0], an.shape[1]
     mat = coords.new_zeros(b, n + 1, n + 1)
     mat[:, :n, :n] = an
-    mat[:, :n, n] = bn.sum(-1)
+    mat[:, :n, n] = at.sum(-1)  # the vortex-normal row sums: bn = at
     mat[:, n, :n] = at[:, 0] + at[:, -1]
-    mat[:, n, n] = (bt[:, 0] + bt[:, -1]).sum(-1)
+    mat[:, n, n] = -(an[:, 0] + an[:, -1]).sum(-1)  # bt = -an
     # flow tangency: -n_i · V∞ at each midpoint; Kutta: -(t_1 + t_N) · V∞
     basis = -torch.cat([normal, (tangent[:, 0] + tangent[:, -1])[:, None]], 1)  # (B, N+1, 2)
-    return mat, basis, (an, bn, at, bt, geom)
+    return mat, basis, (an, at, geom)
 
 
 def system_residual(coords: torch.Tensor, alpha: torch.Tensor, solution: PanelSolution) -> torch.Tensor:
@@ -229,14 +226,14 @@ def hess_smith(
     coords, alpha, squeeze, scalar_alpha = _prepare(coords, alpha)
     if chord is not None:  # checked before the assembly; the default below is positive by construction
         chord = _check_chord(chord, coords)
-    mat, basis, (an, bn, at, bt, geom) = _assemble_basis(coords)
+    mat, basis, (an, at, geom) = _assemble_basis(coords)
     start, end, length, tangent, normal, mid = geom
     if chord is None:
         te = 0.5 * (coords[:, 0] + coords[:, -1])
         chord = (coords - te[:, None]).norm(dim=-1).amax(-1)
     x = _solve(mat, basis)  # (B, N+1, 2): the solutions for free streams along x and along y
     # Surface speed of each unit solution; an angle's is their combination by (cos α, sin α).
-    vt_basis = at @ x[:, :-1] + bt.sum(-1)[..., None] * x[:, -1:] + tangent  # (B, N, 2)
+    vt_basis = at @ x[:, :-1] - an.sum(-1)[..., None] * x[:, -1:] + tangent  # (B, N, 2); bt = -an
     vinf = _free_stream(alpha)
     sigma = vinf @ x[:, :-1].transpose(1, 2)  # (B, A, N)
     gamma = (vinf @ x[:, -1, :, None])[..., 0]  # (B, A)

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 from hybridzoo.physics.airfoil import naca4, naca4_from_code
-from hybridzoo.physics.panel import hess_smith, system_residual
+from hybridzoo.physics.panel import hess_smith, influence_matrices, system_residual
 
 F64 = torch.float64
 
@@ -74,6 +74,29 @@ def test_thin_cambered_zero_lift_angle_matches_thin_aerofoil_theory():
     slope = (cl[1] - cl[0]) / 0.04
     alpha_l0 = -math.degrees((0.5 * (cl[0] + cl[1]) / slope).item())
     assert alpha_l0 == pytest.approx(-2.077, abs=0.05)
+
+
+def test_influence_coefficients_equal_the_integrated_point_singularities():
+    """an, at against Gauss-Legendre sums of point sources along each panel, and the vortex coefficients
+    the solver derives from them (bn = at, bt = -an) against sums of point vortices."""
+    coords = naca4_from_code("2412", 8, dtype=F64)[None]  # 16 panels: adjacent ones meet at 22-45 degrees
+    an, at, (start, end, length, tangent, normal, mid) = influence_matrices(coords)
+    nodes, weights = (torch.as_tensor(a, dtype=F64) for a in __import__("numpy").polynomial.legendre.leggauss(400))
+    s = 0.5 * (nodes + 1)  # (Q,) on [0, 1], the quadrature points along each panel
+    xi = start[0, None, :, None] + s[None, None, :, None] * (end - start)[0, None, :, None]  # (1, j, Q, 2)
+    r = mid[0, :, None, None] - xi  # (i, j, Q, 2) from the sheet to the midpoint
+    kernel = r / (2 * math.pi * (r**2).sum(-1, keepdim=True))  # a unit point source's velocity
+    w = (0.5 * weights * length[0, :, None])[None, :, :, None]  # ds of each quadrature point
+    v_source = (kernel * w).sum(2)  # (i, j, 2)
+    v_vortex = torch.stack([v_source[..., 1], -v_source[..., 0]], -1)  # clockwise: the source's, turned
+    off = ~torch.eye(16, dtype=torch.bool)
+    dot = lambda v, e: (v * e[0, :, None]).sum(-1)  # noqa: E731  (component along the frame of panel i)
+    for got, want in ((an, dot(v_source, normal)), (at, dot(v_source, tangent)),
+                      (at, dot(v_vortex, normal)), (-an, dot(v_vortex, tangent))):
+        torch.testing.assert_close(got[0][off], want[off], rtol=0, atol=1e-9)
+    # on its own panel a source sheet pushes out with half its strength and along it not at all
+    torch.testing.assert_close(torch.diagonal(an[0]), torch.full((16,), 0.5, dtype=F64))
+    torch.testing.assert_close(torch.diagonal(at[0]), torch.zeros(16, dtype=F64))
 
 
 def test_batched_equals_one_at_a_time_and_residual_is_small():
