@@ -151,3 +151,17 @@ def test_aerofoil_benchmark_rejects_training_for_no_epochs():
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert "--train must be >= 1" in proc.stderr
+
+
+def test_aerofoil_error_breakdown_finds_the_aerofoil_that_carries_the_mean():
+    import torch
+
+    foil = torch.tensor([3, 3, 5, 5, 5, 8])
+    errors = {"residual": torch.tensor([0.1, 0.3, 0.01, 0.02, 0.03, 0.05]),
+              "panel": torch.tensor([1.0, 1.0, 0.5, 0.5, 0.5, 0.2])}
+    got = _load("aerofoil").error_breakdown(errors, foil, [f"foil{i}" for i in range(9)], worst=2)
+    assert [(w["name"], w["rows"]) for w in got["worst_aerofoils"]] == [("foil3", 2), ("foil8", 1)]
+    assert got["worst_aerofoils"][0]["residual"] == pytest.approx(0.2)
+    assert got["worst_aerofoils"][1]["panel"] == pytest.approx(0.2)
+    assert got["mae_without_worst_aerofoil"]["residual"] == pytest.approx(0.11 / 4)
+    assert got["median"]["panel"] == pytest.approx(0.5)
