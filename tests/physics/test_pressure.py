@@ -3,7 +3,7 @@ import warnings
 
 import pytest
 import torch
-from hybridzoo.physics.pressure import PoissonOperator, pcg
+from hybridzoo.physics.pressure import DENSE_LIMIT, PoissonOperator, pcg
 
 
 def _dense(op: PoissonOperator) -> torch.Tensor:
@@ -43,15 +43,17 @@ def test_periodic_fft_solve_matches_analytic_mode():
 
 
 @pytest.mark.parametrize("rules", [("neumann-dirichlet", "neumann"), ("periodic", "periodic"), ("periodic", "neumann")])
-def test_pcg_with_obstacle_solves_to_tolerance(rules):
+@pytest.mark.parametrize("dense_limit", [0, DENSE_LIMIT])  # the obstacle-free or the dense preconditioner
+def test_pcg_with_obstacle_solves_to_tolerance(rules, dense_limit):
     torch.manual_seed(0)
     ny, nx = 12, 20
     solid = torch.zeros(ny, nx, dtype=torch.bool)
     solid[4:8, 5:8] = True
-    op = PoissonOperator(ny, nx, 0.1, rules[0], rules[1], solid)
+    op = PoissonOperator(ny, nx, 0.1, rules[0], rules[1], solid, dense_limit=dense_limit)
+    assert op.dense == (dense_limit > 0)
     b = torch.randn(3, ny, nx, dtype=torch.float64) * (~solid)
     x, it, res = op.solve_raw(b, tol=1e-11)
-    assert 0 < it < 60 and res <= 1e-11
+    assert (0 < it <= 2 if op.dense else 5 < it < 60) and res <= 1e-11
     # compare against the dense pseudo-inverse (null space removed as the solver does)
     a = _dense(op)
     bb = op._project_nullspace(b).reshape(3, -1)
@@ -72,11 +74,12 @@ def test_pcg_respects_batch_and_warm_start():
     torch.testing.assert_close(single[0], x1[1], atol=1e-9, rtol=0)
 
 
-def test_gradient_by_adjoint_solve_passes_gradcheck():
+@pytest.mark.parametrize("dense_limit", [0, DENSE_LIMIT])
+def test_gradient_by_adjoint_solve_passes_gradcheck(dense_limit):
     ny, nx = 4, 5
     solid = torch.zeros(ny, nx, dtype=torch.bool)
     solid[1, 2] = True
-    op = PoissonOperator(ny, nx, 0.5, "neumann-dirichlet", "neumann", solid)
+    op = PoissonOperator(ny, nx, 0.5, "neumann-dirichlet", "neumann", solid, dense_limit=dense_limit)
     b = torch.randn(2, ny, nx, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda t: op.solve(t, tol=1e-13), (b,))
 
@@ -134,10 +137,10 @@ def test_adjoint_solve_of_a_huge_float32_gradient_stays_finite():
     torch.testing.assert_close(b.grad / 1e25, small, rtol=1e-5, atol=1e-6 * float(small.abs().max()))
 
 
-def _obstacle_op():
+def _obstacle_op(dense_limit: int = DENSE_LIMIT):
     solid = torch.zeros(6, 8, dtype=torch.bool)
     solid[2:4, 3:5] = True
-    return PoissonOperator(6, 8, 0.25, "neumann-dirichlet", "neumann", solid)
+    return PoissonOperator(6, 8, 0.25, "neumann-dirichlet", "neumann", solid, dense_limit=dense_limit)
 
 
 def test_double_backward_through_the_solve_is_exact():
@@ -154,7 +157,7 @@ def test_double_backward_through_the_solve_is_exact():
 
 
 def test_a_solve_stopped_at_max_iter_warns_once_per_direction():
-    op = _obstacle_op()
+    op = _obstacle_op(dense_limit=0)  # the dense preconditioner converges in one iteration
     b = torch.randn(2, 6, 8, dtype=torch.float64, requires_grad=True)
     with pytest.warns(RuntimeWarning, match=r"^pressure solve stopped at max_iter=1 .*residual .* > tol=1e-10"):
         x = op.solve(b, max_iter=1)
@@ -163,7 +166,7 @@ def test_a_solve_stopped_at_max_iter_warns_once_per_direction():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         op.solve(b, max_iter=1).sum().backward()  # reported once: a rollout does not repeat it every step
-        PoissonOperator(6, 8, 0.25, "neumann-dirichlet", "neumann", op.solid).solve(b).sum().backward()  # converges
+        _obstacle_op(dense_limit=0).solve(b).sum().backward()  # converges
     _, it, res = op.solve_raw(b.detach(), max_iter=1)  # solve_raw returns the residual instead
     assert it == 1 and res > 1e-10
 
@@ -212,3 +215,29 @@ def test_outflow_rule_pins_the_pressure_on_the_outflow_face():
     # and the pressure gradient on the outflow face is (0 - p_last) / (h / 2)
     gx, _ = op.gradient(mode)
     torch.testing.assert_close(gx[..., -1], -mode[..., -1] / (h / 2), atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("rules", [("neumann-dirichlet", "neumann"), ("periodic", "periodic")])
+def test_dense_preconditioner_is_the_pseudo_inverse(rules):
+    solid = torch.zeros(6, 8, dtype=torch.bool)
+    solid[2:4, 3:5] = True
+    op = PoissonOperator(6, 8, 0.25, rules[0], rules[1], solid)
+    a, m = _dense(op), op.dense_inverse(torch.zeros((), dtype=torch.float64))
+    torch.testing.assert_close(a @ m @ a, a, atol=1e-9, rtol=0)  # Moore-Penrose: A M A = A, M A M = M
+    torch.testing.assert_close(m @ a @ m, m, atol=1e-9, rtol=0)
+    if not op.singular:  # an outflow pins the level: the true inverse
+        torch.testing.assert_close(a @ m, torch.eye(48, dtype=torch.float64), atol=1e-10, rtol=0)
+    assert op.dense_inverse(torch.zeros(())).dtype == torch.float32  # served in the dtype asked for
+
+
+def test_dense_preconditioner_only_on_small_grids_with_an_obstacle():
+    solid = torch.zeros(32, 32, dtype=torch.bool)
+    solid[10:14, 10:14] = True
+    assert PoissonOperator(32, 32, 0.1, "neumann-dirichlet", "neumann", solid).dense  # 1024 cells
+    wider = torch.nn.functional.pad(solid, (0, 1))
+    assert not PoissonOperator(32, 33, 0.1, "neumann-dirichlet", "neumann", wider).dense
+    assert not PoissonOperator(8, 8, 0.1, "neumann-dirichlet", "neumann").dense  # no obstacle: the fast solve
+    with pytest.raises(TypeError, match="dense_limit"):
+        PoissonOperator(8, 8, 0.1, "neumann-dirichlet", "neumann", dense_limit=1.5)
+    with pytest.raises(ValueError, match="dense_limit"):
+        PoissonOperator(8, 8, 0.1, "neumann-dirichlet", "neumann", dense_limit=-1)
