@@ -29,7 +29,8 @@ from typing import Literal
 
 import torch
 from hybridzoo.physics.advection import maccormack, sample, semi_lagrangian
-from hybridzoo.physics.pressure import PoissonOperator, check_tolerance, default_tol, pcg
+from hybridzoo.physics.conjugate_gradient import check_tolerance, default_tol, pcg
+from hybridzoo.physics.pressure import PoissonOperator
 from hybridzoo.physics.tensor_cache import per_device
 from hybridzoo.physics.validation import check_positive_int, check_positive_number, check_tensor
 from torch.utils.checkpoint import checkpoint as _checkpoint

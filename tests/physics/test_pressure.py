@@ -3,7 +3,7 @@ import warnings
 
 import pytest
 import torch
-from hybridzoo.physics.pressure import DENSE_LIMIT, PoissonOperator, pcg
+from hybridzoo.physics.pressure import DENSE_LIMIT, PoissonOperator
 
 
 def _dense(op: PoissonOperator) -> torch.Tensor:
@@ -96,15 +96,6 @@ def test_backward_does_not_store_iterations():
     (x * w).sum().backward()
     # the gradient is the adjoint solve A^{-1} w (A symmetric, non-singular with an outflow)
     torch.testing.assert_close(op.apply(b.grad), w, atol=1e-9, rtol=0)
-
-
-def test_generic_pcg_on_spd_matrix():
-    torch.manual_seed(1)
-    m = torch.randn(6, 6, dtype=torch.float64)
-    a = m @ m.T + 6 * torch.eye(6, dtype=torch.float64)
-    b = torch.randn(1, 6, 1, dtype=torch.float64)
-    x, _, res = pcg(lambda z: a @ z, b, lambda r: r, tol=1e-12)
-    torch.testing.assert_close(a @ x, b, atol=1e-10, rtol=0)
 
 
 def test_bad_arguments():
