@@ -13,6 +13,7 @@ layers its boundaries imply, and the physical position ``origin`` (m) of the pad
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import torch
@@ -27,19 +28,32 @@ def sample(padded: torch.Tensor, origin: tuple[float, float], h: float, x: torch
            mode: str = "bilinear") -> torch.Tensor:
     """Interpolate ``padded (B, H, W)`` (node (0, 0) at ``origin``, spacing ``h``) at points ``x, y (B, h, w)``."""
     H, W = padded.shape[-2:]
-    gx = 2.0 * (x - origin[0]) / ((W - 1) * h) - 1.0
-    gy = 2.0 * (y - origin[1]) / ((H - 1) * h) - 1.0
-    grid = torch.stack((gx, gy), dim=-1)
+    # grid_sample's coordinates in [-1, 1]: one multiply-add with cached (2,) tensors. Arithmetic with Python
+    # floats copies each float into a tensor first, and at a coarse solver's sizes those copies cost more
+    # than the arithmetic (a fifth of a 32x16 step).
+    scale, offset = _to_grid(float(origin[0]), float(origin[1]), float(h), W, H, x.dtype, x.device)
+    grid = torch.addcmul(offset, torch.stack((x, y), dim=-1), scale)
     out = F.grid_sample(padded.unsqueeze(1), grid, mode=mode, padding_mode="border", align_corners=True)
     return out.squeeze(1)
+
+
+@functools.lru_cache(maxsize=256)
+def _to_grid(ox: float, oy: float, h: float, width: int, height: int, dtype: torch.dtype,
+             device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(scale, offset)`` taking physical ``(x, y)`` to ``grid_sample``'s ``[-1, 1]`` on a ``height x width`` array."""
+    sx, sy = 2.0 / ((width - 1) * h), 2.0 / ((height - 1) * h)
+    with torch.inference_mode(False):  # a cache filled under inference mode must still serve autograd
+        return (torch.tensor([sx, sy], dtype=dtype, device=device),
+                torch.tensor([-ox * sx - 1.0, -oy * sy - 1.0], dtype=dtype, device=device))
 
 
 def departure_points(velocity_at: VelocityAt, x: torch.Tensor, y: torch.Tensor, dt: float,
                      own: Points) -> Points:
     """RK2 (midpoint) back-trace of the points ``(x, y)`` over ``dt``; ``own`` is the velocity at them."""
-    xm, ym = x - 0.5 * dt * own[0], y - 0.5 * dt * own[1]
+    # alpha= scales inside the kernel; a product with a Python float would copy it into a tensor first
+    xm, ym = torch.add(x, own[0], alpha=-0.5 * dt), torch.add(y, own[1], alpha=-0.5 * dt)
     um, vm = velocity_at(xm, ym)
-    return x - dt * um, y - dt * vm
+    return torch.add(x, um, alpha=-dt), torch.add(y, vm, alpha=-dt)
 
 
 def semi_lagrangian(q: torch.Tensor, pad: Pad, origin: tuple[float, float], h: float, velocity_at: VelocityAt,

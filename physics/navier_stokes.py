@@ -258,8 +258,9 @@ class NavierStokes2D:
         if staggered:  # v vanishes on the wall rows; odd mirror about them
             lo, hi = -q[..., 1:P + 1, :].flip(-2), -q[..., -P - 1:-1, :].flip(-2)
         else:
-            sign = -1.0 if self.y_boundary == "noslip" else 1.0
-            lo, hi = sign * q[..., :P, :].flip(-2), sign * q[..., -P:, :].flip(-2)
+            lo, hi = q[..., :P, :].flip(-2), q[..., -P:, :].flip(-2)
+            if self.y_boundary == "noslip":  # odd mirror (negation, not a product with a Python float: no copy)
+                lo, hi = -lo, -hi
         return torch.cat([lo, q, hi], dim=-2)
 
     def _origins(self) -> dict[str, tuple[float, float]]:
