@@ -247,10 +247,10 @@ def main() -> None:
         pred = model(x, cl_panel)
     alpha, re = x[:, ALPHA].double(), 10 ** x[:, LOG_RE].double()
     nf = neuralfoil_cl(dm.coords[foil].double(), alpha, re).float()
-    mae = {m: float((pred[m] - cl).abs().mean()) for m in ("panel", "nn", "residual", "pgml")}
-    mae["neuralfoil"] = float((nf - cl).abs().mean())
-    breakdown = error_breakdown({**{m: (pred[m] - cl).abs() for m in ("panel", "nn", "residual", "pgml")},
-                                 "neuralfoil": (nf - cl).abs()}, foil, dm.names)
+    errors = {m: (pred[m] - cl).abs() for m in ("panel", "nn", "residual", "pgml")}
+    errors["neuralfoil"] = (nf - cl).abs()
+    mae = {m: float(e.mean()) for m, e in errors.items()}
+    breakdown = error_breakdown(errors, foil, dm.names)
 
     # ---- throughput on `batch` rows drawn from the test set (with repetition if needed)
     idx = torch.arange(args.batch) % len(cl)

@@ -2,19 +2,17 @@ import torch
 from hybridzoo.physics.conjugate_gradient import pcg
 
 
-def test_generic_pcg_on_spd_matrix():
-    torch.manual_seed(1)
-    m = torch.randn(6, 6, dtype=torch.float64)
-    a = m @ m.T + 6 * torch.eye(6, dtype=torch.float64)
-    b = torch.randn(1, 6, 1, dtype=torch.float64)
-    x, _, res = pcg(lambda z: a @ z, b, lambda r: r, tol=1e-12)
-    torch.testing.assert_close(a @ x, b, atol=1e-10, rtol=0)
-
-
-def _spd(n: int, seed: int) -> torch.Tensor:
+def _spd(n: int, seed: int, shift: float = 0.1) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     m = torch.randn(n, n, dtype=torch.float64, generator=g)
-    return m @ m.T + 0.1 * torch.eye(n, dtype=torch.float64)
+    return m @ m.T + shift * torch.eye(n, dtype=torch.float64)
+
+
+def test_generic_pcg_on_spd_matrix():
+    a = _spd(6, 1, shift=6.0)
+    b = torch.randn(1, 6, 1, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    x, _, res = pcg(lambda z: a @ z, b, lambda r: r, tol=1e-12)
+    torch.testing.assert_close(a @ x, b, atol=1e-10, rtol=0)
 
 
 def test_the_exact_preconditioner_converges_in_one_iteration_and_none_does_not():

@@ -1,5 +1,6 @@
 import math
 
+import numpy as np
 import pytest
 import torch
 from hybridzoo.physics.airfoil import naca4, naca4_from_code
@@ -81,7 +82,7 @@ def test_influence_coefficients_equal_the_integrated_point_singularities():
     the solver derives from them (bn = at, bt = -an) against sums of point vortices."""
     coords = naca4_from_code("2412", 8, dtype=F64)[None]  # 16 panels: adjacent ones meet at 22-45 degrees
     an, at, (start, end, length, tangent, normal, mid) = influence_matrices(coords)
-    nodes, weights = (torch.as_tensor(a, dtype=F64) for a in __import__("numpy").polynomial.legendre.leggauss(400))
+    nodes, weights = (torch.as_tensor(a, dtype=F64) for a in np.polynomial.legendre.leggauss(400))
     s = 0.5 * (nodes + 1)  # (Q,) on [0, 1], the quadrature points along each panel
     xi = start[0, None, :, None] + s[None, None, :, None] * (end - start)[0, None, :, None]  # (1, j, Q, 2)
     r = mid[0, :, None, None] - xi  # (i, j, Q, 2) from the sheet to the midpoint
