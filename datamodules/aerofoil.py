@@ -20,7 +20,13 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from hybridzoo.datamodules.aerofoil_build import DEFAULT_ALPHAS, DEFAULT_NACA, GENERATOR_VERSION, build_arrays
+from hybridzoo.datamodules.aerofoil_build import (
+    DEFAULT_ALPHAS,
+    DEFAULT_NACA,
+    DEFAULT_REYNOLDS,
+    GENERATOR_VERSION,
+    build_arrays,
+)
 from hybridzoo.datamodules.aerofoil_features import aerofoil_inputs, panel_contours
 from hybridzoo.datamodules.cache import ArrayCache, atomic_write_bytes
 from hybridzoo.physics.airfoil import MIN_POINTS
@@ -101,7 +107,7 @@ class AerofoilDataModule(L.LightningDataModule):
         batch_size: int = 256,
         n_uiuc: int = 300,
         naca: Sequence[str] = DEFAULT_NACA,
-        reynolds: Sequence[float] = (2e5, 1e6, 5e6, 1e7),
+        reynolds: Sequence[float] = DEFAULT_REYNOLDS,
         alphas: Sequence[float] = DEFAULT_ALPHAS,
         n_per_side: int = N_PER_SIDE,
         seed: int = 0,
@@ -161,15 +167,17 @@ class AerofoilDataModule(L.LightningDataModule):
 
         Raises:
             FileExistsError: ``out`` exists and ``overwrite`` is False.
+            IsADirectoryError: ``out`` is a folder.
+            XfoilMissing: ``xfoil`` or ``xvfb-run`` is not installed (checked before any polar runs).
         """
+        if out is not None and Path(out).is_dir():
+            raise IsADirectoryError(f"out {str(out)!r} is a folder; give the path of the .npz file to write")
         if out is not None and Path(out).exists() and not overwrite:
             raise FileExistsError(f"out {str(out)!r} already exists; pass overwrite=True to replace it")
         cache = self.cache()
-        if force and cache.manifest_path.exists():
-            cache.manifest_path.unlink()
         work = cache.dir / "polars"
         arrays = cache.load_or_build(
-            lambda: build_arrays(**self.generation, workers=self.workers, work_dir=work)
+            lambda: build_arrays(**self.generation, workers=self.workers, work_dir=work), force=force
         )
         if out is not None:
             import io

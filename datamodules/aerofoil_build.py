@@ -33,6 +33,7 @@ DEFAULT_NACA = tuple(
 
 #: Angles of attack (degrees) of the polars: pre-stall for most aerofoils, 1° apart.
 DEFAULT_ALPHAS = tuple(float(a) for a in range(-4, 11))
+DEFAULT_REYNOLDS = (2e5, 1e6, 5e6, 1e7)
 
 
 def uiuc_database() -> Path:
@@ -48,20 +49,28 @@ def uiuc_database() -> Path:
     return Path(aerosandbox.__file__).parent / "geometry" / "airfoil" / "airfoil_database"
 
 
-def prepare_shape(coords: torch.Tensor, n_per_side: int) -> torch.Tensor | None:
+def prepare_shape(coords: torch.Tensor, n_per_side: int, strict: bool = False) -> torch.Tensor | None:
     """Normalise and re-panel a raw contour; ``None`` if it fails the checks or is implausible.
 
     Rejects contours that are open, clockwise, self-intersecting (checked before and after
-    re-panelling), thinner than 3 % or thicker than 30 % of the chord, or with a TE gap above 2 %.
+    re-panelling), whose height (highest minus lowest point after normalisation; for a cambered section
+    more than its thickness) is below 3 % or above 30 % of the chord, that reach beyond x/c in
+    [-0.02, 1.02], or with a TE gap above 2 %. ``strict=True`` raises a ``ValueError`` that says which
+    instead of returning ``None``.
     """
     try:
         c = normalize(coords.double())
         c = repanel(c, n_per_side)
         check_airfoil(c, max_te_gap=0.02)
+        height = float(c[:, 1].max() - c[:, 1].min())
+        if not 0.03 <= height <= 0.30:
+            raise ValueError(f"its height is {height:.3g} chords, outside the data set's [0.03, 0.30]")
+        x_lo, x_hi = float(c[:, 0].min()), float(c[:, 0].max())
+        if x_lo < -0.02 or x_hi > 1.02:
+            raise ValueError(f"normalised, it spans x/c from {x_lo:.3g} to {x_hi:.3g}, beyond [-0.02, 1.02]")
     except ValueError:
-        return None
-    thick = c[:, 1].max() - c[:, 1].min()
-    if not (0.03 <= float(thick) <= 0.30) or float(c[:, 0].min()) < -0.02 or float(c[:, 0].max()) > 1.02:
+        if strict:
+            raise
         return None
     return c
 
@@ -127,7 +136,7 @@ def _collect_shapes(
 def _polar_job(
     work: Path, key: str, coords: np.ndarray, re: float, alphas: Sequence[float], timeout: float
 ) -> str:
-    from hybridzoo.datamodules.xfoil import XfoilError, XfoilTimeout, run_polar
+    from hybridzoo.datamodules.xfoil import XfoilError, XfoilMissing, XfoilTimeout, run_polar
 
     path = work / f"{key}.json"
     # Resumable: finished polars are never recomputed, except those cut short by the timeout, whose
@@ -139,6 +148,8 @@ def _polar_job(
         cl = [None if not np.isfinite(v) else float(v) for v in pol.cl]
         cd = [None if not np.isfinite(v) else float(v) for v in pol.cd]
         err, timed_out = "", pol.timed_out
+    except XfoilMissing:
+        raise  # a fact about this machine: recorded as a polar, it would stand for XFOIL's verdict for good
     except XfoilError as e:
         cl = cd = [None] * len(alphas)
         err, timed_out = str(e)[-300:], isinstance(e, XfoilTimeout)
@@ -170,6 +181,9 @@ def build_arrays(
     Finished polars are stored as JSON files in ``work_dir`` as they complete, so an interrupted
     build resumes where it stopped; polars that an XFOIL timeout cut short are run again then.
     """
+    from hybridzoo.datamodules.xfoil import require_xfoil, xfoil_runs
+
+    require_xfoil()  # before the shapes are collected, and before any polar is written
     re_keys = [_re_key(re) for re in reynolds]
     if len(set(re_keys)) != len(re_keys):
         raise ValueError(f"reynolds must be distinct (to 6 significant digits, as XFOIL gets them), got {reynolds!r}")
@@ -184,8 +198,6 @@ def build_arrays(
     coords = np.stack([s.numpy() for s in shapes]).astype(np.float64)
     work_dir.mkdir(parents=True, exist_ok=True)
     jobs = {f"{i:04d}_{names[i]}_{_re_key(re)}": (i, re) for i in range(len(names)) for re in reynolds}
-    from hybridzoo.datamodules.xfoil import xfoil_runs
-
     # Interrupted (Ctrl-C, SIGTERM, an error), the build cancels the polars not yet started and kills the
     # XFOIL processes still running: they run in sessions of their own, out of reach of the signal.
     with xfoil_runs():

@@ -46,20 +46,17 @@ def stored_contours(coords: torch.Tensor, n_per_side: int) -> torch.Tensor:
     panels per surface and checked by :func:`~hybridzoo.datamodules.aerofoil_build.prepare_shape`.
 
     Raises:
-        ValueError: a contour that the data build would reject (open, clockwise, self-intersecting, thinner
-            than 3 % or thicker than 30 % of the chord, a trailing-edge gap above 2 %): the model has not
-            seen such shapes.
+        ValueError: a contour that the data build would reject (see
+            :func:`~hybridzoo.datamodules.aerofoil_build.prepare_shape`), naming the check it fails: the model
+            has not seen such shapes.
     """
     check_tensor("coords", coords, ndim=3, last_dim=2)
     out = []
     for i, c in enumerate(coords):
-        shape = prepare_shape(c, n_per_side)
-        if shape is None:
-            raise ValueError(
-                f"coords[{i}] is not an aerofoil the data set admits (open, clockwise, self-intersecting, "
-                "thinner than 3 % or thicker than 30 % of the chord, or a trailing-edge gap above 2 %)"
-            )
-        out.append(shape)
+        try:
+            out.append(prepare_shape(c, n_per_side, strict=True))
+        except ValueError as err:
+            raise ValueError(f"coords[{i}] is not an aerofoil the data set admits: {err}") from None
     return torch.stack(out).float()  # the data set stores float32
 
 

@@ -153,9 +153,15 @@ class ArrayCache:
         }
         atomic_write_bytes(self.manifest_path, json.dumps(manifest, indent=2, sort_keys=True).encode())
 
-    def load_or_build(self, build: Callable[[], Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
-        """Load the entry if it is sound, else call ``build()``, store and return its arrays."""
-        arrays = self.load()
+    def load_or_build(
+        self, build: Callable[[], Mapping[str, np.ndarray]], force: bool = False
+    ) -> dict[str, np.ndarray]:
+        """Load the entry if it is sound, else call ``build()``, store and return its arrays.
+
+        ``force=True`` builds even over a sound entry, which stays in place (and valid) until the new
+        arrays replace it: a forced rebuild that fails or is interrupted loses nothing.
+        """
+        arrays = None if force else self.load()
         if arrays is None:
             arrays = {k: np.asarray(v) for k, v in build().items()}
             self.save(arrays)

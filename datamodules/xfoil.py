@@ -13,13 +13,14 @@ more, each from a freshly initialised boundary layer (``INIT``), in one extra XF
 
 from __future__ import annotations
 
+import numbers
 import os
 import shutil
 import signal
 import subprocess
 import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,6 +63,10 @@ class Polar:
 
 class XfoilError(RuntimeError):
     """XFOIL could not be run (not installed, crashed before producing a polar, or timed out)."""
+
+
+class XfoilMissing(XfoilError):
+    """``xfoil`` or ``xvfb-run`` is not on the ``PATH``: a fact about this machine, never about an aerofoil."""
 
 
 class XfoilTimeout(XfoilError):
@@ -129,6 +134,14 @@ def xfoil_command() -> list[str] | None:
         return None
     xvfb = shutil.which("xvfb-run")
     return [xvfb, "-a", exe] if xvfb else None
+
+
+def require_xfoil() -> list[str]:
+    """:func:`xfoil_command`, or :class:`XfoilMissing` when ``xfoil`` or ``xvfb-run`` is not installed."""
+    cmd = xfoil_command()
+    if cmd is None:
+        raise XfoilMissing("xfoil and xvfb-run are required (Debian: apt-get install xfoil xvfb)")
+    return cmd
 
 
 def xfoil_available() -> bool:
@@ -278,7 +291,7 @@ def run_polar(
     XFOIL re-panels the contour itself (``PANE``: 160 nodes) with its default e^9 transition.
 
     Raises:
-        XfoilError: XFOIL/xvfb-run missing, or XFOIL produced no polar file at all
+        XfoilError: XFOIL/xvfb-run missing (:class:`XfoilMissing`), or XFOIL produced no polar file at all
             (:class:`XfoilTimeout` when it was killed at the timeout before writing one).
     """
     coords_t = (
@@ -289,8 +302,13 @@ def run_polar(
     coords_t = check_airfoil(coords_t.detach().double().cpu(), "coords")
     if coords_t.ndim != 2:
         raise ValueError(f"coords must be one contour (K, 2), got shape {tuple(coords_t.shape)}")
-    if isinstance(re, bool) or not isinstance(re, (int, float)) or not (1e4 <= re <= 1e8):
+    if isinstance(re, bool) or not isinstance(re, numbers.Real):
+        raise TypeError(f"re must be a real number (a Python or numpy scalar), got {type(re).__name__}")
+    if not (1e4 <= re <= 1e8):
         raise ValueError(f"re must be a Reynolds number in [1e4, 1e8], got {re!r}")
+    re = float(re)
+    if isinstance(alphas, (str, bytes)) or not isinstance(alphas, Iterable):
+        raise TypeError(f"alphas must be a sequence of angles in degrees, got {type(alphas).__name__}")
     alpha = np.asarray(list(alphas), dtype=np.float64)
     if alpha.ndim != 1 or alpha.size == 0 or not np.isfinite(alpha).all() or (np.abs(alpha) > 30).any():
         raise ValueError(
@@ -305,9 +323,7 @@ def run_polar(
             f"alphas {uniq[k]!r} and {uniq[k + 1]!r} are closer than XFOIL's printed resolution "
             "(0.001 deg), so their results cannot be told apart"
         )
-    cmd = xfoil_command()
-    if cmd is None:
-        raise XfoilError("xfoil and xvfb-run are required (Debian: apt-get install xfoil xvfb)")
+    cmd = require_xfoil()
     cl, cd, cm = (np.full(alpha.shape, np.nan) for _ in range(3))
     with tempfile.TemporaryDirectory(prefix="hzxf") as tmp:
         write_dat(Path(tmp) / "foil.dat", coords_t, "hybridzoo")

@@ -78,7 +78,7 @@ def aerofoil_boundary_layer(
         solution: :func:`~hybridzoo.physics.panel.hess_smith` result with a batch and an angle
             dimension (``vt (B, A, N)``, ``midpoints (B, N, 2)``), chord-normalised contours.
         re: chord Reynolds number, scalar or ``(B, A)``.
-        trip: forced transition at this arc length from the stagnation point (chords), or ``None``.
+        trip: forced transition at this arc length from the stagnation point (chords, > 0), or ``None``.
 
     Returns:
         :class:`AerofoilLayer`; the surfaces are split at the stagnation point, found as the sign
@@ -118,7 +118,7 @@ def aerofoil_boundary_layer(
     s = (arc[None].expand(2, -1, -1, -1).gather(-1, idx) - arc_st[..., None]).abs().clamp_min(1e-6)
     s = torch.cummax(s, -1).values
     m = 2 * b * a
-    trip_t = None if trip is None else _per_surface("trip", trip, vt, None)
+    trip_t = None if trip is None else _per_surface("trip", trip, vt, None, positive=True)
     # ue and s are valid by construction (clamped, cumulative): skip march's checks.
     layer = _march(ue.reshape(m, length), s.reshape(m, length), re_t[None].expand(2, -1, -1).reshape(-1), trip_t)
     xs = x[None].expand(2, -1, -1, -1).gather(-1, idx).reshape(m, length)

@@ -178,7 +178,7 @@ def march(
             Between s = 0 and the first station the speed is taken to grow linearly (stagnation flow);
             for a flat plate, start at a tiny ``s``.
         re: chord Reynolds number, scalar or ``(M,)``.
-        trip: arc length of forced transition, scalar or ``(M,)``; ``None``: free transition only.
+        trip: arc length of forced transition (> 0), scalar or ``(M,)``; ``None``: free transition only.
 
     Returns:
         :class:`SurfaceLayer` with θ and H at every station and the event station indices.
@@ -193,7 +193,7 @@ def march(
     if (torch.diff(s, dim=1) < 0).any():
         raise ValueError("s must be non-decreasing along each surface")
     re = _per_surface("re", re, ue, m, positive=True)
-    return _march(ue, s, re.expand(m), None if trip is None else _per_surface("trip", trip, ue, m))
+    return _march(ue, s, re.expand(m), None if trip is None else _per_surface("trip", trip, ue, m, positive=True))
 
 
 def _per_surface(

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers.logger import DummyLogger
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 _DEFERRED_MONITOR = "<the model's monitor, set in setup>"
@@ -41,7 +42,8 @@ class ZooCheckpoint(ModelCheckpoint):
             self.monitor = None
 
     def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:  # noqa: D102
-        if self.dirpath is None and not trainer.loggers:
+        # fast_dev_run stands a DummyLogger in for the loggers: it has no folder to save into either
+        if self.dirpath is None and all(isinstance(lg, DummyLogger) for lg in trainer.loggers):
             # Lightning's default without a logger is ./checkpoints, which in a source checkout is the
             # folder of shipped weights: keep training checkpoints out of it
             self.dirpath = os.path.join(trainer.default_root_dir, "lightning_logs", "checkpoints")
@@ -62,3 +64,8 @@ class ZooCheckpoint(ModelCheckpoint):
                 f"monitor= nor {type(pl_module).__name__}.monitor names one"
             )
         super().setup(trainer, pl_module, stage)
+
+    def on_train_end(self, trainer: Any, pl_module: Any) -> None:  # noqa: D102
+        # Lightning suppresses checkpoints under fast_dev_run but still writes last.ckpt at the end
+        if not trainer.fast_dev_run:
+            super().on_train_end(trainer, pl_module)

@@ -62,7 +62,20 @@ def lightning_cli(argv: Sequence[str]) -> int:
     import lightning as L
     from hybridzoo.zoo.base import HybridModule
     from hybridzoo.zoo.checkpointing import ZooCheckpoint
-    from lightning.pytorch.cli import LightningCLI
+    from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
+    from lightning.pytorch.loggers.logger import DummyLogger
+
+    class ZooSaveConfig(SaveConfigCallback):
+        """Save the run's config beside its logs, and none for a run without a logger.
+
+        Lightning would write ``config.yaml`` into the working directory (the log folder of a run without a
+        logger, or under ``fast_dev_run``), and then refuse every later run there for not overwriting it.
+        """
+
+        def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+            if all(isinstance(lg, DummyLogger) for lg in trainer.loggers):
+                return
+            super().setup(trainer, pl_module, stage)
 
     class ZooCLI(LightningCLI):
         def instantiate_classes(self) -> None:
@@ -98,6 +111,7 @@ def lightning_cli(argv: Sequence[str]) -> int:
             subclass_mode_data=True,
             args=resolve_config_args(argv),
             trainer_defaults={"callbacks": [ZooCheckpoint()]},
+            save_config_callback=ZooSaveConfig,
             auto_configure_optimizers=False,
         )
     return 0

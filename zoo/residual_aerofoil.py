@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 
 import torch
 from hybridzoo.datamodules.aerofoil import N_PANELS_PER_SIDE, N_PER_SIDE
+from hybridzoo.datamodules.aerofoil_build import DEFAULT_ALPHAS, DEFAULT_REYNOLDS
 from hybridzoo.datamodules.aerofoil_features import (
     ALPHA,
     LOG_RE,
@@ -148,6 +149,8 @@ class ResidualAerofoil(HybridModule):
         self.register_buffer("stats_fitted", torch.tensor(False))
         # (n_per_side, n_panels_per_side) of the data of the last fit; see data_resolution.
         self._data_resolution: tuple[int, int] | None = None
+        # (alpha_min, alpha_max) in degrees and (re_min, re_max) of the data of the last fit; see data_range.
+        self._data_range: tuple[tuple[float, float], tuple[float, float]] | None = None
         self.metrics = nn.ModuleDict(
             {stage: nn.ModuleDict({m: MeanAbsoluteError() for m in MODES}) for stage in ("val", "test")}
         )
@@ -183,6 +186,32 @@ class ResidualAerofoil(HybridModule):
         data = (self.card or {}).get("data") or {}
         return int(data.get("n_per_side", N_PER_SIDE)), int(data.get("n_panels_per_side", N_PANELS_PER_SIDE))
 
+    def data_range(self) -> tuple[tuple[float, float], tuple[float, float]]:
+        """``((alpha_min, alpha_max), (re_min, re_max))`` of the data this model was trained on, α in degrees.
+
+        From the data module of the last fit (kept in Lightning checkpoints), else the model card's ``data``,
+        else the :class:`~hybridzoo.datamodules.aerofoil.AerofoilDataModule` defaults.
+        """
+        if self._data_range is not None:
+            return self._data_range
+        data = (self.card or {}).get("data") or {}
+        alphas, reynolds = data.get("alphas") or DEFAULT_ALPHAS, data.get("reynolds") or DEFAULT_REYNOLDS
+        return (float(min(alphas)), float(max(alphas))), (float(min(reynolds)), float(max(reynolds)))
+
+    def _warn_outside_data(self, alpha: torch.Tensor, re: torch.Tensor) -> None:
+        (a_lo, a_hi), (re_lo, re_hi) = self.data_range()
+        deg = torch.rad2deg(alpha.detach().double())
+        outside = []
+        if deg.numel() and (float(deg.min()) < a_lo - 1e-6 or float(deg.max()) > a_hi + 1e-6):
+            outside.append(f"alpha spans {float(deg.min()):.3g} to {float(deg.max()):.3g} deg, the training data "
+                           f"{a_lo:.3g} to {a_hi:.3g} (alpha is in radians)")
+        if re.numel() and (float(re.min()) < re_lo * (1 - 1e-6) or float(re.max()) > re_hi * (1 + 1e-6)):
+            outside.append(f"re spans {float(re.min()):.3g} to {float(re.max()):.3g}, the training data "
+                           f"{re_lo:.3g} to {re_hi:.3g}")
+        if outside:
+            warnings.warn("predict_cl outside the training data: " + "; ".join(outside)
+                          + ". The learned modes extrapolate there.", UserWarning, stacklevel=3)
+
     @torch.no_grad()
     def predict_cl(
         self,
@@ -202,7 +231,9 @@ class ResidualAerofoil(HybridModule):
 
         Args:
             coords: ``(B, K, 2)`` contours in Selig order (any chord/position: they are normalised).
-            alpha: ``(B, A)`` angles of attack in radians (w.r.t. the chord line).
+            alpha: ``(B, A)`` angles of attack in radians, w.r.t. the line from the trailing edge to the
+                contour point farthest from it (the data's normalisation: for a cambered NACA section up to
+                a few tenths of a degree off its nominal chord line).
             re: ``(B, A)`` chord Reynolds numbers.
             n_panels_per_side: panels per surface of the panel method; ``None``: the training data's
                 (:meth:`data_resolution`).
@@ -210,6 +241,9 @@ class ResidualAerofoil(HybridModule):
 
         Returns:
             ``{mode: (B, A)}`` for the four modes, on the model's device.
+
+        Warns:
+            UserWarning: an angle or Reynolds number outside the training data's range (:meth:`data_range`).
 
         Raises:
             ValueError: bad shapes, or a contour the data set would not admit (see
@@ -235,6 +269,7 @@ class ResidualAerofoil(HybridModule):
                 RuntimeWarning,
                 stacklevel=2,
             )
+        self._warn_outside_data(alpha, re)
         b, a = alpha.shape
         if b * a == 0:  # no aerofoil or no condition: nothing to predict
             return {m: self.x_mean.new_zeros(b, a) for m in MODES}
@@ -250,10 +285,12 @@ class ResidualAerofoil(HybridModule):
         return self.with_cosine_schedule(super().configure_optimizers())
 
     def on_fit_start(self) -> None:
-        """Note the data's panel resolution (for :meth:`predict_cl`); fit the feature standardisation (once)."""
+        """Note the data's panel resolution and range (for :meth:`predict_cl`); fit the feature scaling (once)."""
         dm = getattr(self.trainer, "datamodule", None)
         if hasattr(dm, "stored_n_per_side"):  # an AerofoilDataModule, set up
             self._data_resolution = (int(dm.stored_n_per_side), int(dm.hparams.n_panels_per_side))
+        if getattr(dm, "alphas_deg", None) and getattr(dm, "reynolds", None):
+            self._data_range = ((min(dm.alphas_deg), max(dm.alphas_deg)), (min(dm.reynolds), max(dm.reynolds)))
         if bool(self.stats_fitted):
             return
         if dm is None or "train" not in getattr(dm, "datasets", {}):
@@ -266,17 +303,22 @@ class ResidualAerofoil(HybridModule):
         self.stats_fitted.fill_(True)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Keep the data's panel resolution (:meth:`data_resolution`) in Lightning checkpoints."""
+        """Keep the data's panel resolution and range (:meth:`data_resolution`, :meth:`data_range`) in checkpoints."""
         super().on_save_checkpoint(checkpoint)
         if self._data_resolution is not None:
             checkpoint["aerofoil_data_resolution"] = list(self._data_resolution)
+        if self._data_range is not None:
+            checkpoint["aerofoil_data_range"] = [list(r) for r in self._data_range]
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Restore the data's panel resolution saved by :meth:`on_save_checkpoint`."""
+        """Restore the data's panel resolution and range saved by :meth:`on_save_checkpoint`."""
         super().on_load_checkpoint(checkpoint)
         if "aerofoil_data_resolution" in checkpoint:
             n_stored, n_panels = checkpoint["aerofoil_data_resolution"]
             self._data_resolution = (int(n_stored), int(n_panels))
+        if "aerofoil_data_range" in checkpoint:
+            (a_lo, a_hi), (re_lo, re_hi) = checkpoint["aerofoil_data_range"]
+            self._data_range = ((float(a_lo), float(a_hi)), (float(re_lo), float(re_hi)))
 
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
         """Sum of the three networks' Cl losses (their parameters are disjoint, so they do not interact)."""

@@ -12,6 +12,12 @@ from hybridzoo.physics.native import NativeKernelWarning
 from hybridzoo.physics.panel import hess_smith
 
 
+@pytest.fixture
+def xfoil_stand_in(monkeypatch):
+    """Builds with a stand-in for run_polar run without XFOIL installed: skip the check that it is."""
+    monkeypatch.setattr(xfoil, "require_xfoil", lambda: ["xfoil"])
+
+
 @pytest.fixture(scope="module")
 def shipped():
     dm = AerofoilDataModule(source="shipped", n_panels_per_side=40)
@@ -107,7 +113,7 @@ def test_stored_contours_reproduce_the_shipped_ones(shipped):
     assert torch.equal(af.panel_contours(stored, 40).float(), shipped.coords[idx])
 
 
-def test_build_is_cached_resumable_and_records_missing(tmp_path, monkeypatch):
+def test_build_is_cached_resumable_and_records_missing(tmp_path, monkeypatch, xfoil_stand_in):
     monkeypatch.setenv("HYBRIDZOO_DATA", str(tmp_path))
     calls = []
 
@@ -138,6 +144,48 @@ def test_build_is_cached_resumable_and_records_missing(tmp_path, monkeypatch):
     assert precious.read_bytes() == b"hand-made" and len(calls) == 6  # refused before any XFOIL run
     assert dm.build(out=precious, overwrite=True) == precious
     np.testing.assert_array_equal(load_arrays(precious)["cl"], a["cl"])
+    with pytest.raises(IsADirectoryError, match="folder"):  # refused at once, not after the build
+        fresh.build(out=tmp_path, overwrite=True)
+    assert len(calls) == 6
+
+
+def test_a_forced_rebuild_that_fails_keeps_the_sound_entry(tmp_path, monkeypatch, xfoil_stand_in):
+    monkeypatch.setenv("HYBRIDZOO_DATA", str(tmp_path))
+    monkeypatch.setattr(xfoil, "run_polar", _fake_polar([]))
+    dm = AerofoilDataModule(source="cache", n_uiuc=0, naca=("0012",), reynolds=(1e6,), alphas=(0.0, 2.0), workers=1)
+    a = load_arrays(dm.build())
+
+    def interrupted(**kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("hybridzoo.datamodules.aerofoil.build_arrays", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        dm.build(force=True)
+    assert dm.cache().status() == "ok"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "corrupt data cache" on the way
+        np.testing.assert_array_equal(dm.load()["cl"], a["cl"])
+
+
+def test_a_build_without_xfoil_stops_before_any_polar_is_recorded(tmp_path, monkeypatch):
+    monkeypatch.setenv("HYBRIDZOO_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # neither xfoil nor xvfb-run
+    dm = AerofoilDataModule(source="cache", n_uiuc=0, naca=("0012",), reynolds=(1e6,), alphas=(0.0,), workers=1)
+    with pytest.raises(xfoil.XfoilMissing, match="xfoil and xvfb-run are required"):
+        dm.build()
+    assert dm.cache().status() == "missing" and not list(tmp_path.rglob("*.json"))
+    # XFOIL gone in the middle of a build: the polar is not written down as XFOIL's verdict either
+    monkeypatch.setattr(xfoil, "require_xfoil", lambda: ["xfoil"])
+
+    def uninstalled(coords, re, alphas, timeout=60.0):
+        raise xfoil.XfoilMissing("xfoil and xvfb-run are required")
+
+    monkeypatch.setattr(xfoil, "run_polar", uninstalled)
+    work = tmp_path / "polars"
+    with pytest.raises(xfoil.XfoilMissing):
+        aerofoil_build.build_arrays(n_uiuc=0, naca=["0012"], reynolds=[1e6], alphas=[0.0], n_per_side=40, seed=0,
+                                    workers=1, work_dir=work, progress=False)
+    assert not list(work.glob("*.json"))
 
 
 @pytest.mark.skipif(not xfoil.xfoil_available(), reason="xfoil and xvfb-run are not installed")
@@ -176,7 +224,7 @@ def _fake_polar(calls):
     return run
 
 
-def test_close_reynolds_numbers_are_kept_apart(tmp_path, monkeypatch):
+def test_close_reynolds_numbers_are_kept_apart(tmp_path, monkeypatch, xfoil_stand_in):
     calls = []
     monkeypatch.setattr(xfoil, "run_polar", _fake_polar(calls))
     work = tmp_path / "polars"
@@ -247,7 +295,7 @@ def test_split_leaves_training_aerofoils():
         split_foils(2, 0.1, 0.2, 0)
 
 
-def test_a_resumed_build_reruns_only_the_polars_a_timeout_cut_short(tmp_path, monkeypatch):
+def test_a_resumed_build_reruns_only_the_polars_a_timeout_cut_short(tmp_path, monkeypatch, xfoil_stand_in):
     calls = []
 
     def run(coords, re, alphas, timeout=60.0):

@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 import torch
 from hybridzoo.datamodules import xfoil as xfoil_module
-from hybridzoo.datamodules.xfoil import XfoilError, XfoilTimeout, parse_polar, run_polar, xfoil_available
+from hybridzoo.datamodules.xfoil import (
+    XfoilError,
+    XfoilMissing,
+    XfoilTimeout,
+    parse_polar,
+    run_polar,
+    xfoil_available,
+)
 from hybridzoo.physics.airfoil import naca4_from_code
 
 needs_xfoil = pytest.mark.skipif(not xfoil_available(), reason="xfoil and xvfb-run are not installed")
@@ -49,6 +56,10 @@ def test_bad_arguments_are_rejected_before_running():
         run_polar(c, 1e6, [float("nan")])
     with pytest.raises(ValueError, match="coords"):
         run_polar(c[:-10], 1e6, [0.0])
+    with pytest.raises(TypeError, match="re must be a real number .*got Tensor"):  # not "got tensor(1000000.)"
+        run_polar(c, torch.tensor(1e6), [0.0])
+    with pytest.raises(TypeError, match="alphas must be a sequence"):
+        run_polar(c, 1e6, 2.0)
 
 
 @needs_xfoil
@@ -70,8 +81,9 @@ def test_missing_executable_raises(monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")
     c = naca4_from_code("0012", 40, closed_te=False, dtype=torch.float64)
     assert not xfoil_available()
-    with pytest.raises(XfoilError, match="xfoil"):
+    with pytest.raises(XfoilMissing, match="xfoil"):
         run_polar(c, 1e6, [0.0])
+    assert issubclass(XfoilMissing, XfoilError)  # reported in one line by the CLI, as every XfoilError
 
 
 def _fake_xfoil(tmp_path, monkeypatch, sweep_rows: str, retry_rows: str = ""):

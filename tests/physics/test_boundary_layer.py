@@ -294,6 +294,11 @@ def test_bad_inputs_name_the_argument():
         aerofoil_boundary_layer(hess_smith(naca("0012"), 0.1), 1e6)
     with pytest.raises(ValueError, match="trip"):
         aerofoil_boundary_layer(sol, 1e6, trip=float("nan"))
+    for trip in (0.0, -0.5):  # an arc length from the stagnation point: at or before it is no trip
+        with pytest.raises(ValueError, match="trip must be strictly positive"):
+            aerofoil_boundary_layer(sol, 1e6, trip=trip)
+        with pytest.raises(ValueError, match="trip must be strictly positive"):
+            march(*two, 1e6, trip=trip)
     with pytest.raises(ValueError, match="trip must be a scalar"):
         aerofoil_boundary_layer(sol, 1e6, trip=torch.tensor([0.1, 0.2], dtype=F64))
 

@@ -20,6 +20,9 @@ def test_fit_fast_dev_run_for_every_config(config, tmp_path, monkeypatch):
     rc = main(["fit", "-c", config.removesuffix(".yaml"), "--trainer.fast_dev_run=1",
                "--trainer.accelerator=cpu", "--trainer.devices=1"])
     assert rc == 0
+    # nothing is left in the working directory: no checkpoint (Lightning wrote last.ckpt under fast_dev_run,
+    # into ./checkpoints, the shipped weights' folder in a source checkout), no config.yaml
+    assert not list(tmp_path.rglob("*.ckpt")) and not list(tmp_path.rglob("config.yaml"))
 
 
 def test_fit_without_checkpointing(tmp_path, monkeypatch):
@@ -183,6 +186,17 @@ def test_without_logger_checkpoints_stay_out_of_shipped_folder(tmp_path, monkeyp
                  "--data.n_test=1", "--data.t_train=2", "--data.t_extrap=3"]) == 0
     assert not (tmp_path / "checkpoints").exists()
     assert (tmp_path / "lightning_logs" / "checkpoints" / "last.ckpt").is_file()
+    # no config.yaml in the working directory, which Lightning would write there and refuse the next run for
+    assert not (tmp_path / "config.yaml").exists()
+
+
+def test_a_run_without_logger_can_be_repeated_in_the_same_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = ["test", "-c", "ude_lotka_volterra", "--trainer.logger=false", "--trainer.accelerator=cpu",
+            "--trainer.enable_progress_bar=false", "--model.hidden=8", "--data.n_trajectories=5", "--data.n_val=1",
+            "--data.n_test=1", "--data.t_train=2", "--data.t_extrap=3"]
+    assert main(args) == 0 and main(args) == 0
+    assert not list(tmp_path.rglob("config.yaml"))
 
 
 def test_override_values_read_numbers_like_python_and_keep_times_as_strings():

@@ -69,8 +69,11 @@ def test_predict_cl_uses_the_training_resolution_and_the_model_dtype():
     stored = prepare_shape(original, 80).float().double()
     expected = hess_smith(repanel(stored, 40), alpha[0].double()).cl
     torch.testing.assert_close(got["panel"][0], expected, rtol=1e-12, atol=1e-12)
-    with pytest.raises(ValueError, match=r"coords\[0\] is not an aerofoil the data set admits"):
+    # each refusal says which check failed
+    with pytest.raises(ValueError, match=r"coords\[0\] is not an aerofoil the data set admits: its height is 0\.012"):
         m.predict_cl(naca4_from_code("0012", 60)[None] * torch.tensor([1.0, 0.1]), alpha, re)  # 1.2 % thick
+    with pytest.raises(ValueError, match=r"coords\[1\] .*clockwise"):
+        m.predict_cl(torch.stack([original, original.flip(0)]), alpha.expand(2, -1), re.expand(2, -1))
     with pytest.raises(TypeError, match="n_panels_per_side"):
         m.predict_cl(original[None], alpha, re, n_panels_per_side=40.0)
 
@@ -129,6 +132,7 @@ def test_short_training_beats_the_panel_method(dm, tmp_path):
     restored = ResidualAerofoil(hidden=32, depth=2)
     restored.on_load_checkpoint(checkpoint)
     assert restored.data_resolution() == (80, 40)
+    assert model.data_range() == restored.data_range() == ((-4.0, 10.0), (2e5, 1e7))  # and so does the range
 
     # save -> load round trip keeps the predictions (the feature scaling is in the state dict)
     clone = ResidualAerofoil(hidden=32, depth=2)
@@ -194,6 +198,26 @@ def test_shipped_checkpoint_reproduces_its_card(dm, tmp_path):
 
 QUIET = dict(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
              enable_model_summary=False, num_sanity_val_steps=0)
+
+
+def test_predict_cl_warns_outside_the_training_data():
+    import warnings
+
+    m = ResidualAerofoil(hidden=8, depth=1)
+    m.stats_fitted.fill_(True)
+    m.card = {"data": {"alphas": [-2.0, 0.0, 6.0], "reynolds": [1e6, 3e6]}}  # a loaded checkpoint's card
+    assert m.data_range() == ((-2.0, 6.0), (1e6, 3e6))
+    foil = naca4_from_code("2412", 60)[None]
+    inside = torch.deg2rad(torch.tensor([[-2.0, 6.0]]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        m.predict_cl(foil, inside, torch.tensor([[1e6, 3e6]]))
+    degrees = r"alpha spans 0 to 85.9 deg, the training data -2 to 6 \(alpha is in radians\)"
+    with pytest.warns(UserWarning, match=degrees):
+        m.predict_cl(foil, torch.tensor([[0.0, 1.5]]), torch.full((1, 2), 1e6))  # 1.5 meant as degrees
+    with pytest.warns(UserWarning, match=r"re spans 6 to 6, the training data 1e\+06 to 3e\+06"):
+        m.predict_cl(foil, inside, torch.full((1, 2), 6.0))  # log10 Re given for Re
+    assert ResidualAerofoil(hidden=8, depth=1).data_range() == ((-4.0, 10.0), (2e5, 1e7))  # the data's defaults
 
 
 def test_feature_scaling_is_fitted_on_the_training_rows_only(tmp_path):
