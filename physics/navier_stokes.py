@@ -39,6 +39,8 @@ XBoundary = Literal["periodic", "inflow-outflow"]
 YBoundary = Literal["periodic", "noslip", "slip"]
 State = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 _PAD = 2  # ghost layers: enough for a back-trace of up to one cell at max_cfl <= 1
+#: State dtypes the solver accepts: no FFT for half precision on the CPU, and CG needs the digits anyway.
+_DTYPES = (torch.float32, torch.float64)
 
 
 class NavierStokes2D:
@@ -100,7 +102,9 @@ class NavierStokes2D:
             if not isinstance(solid, torch.Tensor) or tuple(solid.shape) != (ny, nx):
                 raise ValueError(f"solid must be a bool tensor of shape {(ny, nx)}, got "
                                  f"{getattr(solid, 'shape', type(solid).__name__)}")
-            solid = solid.bool().cpu()
+            if solid.dtype != torch.bool:  # .bool() of a float mask marks every non-zero cell solid
+                raise TypeError(f"solid must be a bool tensor (True in the obstacle), got dtype {solid.dtype}")
+            solid = solid.cpu()
         self.solid = solid
         if x_boundary == "inflow-outflow":
             if inflow is None:
@@ -168,6 +172,8 @@ class NavierStokes2D:
     def coordinates(self, where: Literal["u", "v", "p"], *, dtype: torch.dtype = torch.float32,
                     device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Physical coordinates ``(x, y)`` (m) of the ``u``/``v`` faces or the cell centres, each ``(rows, cols)``."""
+        if where not in ("u", "v", "p"):
+            raise ValueError(f"where must be 'u', 'v' or 'p', got {where!r}")
         shape = {"u": self.u_shape, "v": self.v_shape, "p": (self.ny, self.nx)}[where]
         ox, oy = {"u": (0.0, 0.5), "v": (0.5, 0.0), "p": (0.5, 0.5)}[where]
         xs = (torch.arange(shape[1], dtype=torch.float64) + ox) * self.h
@@ -180,6 +186,8 @@ class NavierStokes2D:
         """Raise ``TypeError``/``ValueError`` naming the argument if ``u``, ``v`` (, ``p``) are unusable."""
         u = check_tensor("u", u, ndim=3)
         v = check_tensor("v", v, ndim=3)
+        if u.dtype not in _DTYPES:
+            raise TypeError(f"u and v must be float32 or float64, got {u.dtype}")
         if tuple(u.shape[1:]) != self.u_shape:
             raise ValueError(f"u must have shape (B, {self.u_shape[0]}, {self.u_shape[1]}), got {tuple(u.shape)}")
         if tuple(v.shape[1:]) != self.v_shape:
@@ -211,23 +219,28 @@ class NavierStokes2D:
         return float(vmax) * dt / self.h
 
     def check_cfl(self, u: torch.Tensor, v: torch.Tensor, dt: float, *, reported_dt: float | None = None,
-                  context: str = "") -> None:
+                  context: str = "", advice: str | None = None) -> None:
         """Raise ``ValueError`` if a step of ``dt`` from this state breaks ``max_cfl``.
 
         ``reported_dt`` is the time step to name in the message when ``dt`` derives from it (e.g. a
-        user's coarse step, of which ``dt`` is a fraction); ``context`` qualifies "the CFL condition".
-        A non-finite state raises ``FloatingPointError``.
+        user's coarse step, of which ``dt`` is a fraction); ``context`` qualifies "the CFL condition";
+        ``advice`` replaces the suggested smaller ``dt`` (for a caller whose ``dt`` is not the user's to
+        change). A non-finite state raises ``FloatingPointError``.
         """
         c = self.cfl(u, v, dt)
         shown = dt if reported_dt is None else reported_dt
         if not math.isfinite(c):
             raise FloatingPointError(f"non-finite velocity{context} at dt={shown:.4g}: the flow diverged")
         if c > self.max_cfl:
+            hint = advice if advice is not None else f"use dt <= {self.max_cfl * shown / c:.4g}"
             raise ValueError(f"dt={shown:.4g} violates the CFL condition{context}: dt*max|u|/h = {c:.3g} > "
-                             f"max_cfl={self.max_cfl} (use dt <= {self.max_cfl * shown / c:.4g})")
+                             f"max_cfl={self.max_cfl} ({hint})")
 
     def max_stable_dt(self, speed: float, nu: float | None = None) -> float:
-        """Largest ``dt`` accepted at a velocity scale ``speed`` (m/s) and viscosity ``nu``."""
+        """Largest ``dt`` accepted at a velocity scale ``speed`` (m/s, > 0) and viscosity ``nu`` (m²/s, >= 0)."""
+        speed = check_positive_number("speed", speed)
+        if nu is not None:
+            nu = check_positive_number("nu", nu, allow_zero=True)
         dt = self.max_cfl * self.h / speed
         if nu and self.diffusion == "explicit":
             dt = min(dt, 0.25 * self.h**2 / nu)
@@ -298,7 +311,7 @@ class NavierStokes2D:
 
     def diffuse(self, u: torch.Tensor, v: torch.Tensor, dt: float, nu: float | torch.Tensor,
                 tol: float | None = None, max_iter: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
-        """Viscous step over ``dt`` with kinematic viscosity ``nu`` (m²/s), explicit or implicit.
+        """Viscous step over ``dt`` with kinematic viscosity ``nu`` (m²/s: a number, or ``(B,)`` per state).
 
         Implicit: backward Euler, ``(I - nu dt lap) u** = u*`` on the free faces, with the wall, obstacle
         and inflow faces held at their boundary values (:meth:`apply_boundaries` of the input), solved by
@@ -308,6 +321,14 @@ class NavierStokes2D:
         above ``tol`` warns (``RuntimeWarning``, once per solver) and returns its last iterate.
         Gradients flow through the CG iterations.
         """
+        dt = check_positive_number("dt", dt)
+        if self.validate:
+            self.check_state(u, v)
+        return self._diffuse(u, v, dt, self._nu(nu, u), tol, max_iter)
+
+    def _diffuse(self, u: torch.Tensor, v: torch.Tensor, dt: float, nu: float | torch.Tensor,
+                 tol: float | None = None, max_iter: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`diffuse` for a checked ``dt`` and ``nu`` as :meth:`_nu` returns it (a number or ``(B, 1, 1)``)."""
         if self.diffusion == "explicit":
             return (u + dt * nu * self._laplacian(u, "u"), v + dt * nu * self._laplacian(v, "v"))
         tol = check_tolerance("tol", tol)
@@ -356,7 +377,11 @@ class NavierStokes2D:
         """Make ``(u, v)`` divergence-free; returns ``(u, v, p)`` with ``p (B, ny, nx)`` in Pa/(kg/m³)."""
         t = self._t(u)
         rhs = -self.divergence(u, v) * t["fluid"] / dt
-        p = self.pressure.solve(rhs, x0=p0, tol=self.pressure_tol, max_iter=self.max_pressure_iter)
+        if not bool(torch.isfinite(rhs).all()):  # the solve's own check would name its argument b
+            raise FloatingPointError("non-finite velocity entering the pressure projection: the flow diverged "
+                                     "(a time step too large for the state, or a correction that blew up)")
+        p = self.pressure.solve(rhs, x0=p0, tol=self.pressure_tol, max_iter=self.max_pressure_iter,
+                                check_finite=False)
         gx, gy = self.pressure.gradient(p)
         return u - dt * gx, v - dt * gy, p
 
@@ -382,7 +407,7 @@ class NavierStokes2D:
                                  f"(got {nu_max * dt / self.h**2:.3g}); use diffusion='implicit' or a smaller dt")
         u, v = self.advect(u, v, dt)
         u, v = self.apply_boundaries(u, v)
-        u, v = self.diffuse(u, v, dt, nu_t)
+        u, v = self._diffuse(u, v, dt, nu_t)
         u, v = self.apply_boundaries(u, v)
         return self.project(u, v, dt, p0=p)
 
@@ -420,7 +445,8 @@ class NavierStokes2D:
                 - derivative(c[:, 0], -2, self.y_boundary == "periodic"))
 
     def step_count(self, t_end: float, dt: float) -> int:
-        """Whole steps of size ``dt`` that reach ``t_end`` (rounded)."""
+        """Whole steps of size ``dt`` (s, > 0) that reach ``t_end`` (s, > 0), rounded; at least one."""
+        t_end, dt = check_positive_number("t_end", t_end), check_positive_number("dt", dt)
         return max(1, int(math.floor(t_end / dt + 0.5)))
 
 

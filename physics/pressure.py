@@ -94,6 +94,8 @@ class PoissonOperator:
                 raise ValueError(f"{name} must be one of {_RULES}, got {rule!r}")
         if y_rule == "neumann-dirichlet":
             raise ValueError("y_rule 'neumann-dirichlet' is not supported (outflow is along x)")
+        check_positive_int("ny", ny)
+        check_positive_int("nx", nx)
         if not (isinstance(h, (int, float)) and h > 0 and math.isfinite(h)):
             raise ValueError(f"h must be a positive number, got {h!r}")
         self.ny, self.nx, self.h = int(ny), int(nx), float(h)
@@ -102,7 +104,9 @@ class PoissonOperator:
             if not isinstance(solid, torch.Tensor) or solid.shape != (ny, nx):
                 raise ValueError(f"solid must be a bool tensor of shape {(ny, nx)}, got "
                                  f"{getattr(solid, 'shape', type(solid).__name__)}")
-            solid = solid.bool().cpu()
+            if solid.dtype != torch.bool:  # .bool() of a float mask marks every non-zero cell solid
+                raise TypeError(f"solid must be a bool tensor (True in the obstacle), got dtype {solid.dtype}")
+            solid = solid.cpu()
             if not solid.any():
                 solid = None
         self.solid = solid
@@ -278,22 +282,26 @@ class PoissonOperator:
                        project=self._project_nullspace)
 
     def solve(self, b: torch.Tensor, x0: torch.Tensor | None = None, tol: float | None = None,
-              max_iter: int = 500) -> torch.Tensor:
+              max_iter: int = 500, *, check_finite: bool = True) -> torch.Tensor:
         """Differentiable ``A^{-1} b`` for ``b (..., ny, nx)``; the backward pass is one adjoint solve.
 
         Warns (``RuntimeWarning``, once per operator and direction) when CG stops at ``max_iter`` with
         the relative residual above ``tol`` (default 1e-10 in float64, 1e-5 otherwise).
+        ``check_finite=False`` skips the test for NaN and infinity in ``b`` and ``x0``, for a caller that
+        made it (one pass over the data and a host sync less).
         """
         tol = check_tolerance("tol", tol)
         check_positive_int("max_iter", max_iter)
-        b = check_tensor("b", b, min_ndim=2)
+        b = check_tensor("b", b, min_ndim=2, finite=check_finite)
         if b.shape[-2:] != (self.ny, self.nx):
             raise ValueError(f"b must end in shape {(self.ny, self.nx)}, got {tuple(b.shape)}")
         if x0 is not None:
-            x0 = check_tensor("x0", x0)
+            x0 = check_tensor("x0", x0, finite=check_finite, dtype=b.dtype)
             if x0.shape != b.shape:
                 raise ValueError(f"x0 must have the shape of b {tuple(b.shape)}, got {tuple(x0.shape)}")
             x0 = x0.detach()
+        if b.numel() == 0:  # an empty batch: CG's reductions over it would fail
+            return b * 0
 
         def raw(rhs: torch.Tensor, guess: torch.Tensor | None, direction: str = "forward") -> torch.Tensor:
             # The system is linear: solve for rhs scaled to |rhs| ≈ 1 per batch element, then scale back.

@@ -36,6 +36,11 @@ from torchmetrics import MeanMetric
 METHODS = ("sol", "non", "src", "2x")
 #: Attributes of the wake geometry that the model and its DataModule must share.
 GEOMETRY = ("nx", "ny", "length_x", "center", "diameter", "inflow_speed", "dt")
+#: Settings that trained weights fit the shapes of under any value, but work only under the trained one: the
+#: correction is learned for one grid and time step, and its Reynolds-number input is ``re / re_scale``.
+PRETRAINED_MUST_MATCH = (*GEOMETRY, "re_scale")
+#: SOL's look-ahead when neither ``look_ahead`` nor a curriculum sets it.
+DEFAULT_LOOK_AHEAD = 16
 
 
 def velocity_mae(u: torch.Tensor, v: torch.Tensor, u_ref: torch.Tensor, v_ref: torch.Tensor) -> torch.Tensor:
@@ -55,7 +60,9 @@ class SolverInTheLoop(HybridModule):
     Args:
         nx, ny, length_x, center, diameter, inflow_speed, dt: the coarse solver's wake geometry (m, m/s,
             s); must equal the DataModule's.
-        look_ahead: SOL's number of unrolled steps per training window (the ``n`` of SOL-n).
+        look_ahead: SOL's number of unrolled steps per training window (the ``n`` of SOL-n); ``None``: the
+            curriculum's last stage, else 16. With a curriculum it must equal the last stage (``ValueError``
+            otherwise: the curriculum decides the look-ahead, and a different one would be ignored).
         curriculum: optional increasing look-aheads, one per ``curriculum_epochs`` epochs (e.g.
             ``[2, 4, 8, 16]``); the last one stays, and is the only one when fine-tuning trained weights.
             ``None`` trains with ``look_ahead`` throughout.
@@ -82,7 +89,7 @@ class SolverInTheLoop(HybridModule):
         diameter: float = 1.0,
         inflow_speed: float = 1.0,
         dt: float = 0.1,
-        look_ahead: int = 16,
+        look_ahead: int | None = None,
         curriculum: list[int] | None = None,
         curriculum_epochs: int = 2,
         train_non: bool = True,
@@ -100,8 +107,10 @@ class SolverInTheLoop(HybridModule):
     ) -> None:
         super().__init__(lr=lr, weight_decay=weight_decay, adam_beta2=adam_beta2, pretrained=pretrained,
                          freeze=freeze)
-        for name in ("look_ahead", "curriculum_epochs", "width", "depth", "kernel"):
+        for name in ("curriculum_epochs", "width", "depth", "kernel"):
             check_positive_int(name, locals()[name])
+        if look_ahead is not None:
+            check_positive_int("look_ahead", look_ahead)
         for name in ("dt", "re_scale"):
             check_positive_number(name, locals()[name])
         for name in ("train_non", "gradient_checkpointing", "cosine_schedule"):
@@ -110,7 +119,14 @@ class SolverInTheLoop(HybridModule):
         check_wake_cfl(dt, inflow_speed, length_x, nx)
         if curriculum is not None:
             curriculum = _look_aheads(curriculum)
-        self.save_hyperparameters()
+            if look_ahead is not None and look_ahead != curriculum[-1]:
+                raise ValueError(f"look_ahead={look_ahead} differs from the last stage of curriculum={curriculum}, "
+                                 f"which sets the look-ahead: pass curriculum=None (--model.curriculum null) to "
+                                 f"train SOL-{look_ahead} throughout, or end the curriculum at {look_ahead}")
+            look_ahead = curriculum[-1]
+        elif look_ahead is None:
+            look_ahead = DEFAULT_LOOK_AHEAD
+        self.save_hyperparameters()  # with look_ahead resolved: the hparams say what trains
         self.solver: NavierStokes2D = wake_solver(nx, ny, length_x, tuple(center), diameter, inflow_speed,
                                                   validate=False)
         self.register_buffer("fluid", self.solver._masks["fluid"].float(), persistent=False)
@@ -143,6 +159,19 @@ class SolverInTheLoop(HybridModule):
             return int(hp.curriculum[-1])
         epoch = self.current_epoch if self._trainer is not None else 0
         return int(hp.curriculum[min(epoch // hp.curriculum_epochs, len(hp.curriculum) - 1)])
+
+    def check_pretrained_card(self, card: dict[str, Any]) -> None:
+        """Refuse weights trained on another grid, time step or ``re_scale`` (:data:`PRETRAINED_MUST_MATCH`).
+
+        (The shipped weights behind ``re_scale=100`` instead of 1000 load, and score 0.35 instead of 0.007.)
+        """
+        trained = card.get("hparams", {})
+        differ = [k for k in PRETRAINED_MUST_MATCH if k in trained and _plain(trained[k]) != _plain(self.hparams[k])]
+        if differ:
+            raise ValueError("pretrained weights were trained with "
+                             + ", ".join(f"{k}={trained[k]!r}" for k in differ) + ", but this model has "
+                             + ", ".join(f"{k}={self.hparams[k]!r}" for k in differ) + ": set "
+                             + ", ".join(f"{k}={trained[k]!r}" for k in differ) + " to use them")
 
     def _net(self, method: str) -> nn.Module | None:
         if method == "src":
@@ -181,7 +210,10 @@ class SolverInTheLoop(HybridModule):
             raise ValueError(f"re must have shape ({u.shape[0]},), got {tuple(re.shape)}")
         # the solver is built without per-step checks (speed); a state that already breaks the CFL condition
         # would be back-traced beyond the ghost cells and clamped without a word
-        self.solver.check_cfl(u, v, self.hparams.dt, context=context)
+        dt = self.hparams.dt
+        self.solver.check_cfl(u, v, dt, context=context,
+                              advice=f"dt is the model's, fixed by its training: its states need max|velocity| <= "
+                                     f"{self.solver.max_cfl * self.solver.h / dt:.4g} m/s")
         return re
 
     def rollout(self, u: torch.Tensor, v: torch.Tensor, re: torch.Tensor, steps: int, method: str = "sol",
@@ -330,6 +362,8 @@ class SolverInTheLoop(HybridModule):
 
         Each time is the best of ``repeats``, after one warm-up rollout.
         """
+        check_positive_int("steps", steps)
+        check_positive_int("repeats", repeats)
         def timed(method: str) -> float:
             best = float("inf")
             for _ in range(repeats):

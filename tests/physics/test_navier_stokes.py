@@ -171,6 +171,20 @@ def test_bad_input_is_rejected_with_the_argument_named():
         NavierStokes2D(8, 4, 1.0, solid=torch.zeros(4, 7, dtype=torch.bool))
     with pytest.raises(ValueError, match="y_boundary"):
         NavierStokes2D(8, 4, 1.0, y_boundary="open")
+    with pytest.raises(TypeError, match="solid must be a bool tensor"):
+        NavierStokes2D(8, 4, 1.0, solid=torch.rand(4, 8))
+    for dtype in (torch.float16, torch.bfloat16):  # the FFT failed deep inside with "Unsupported dtype Half"
+        with pytest.raises(TypeError, match="u and v must be float32 or float64"):
+            NavierStokes2D(8, 8, 1.0).step(torch.zeros(1, 8, 8, dtype=dtype), torch.zeros(1, 8, 8, dtype=dtype),
+                                           0.1, 0.01)
+    with pytest.raises(ValueError, match="speed must be positive"):
+        s.max_stable_dt(0.0)
+    with pytest.raises(ValueError, match="nu must be non-negative"):
+        s.max_stable_dt(1.0, nu=-0.1)
+    with pytest.raises(ValueError, match="dt must be positive"):
+        s.step_count(1.0, 0)
+    with pytest.raises(ValueError, match="where must be 'u', 'v' or 'p'"):
+        s.coordinates("w")
 
 
 def schaefer_turek_strouhal(ny: int, t_end: float) -> float:
@@ -275,9 +289,28 @@ def test_implicit_diffusion_holds_walls_obstacle_and_inflow_fixed(y_boundary):
     torch.testing.assert_close(ui, _backward_euler(s, u, "u", a), atol=1e-10, rtol=0)
     torch.testing.assert_close(vi, _backward_euler(s, v, "v", a), atol=1e-10, rtol=0)
     # per-sample viscosities solve each sample's own system
-    nus = torch.tensor([nu, 0.1 * nu], dtype=F64).reshape(-1, 1, 1)
+    nus = torch.tensor([nu, 0.1 * nu], dtype=F64)  # (B,), as documented
     ub, _ = s.diffuse(u, v, dt, nus, tol=1e-13)
     torch.testing.assert_close(ub[1:], _backward_euler(s, u[1:], "u", 0.1 * a), atol=1e-10, rtol=0)
+
+
+def test_diffuse_takes_one_viscosity_per_state_and_checks_it():
+    # a (B,) viscosity applies per state, also where B equals nx (it was broadcast along x there)
+    s = NavierStokes2D(4, 4, 1.0)
+    g = torch.Generator().manual_seed(0)
+    u, v = (torch.randn(4, *shape, generator=g, dtype=F64) for shape in (s.u_shape, s.v_shape))
+    nus = torch.tensor([0.0, 1e-3, 2e-3, 3e-3], dtype=F64)
+    ub, vb = s.diffuse(u, v, 0.1, nus)
+    for i in range(4):
+        ui, vi = s.diffuse(u[i:i + 1], v[i:i + 1], 0.1, float(nus[i]))
+        torch.testing.assert_close(ub[i:i + 1], ui, atol=1e-14, rtol=0)
+        torch.testing.assert_close(vb[i:i + 1], vi, atol=1e-14, rtol=0)
+    with pytest.raises(ValueError, match="nu must be a scalar or have shape"):
+        s.diffuse(u[:3], v[:3], 0.1, nus)
+    with pytest.raises(ValueError, match="non-negative"):
+        s.diffuse(u, v, 0.1, -0.5)
+    with pytest.raises(ValueError, match="dt"):
+        s.diffuse(u, v, 0.0, 1e-3)
 
 
 def test_implicit_diffusion_is_backward_euler_at_large_diffusion_numbers():

@@ -110,6 +110,26 @@ def test_bad_arguments():
         op.solve(torch.zeros(1, 4, 5))
     with pytest.raises(ValueError, match="b contains NaN"):
         op.solve(torch.full((1, 4, 4), float("nan")))
+    with pytest.raises(TypeError, match="x0 must have dtype torch.float32"):  # it came back in float64
+        op.solve(torch.zeros(1, 4, 4), x0=torch.zeros(1, 4, 4, dtype=torch.float64))
+    with pytest.raises(TypeError, match="ny must be an int"):
+        PoissonOperator(4.5, 5, 0.1, "periodic", "periodic")
+    with pytest.raises(ValueError, match="nx must be >= 1"):
+        PoissonOperator(4, 0, 0.1, "periodic", "periodic")
+    with pytest.raises(TypeError, match="solid must be a bool tensor"):  # .bool() made a random mask all solid
+        PoissonOperator(4, 4, 0.1, "periodic", "periodic", torch.rand(4, 4))
+
+
+@pytest.mark.parametrize("dense_limit", [0, 1024])
+def test_an_empty_batch_solves_to_an_empty_batch(dense_limit):
+    solid = torch.zeros(4, 6, dtype=torch.bool)
+    solid[1:3, 2:4] = True
+    op = PoissonOperator(4, 6, 0.1, "neumann-dirichlet", "neumann", solid, dense_limit=dense_limit)
+    b = torch.zeros(0, 4, 6, requires_grad=True)
+    x = op.solve(b)
+    assert x.shape == (0, 4, 6)
+    x.sum().backward()
+    assert b.grad.shape == (0, 4, 6)
 
 
 def test_adjoint_solve_of_a_huge_float32_gradient_stays_finite():

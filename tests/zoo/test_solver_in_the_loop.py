@@ -137,6 +137,41 @@ def test_mismatched_geometry_and_bad_input(datamodule, tmp_path):
         SolverInTheLoop(**GEOMETRY, curriculum=[8, 4])
     with pytest.raises(TypeError, match="look_ahead"):
         SolverInTheLoop(**GEOMETRY, look_ahead=2.5)
+    # the CFL message names what the caller can change: the model's dt is not it
+    with pytest.raises(ValueError, match=r"dt is the model's, fixed by its training: its states need "
+                                         r"max\|velocity\| <= 2\.5 m/s"):
+        model.rollout(u * 5, v, re, 2)
+    # a state that blows up inside a rollout is reported as such, not as the pressure solve's argument b
+    blown = SolverInTheLoop(**GEOMETRY, look_ahead=2, **NET)
+    with torch.no_grad():
+        blown.net["sol"].layers[-1].bias.fill_(3e38)
+    with pytest.raises(FloatingPointError, match="the flow diverged"):
+        blown.rollout(u, v, re, 3)
+
+
+def test_look_ahead_and_curriculum_must_agree():
+    assert SolverInTheLoop(**GEOMETRY, **NET).hparams.look_ahead == 16
+    model = SolverInTheLoop(**GEOMETRY, **NET, curriculum=[2, 4])
+    assert model.hparams.look_ahead == 4 and model._max_look_ahead() == 4
+    assert SolverInTheLoop(**GEOMETRY, **NET, look_ahead=4, curriculum=[2, 4]).hparams.look_ahead == 4
+    # it was ignored: hparams said 2 while the curriculum trained 4, then 8, then 16
+    with pytest.raises(ValueError, match=r"look_ahead=2 differs from the last stage of curriculum=\[4, 8, 16\]"):
+        SolverInTheLoop(**GEOMETRY, **NET, look_ahead=2, curriculum=[4, 8, 16])
+    from hybridzoo.zoo.registry import create_model
+
+    with pytest.raises(ValueError, match="look_ahead=2"):
+        create_model("solver-in-the-loop-ns", look_ahead=2)  # the zoo config has a curriculum
+    assert create_model("solver-in-the-loop-ns", look_ahead=2, curriculum=None).look_ahead == 2
+
+
+def test_shipped_weights_refuse_another_grid_time_step_or_re_scale():
+    from hybridzoo.zoo.registry import create_model
+
+    for override in ({"re_scale": 100.0}, {"dt": 0.05}, {"nx": 64, "ny": 32}):
+        model = create_model("solver-in-the-loop-ns", pretrained="solver-in-the-loop-ns", **override)
+        key = next(iter(override))
+        with pytest.raises(ValueError, match=f"pretrained weights were trained with {key}="):
+            model.setup("fit")
 
 
 class _OverflowOnce(SolverInTheLoop):
