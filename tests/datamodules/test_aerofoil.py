@@ -93,6 +93,8 @@ def test_bad_arguments():
         ({"split_seed": -1}, ValueError),
         ({"split_seed": 1.5}, TypeError),
         ({"seed": "0"}, TypeError),
+        ({"naca": [10]}, TypeError),  # what YAML makes of naca=[0012]
+        ({"naca": "0012"}, TypeError),
     ):
         (name,) = kwargs
         with pytest.raises(error, match=name):
