@@ -167,6 +167,8 @@ class NavierStokes2D:
         c = {k: v.to(**kw) for k, v in self._masks.items()}
         if self.inflow is not None:
             c["inflow"] = self.inflow.to(**kw)
+        for where in ("u", "v"):  # the face coordinates the advection traces back from, every step
+            c[f"x{where}"], c[f"y{where}"] = self.coordinates(where, **kw)
         return c
 
     def coordinates(self, where: Literal["u", "v", "p"], *, dtype: torch.dtype = torch.float32,
@@ -201,10 +203,11 @@ class NavierStokes2D:
             if tuple(p.shape) != (u.shape[0], self.ny, self.nx):
                 raise ValueError(f"p must have shape (B, {self.ny}, {self.nx}), got {tuple(p.shape)}")
 
-    def _nu(self, nu: float | torch.Tensor, like: torch.Tensor) -> torch.Tensor | float:
+    def _nu(self, nu: float | torch.Tensor, like: torch.Tensor, check: bool = True) -> torch.Tensor | float:
+        """``nu`` as a number or a ``(B, 1, 1)`` tensor; ``check=False`` skips the value checks (host syncs)."""
         if isinstance(nu, torch.Tensor):
-            nu = check_tensor("nu", nu, ndim=(0, 1))
-            if (nu < 0).any():
+            nu = check_tensor("nu", nu, ndim=(0, 1), finite=check)
+            if check and (nu < 0).any():
                 raise ValueError(f"nu (kinematic viscosity) must be non-negative, got min {nu.min().item():.4g}")
             if nu.ndim == 1 and nu.shape[0] not in (1, like.shape[0]):
                 raise ValueError(f"nu must be a scalar or have shape ({like.shape[0]},), got {tuple(nu.shape)}")
@@ -288,9 +291,8 @@ class NavierStokes2D:
     def advect(self, u: torch.Tensor, v: torch.Tensor, dt: float) -> tuple[torch.Tensor, torch.Tensor]:
         """Self-advection of the velocity over ``dt`` (s): ``u (B, *u_shape)``, ``v (B, *v_shape)``."""
         up, vp = self._pad_u(u), self._pad_v(v)
-        B = u.shape[0]
-        xu, yu = (c.expand(B, -1, -1) for c in self.coordinates("u", dtype=u.dtype, device=u.device))
-        xv, yv = (c.expand(B, -1, -1) for c in self.coordinates("v", dtype=u.dtype, device=u.device))
+        B, t = u.shape[0], self._t(u)
+        xu, yu, xv, yv = (t[k].expand(B, -1, -1) for k in ("xu", "yu", "xv", "yv"))
         o = self._origins()
         own_u = (u, sample(vp, o["v"], self.h, xu, yu))
         own_v = (sample(up, o["u"], self.h, xv, yv), v)
@@ -399,8 +401,8 @@ class NavierStokes2D:
             self.check_cfl(u, v, dt)
         if u.shape[0] == 0:  # an empty batch: nothing to advance (the pressure solve reduces over it)
             return u, v, u.new_zeros(0, self.ny, self.nx)
-        nu_t = self._nu(nu, u)
-        if self.diffusion == "explicit":
+        nu_t = self._nu(nu, u, check=self.validate)
+        if self.diffusion == "explicit" and self.validate:
             nu_max = float(nu_t.max()) if isinstance(nu_t, torch.Tensor) else nu_t
             if nu_max * dt / self.h**2 > 0.25:
                 raise ValueError(f"dt={dt:.4g} violates the explicit diffusion limit nu*dt/h^2 <= 1/4 "

@@ -18,5 +18,7 @@ def per_device(cache: dict, like: torch.Tensor,
     key = (like.device, like.dtype)
     if key not in cache:
         with torch.inference_mode(False):  # a cache filled under inference mode must still serve autograd
-            cache[key] = build(like)
+            # .to() of a tensor already of this device and dtype returns it as it is: one made at a constructor
+            # that ran under inference mode is an inference tensor, which autograd cannot save
+            cache[key] = {k: v.clone() if v.is_inference() else v for k, v in build(like).items()}
     return cache[key]

@@ -369,7 +369,9 @@ class ResidualAerofoil(HybridModule):
         dm = getattr(self.trainer, "datamodule", None)
         if dm is None or "val" not in getattr(dm, "datasets", {}):
             return
-        x, cl_panel, cl, foil = (t.to(self.device) for t in dm.datasets["val"].tensors)
+        x, cl_panel, cl, foil = dm.datasets["val"].tensors
+        # the data set's float32 in the model's dtype (a 64-true fit), the aerofoil indices only moved
+        x, cl_panel, cl, foil = x.to(self.x_mean), cl_panel.to(self.x_mean), cl.to(self.x_mean), foil.to(self.device)
         with torch.no_grad():
             pred = self(x, cl_panel)
         names = getattr(dm, "names", None)

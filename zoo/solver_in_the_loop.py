@@ -205,7 +205,8 @@ class SolverInTheLoop(HybridModule):
         dtype = next(self.net["sol"].parameters()).dtype
         if u.dtype != dtype or v.dtype != dtype:
             raise TypeError(f"u and v must have the model's dtype {dtype}, got {u.dtype} and {v.dtype}")
-        re = check_tensor("re", re, ndim=1, positive=True).to(dtype)  # a parameter of the flow, not state
+        # a parameter of the flow, not state: moved to the state's device and the model's dtype
+        re = check_tensor("re", re, ndim=1, positive=True).to(device=u.device, dtype=dtype)
         if re.shape[0] != u.shape[0]:
             raise ValueError(f"re must have shape ({u.shape[0]},), got {tuple(re.shape)}")
         # the solver is built without per-step checks (speed); a state that already breaks the CFL condition

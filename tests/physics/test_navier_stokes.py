@@ -237,6 +237,24 @@ def test_a_first_step_under_inference_mode_does_not_poison_autograd():
     assert torch.isfinite(u.grad).all() and u.grad.abs().sum() > 0
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+def test_a_solver_built_under_inference_mode_serves_autograd(dtype):
+    # in float64 on the CPU, .to() hands the constructor's own masks to the cache, and a constructor run under
+    # inference mode (a solver made inside Trainer.test, say) made them inference tensors: "Inference tensors
+    # cannot be saved for backward"
+    for x_boundary in ("inflow-outflow", "periodic"):
+        with torch.inference_mode():
+            if x_boundary == "periodic":
+                s = NavierStokes2D(12, 12, 1.0)
+                u, v = (0.1 * torch.ones(2, *shape, dtype=dtype) for shape in (s.u_shape, s.v_shape))
+            else:
+                s, u, v = channel(nx=12, ny=6, dtype=dtype)
+        u = u.clone().requires_grad_()
+        un, _, _ = s.step(u, v.clone(), 0.5 * s.h, 1e-3)
+        un.square().sum().backward()
+        assert torch.isfinite(u.grad).all() and u.grad.abs().sum() > 0
+
+
 def test_max_stable_dt_is_accepted_and_just_beyond_it_is_not():
     s, u, v = channel()
     u, v = s.apply_boundaries(u, v)
