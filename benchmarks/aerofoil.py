@@ -45,6 +45,7 @@ import numpy as np
 import torch
 from hybridzoo.datamodules.aerofoil import AerofoilDataModule
 from hybridzoo.datamodules.aerofoil_features import ALPHA, LOG_RE, aerofoil_inputs
+from hybridzoo.datamodules.cache import atomic_write_bytes
 from hybridzoo.physics import native
 from hybridzoo.physics.aerofoil_boundary_layer import aerofoil_boundary_layer
 from hybridzoo.physics.boundary_layer_native import KERNEL
@@ -232,6 +233,8 @@ def main() -> None:
             ap.error(f"--{name} must be >= 1, got {getattr(args, name)}")
     if args.xfoil_polars < 0:
         ap.error(f"--xfoil-polars must be >= 0, got {args.xfoil_polars}")
+    if args.out.is_dir():  # found now, not after every run's measurements
+        ap.error(f"--out {args.out} is a folder; give the path of a .json file")
     if not args.single:
         return several_runs(args)
     torch.set_num_threads(args.threads)
@@ -338,7 +341,7 @@ def main() -> None:
                 "without a warm-up: one XFOIL process per polar",
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
+    atomic_write_bytes(args.out, json.dumps(result, indent=2).encode())
     print(json.dumps(result, indent=2))
 
 
@@ -376,7 +379,7 @@ def several_runs(args: argparse.Namespace) -> None:
             result["ranges"][key][name] = [min(values), max(values)]
     result["note"] += f"; {args.runs} runs, each in a fresh process: `runs` and `ranges` (min, max); XFOIL in the first"
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
+    atomic_write_bytes(args.out, json.dumps(result, indent=2).encode())
     print(json.dumps(result["ranges"], indent=2))
 
 

@@ -6,11 +6,13 @@ aerofoils (the split is fixed; smaller training sets are prefixes of the full on
 trained with every seed; the summary holds the mean and standard deviation over seeds.
 
     python benchmarks/aerofoil_data_efficiency.py [--sizes 10 25 50 100 0] [--steps 3000] [--seeds 0 1 2]
-        [--out PATH]
-Writes benchmarks/results/aerofoil_data_efficiency.json (or ``--out``), after every finished
+        [--out PATH] [--replace]
+Writes benchmarks/results/aerofoil_data_efficiency.json (or ``--out``), atomically after every finished
 (size, seed) run, so an interrupted run keeps the runs it finished. The file accumulates runs: those
-stored with the same ``--steps`` and model config are kept, and a new run replaces only the stored run
-of its own (size, seed). All options are checked before the first training run.
+stored with the same ``--steps``, model config, data config and data file (its sha256) are kept, and a new
+run replaces only the stored run of its own (size, seed); a file of another configuration, or any other file
+at ``--out``, is left alone unless ``--replace`` says to discard it. Each run records its threads, versions
+and commit. All options are checked before the first training run.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-from hybridzoo.datamodules.aerofoil import AerofoilDataModule
+from hybridzoo.datamodules.aerofoil import AerofoilDataModule, shipped_path
+from hybridzoo.datamodules.cache import sha256_file
 from hybridzoo.zoo.registry import load_config
 from hybridzoo.zoo.residual_aerofoil import ResidualAerofoil
 
@@ -42,12 +45,16 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--out", type=Path, default=OUT, help=f"output JSON (default: {OUT})")
+    ap.add_argument("--replace", action="store_true",
+                    help="discard what --out holds if its runs are of another configuration (or it is another file)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     model_args = dict(load_config("residual-aerofoil")["model"]["init_args"])
     data_args = dict(load_config("residual-aerofoil")["data"]["init_args"])
     check_args(ap, args, data_args)
-    rows = _seeds.stored_runs(args.out, {"steps": args.steps, "model": model_args}, key="rows")
+    # what makes runs comparable: the steps, the model, the data module's settings and the data file's bytes
+    same = {"steps": args.steps, "model": model_args, "data": data_args, "data_sha256": data_digest(data_args)}
+    rows = _seeds.stored_runs(args.out, same, key="rows", replace=args.replace)
     for size in args.sizes:
         for seed in args.seeds:
             dm = AerofoilDataModule(**{**data_args, "n_train_foils": size or None})
@@ -70,10 +77,11 @@ def main() -> None:
                 "seed": seed,
                 "wall_s": time.perf_counter() - t,
                 **{k: float(v) for k, v in res.items()},
+                "provenance": _seeds.provenance(),
             }
             rows = [r for r in rows if (r["n_train_foils"], r["seed"]) != (row["n_train_foils"], seed)] + [row]
             print(json.dumps(row), flush=True)
-            summary = write(args.out, args.steps, model_args, rows)
+            summary = write(args.out, same, rows)
     for row in summary:
         print(json.dumps(row))
     print(f"written {args.out}")
@@ -84,8 +92,7 @@ def check_args(ap: argparse.ArgumentParser, args: argparse.Namespace, data_args:
     sizes trained before it."""
     if args.steps < 1:
         ap.error(f"--steps must be >= 1, got {args.steps}")
-    if len(set(args.seeds)) != len(args.seeds):
-        ap.error(f"--seeds repeats a seed: {args.seeds}")
+    _seeds.check_seeds(ap, args.seeds)
     if any(size < 0 for size in args.sizes):
         ap.error(f"--sizes must be >= 0 (0: all training aerofoils), got {args.sizes}")
     dm = AerofoilDataModule(**data_args)
@@ -99,12 +106,22 @@ def check_args(ap: argparse.ArgumentParser, args: argparse.Namespace, data_args:
         ap.error(f"--sizes repeats a size (0 means {available}): {args.sizes}")
 
 
-def write(out: Path, steps: int, model_args: dict, rows: list[dict]) -> list[dict]:
-    """Write the runs so far and their summary to ``out``; returns the summary."""
+def data_digest(data_args: dict) -> str:
+    """sha256 of the data file the data module reads (the shipped one unless ``source`` names a file)."""
+    source = data_args.get("source", "shipped")
+    if source == "shipped":
+        return sha256_file(shipped_path())
+    if source == "cache":
+        return sha256_file(AerofoilDataModule(**data_args).cache().arrays_path)
+    return sha256_file(source)
+
+
+def write(out: Path, same: dict, rows: list[dict]) -> list[dict]:
+    """Write the runs so far and their summary to ``out`` (atomically); returns the summary."""
     summary = summarise(rows)
     out.parent.mkdir(parents=True, exist_ok=True)
     rows = sorted(rows, key=lambda r: (r["n_train_foils"], r["seed"]))
-    out.write_text(json.dumps({"steps": steps, "model": model_args, "summary": summary, "rows": rows}, indent=2))
+    _seeds.write_json(out, {**same, "summary": summary, "rows": rows})
     return summary
 
 

@@ -44,15 +44,21 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--epochs", type=int, default=None, help="override the config's max_epochs")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "rknet_seeds.json"))
+    ap.add_argument("--replace", action="store_true",
+                    help="discard what --out holds if its runs are of another configuration (or it is another file)")
     return ap
 
 
 def main() -> None:
-    args = parser().parse_args()
+    ap = parser()
+    args = ap.parse_args()
+    _seeds.check_seeds(ap, args.seeds)
+    if args.threads < 1:
+        ap.error(f"--threads must be >= 1, got {args.threads}")
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     out = Path(args.out)
     same = {"config": load_config("rk-net-digits"), "epochs_override": args.epochs}
-    runs = _seeds.stored_runs(out, same)
+    runs = _seeds.stored_runs(out, same, replace=args.replace)
     for s in args.seeds:
         row = run_seed(s, args.epochs, args.threads)
         print(json.dumps(row), flush=True)
@@ -76,7 +82,7 @@ def _write(out: Path, args: argparse.Namespace, same: dict, runs: list[dict]) ->
         "versions": {"torch": torch.__version__, "lightning": L.__version__},
     }
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
+    _seeds.write_json(out, result)
     return summary, wins
 
 

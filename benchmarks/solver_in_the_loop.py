@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import time
 from pathlib import Path
 
 import torch
+from hybridzoo.datamodules.cache import atomic_write_bytes
 
 HERE = Path(__file__).resolve().parent
 REPEATS = 5
@@ -104,6 +106,14 @@ def main() -> None:
     if args.out is not None and len(args.names) != 1:
         # one file per model: a second NAME would overwrite the first one's results
         parser.error(f"--out needs exactly one NAME, got {len(args.names)}: {' '.join(args.names)}")
+    if args.out is not None and Path(args.out).is_dir():  # found now, not after the 400-step rollouts
+        parser.error(f"--out {args.out} is a folder; give the path of a .json file")
+    from hybridzoo.zoo.registry import list_models
+
+    ns_models = {r["name"] for r in list_models() if r["name"].startswith("solver-in-the-loop")}
+    unknown = [n for n in args.names if n not in ns_models]
+    if unknown:  # checked before the first model's run, which takes minutes
+        parser.error(f"unknown solver-in-the-loop checkpoint(s) {unknown}; choose from {sorted(ns_models)}")
     torch.set_num_threads(1)
     for name in args.names:
         measure(name, Path(args.out) if args.out is not None else None)
@@ -133,7 +143,7 @@ def measure(name: str, out: Path | None = None) -> None:
         "rollout_steps": hp.rollout_steps,
         "threads": 1,
         "device": "cpu",
-        "machine": f"{platform.machine()} {platform.processor()}; shared 2-core host, timings noisy",
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "torch": torch.__version__,
         "methods": rows,
         "ratios": {
@@ -150,7 +160,7 @@ def measure(name: str, out: Path | None = None) -> None:
     result["long_rollouts"] = long_rollouts(model, dm)
     out = out or HERE / "results" / f"{name.replace('-', '_')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    atomic_write_bytes(out, (json.dumps(result, indent=2) + "\n").encode())
     print(json.dumps(result, indent=2))
 
 

@@ -1,7 +1,7 @@
 """Solver-in-the-loop: SOL against NON and SRC over several training seeds (one run trains SOL and NON).
 
 Usage: python benchmarks/solver_in_the_loop_seeds.py [--name solver-in-the-loop-ns] [--seeds 0 1 2]
-       [--threads 2] [--out results/solver_in_the_loop_ns_seeds.json]
+       [--threads 2] [--out results/solver_in_the_loop_ns_seeds.json] [--replace]
 
 Each seed trains the zoo config with ``lightning.seed_everything(seed)`` on the same data (data seed 0)
 and tests on the unseen Reynolds numbers: 100-step rollout MAE of SOL, NON, SRC and the 2x grid.
@@ -9,8 +9,9 @@ The test set is one rollout per test Reynolds number, so a single run's NON/SOL 
 gives its spread. A training run takes ~10 min (small CNN, two threads), so the output file accumulates
 runs: every stored run of the same config is kept whatever ``--seeds`` says (``--seeds 3`` adds seed 3
 to the stored 0-2), a requested seed already stored is skipped, and the summary (mean ± std, sample
-std) is over all stored runs of that config, not only the requested seeds. A file of another config is
-replaced.
+std) is over all stored runs of that config, not only the requested seeds. A file of another config (or
+any other file at ``--out``) is left alone unless ``--replace`` says to discard it. Each run records its
+threads, versions and commit; a call that runs no seed leaves the file as it was.
 """
 
 from __future__ import annotations
@@ -23,8 +24,6 @@ import sys
 import warnings
 from pathlib import Path
 
-import lightning as L
-import torch
 from hybridzoo.zoo.registry import load_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -39,11 +38,16 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=None, help="default: results/<name>_seeds.json (with underscores)")
+    ap.add_argument("--replace", action="store_true",
+                    help="discard what --out holds if its runs are of another configuration (or it is another file)")
     args = ap.parse_args()
+    _seeds.check_seeds(ap, args.seeds)
+    if args.threads < 1:
+        ap.error(f"--threads must be >= 1, got {args.threads}")
     out = Path(args.out or Path(__file__).parent / "results" / f"{args.name.replace('-', '_')}_seeds.json")
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     config = load_config(args.name)
-    runs = _seeds.merge_runs(_seeds.stored_runs(out, {"config": config}), [])
+    runs = _seeds.merge_runs(_seeds.stored_runs(out, {"config": config}, replace=args.replace), [])
     done = {r["seed"] for r in runs}
     for seed in args.seeds:
         if seed in done:
@@ -55,8 +59,13 @@ def main() -> None:
         runs = _seeds.merge_runs(runs, [row])
         print(json.dumps(row), flush=True)
         _write(out, args, config, runs)
-    summary = _write(out, args, config, runs)
-    print(json.dumps(summary, indent=2))
+    if not runs:
+        return
+    if done >= set(args.seeds):  # nothing ran: the file stays as it was
+        print(json.dumps(_seeds.summarise(runs, (*KEYS, "non_over_sol", "src_over_sol")), indent=2))
+        print(f"{out} unchanged: every seed asked for was there")
+        return
+    print(json.dumps(_write(out, args, config, runs), indent=2))
     print(f"written {out}")
 
 
@@ -69,11 +78,12 @@ def _write(out: Path, args: argparse.Namespace, config: dict, runs: list[dict]) 
         "summary": summary,
         "non_over_sol_at_least_2": f"{sum(r['non_over_sol'] >= 2 for r in runs)}/{len(runs)}",
         "non_over_sol_median": statistics.median(r["non_over_sol"] for r in runs),
-        "hardware": f"{platform.processor() or platform.machine()}, torch threads={args.threads}",
-        "versions": {"torch": torch.__version__, "lightning": L.__version__},
+        "hardware": platform.processor() or platform.machine(),
+        "provenance": "each run's own (threads, versions, commit); the runs without one were made with one "
+                      "thread at the release of the shipped checkpoint (2026-11-25, before its solver changes)",
     }
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
+    _seeds.write_json(out, result)
     return summary
 
 

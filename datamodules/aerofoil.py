@@ -28,7 +28,7 @@ from hybridzoo.datamodules.aerofoil_build import (
     build_arrays,
 )
 from hybridzoo.datamodules.aerofoil_features import aerofoil_inputs, panel_contours
-from hybridzoo.datamodules.cache import ArrayCache, atomic_write_bytes
+from hybridzoo.datamodules.cache import ArrayCache, atomic_write_bytes, sha256_file
 from hybridzoo.physics.airfoil import MIN_POINTS
 from hybridzoo.physics.validation import check_positive_int
 from torch.utils.data import DataLoader, TensorDataset
@@ -214,11 +214,21 @@ class AerofoilDataModule(L.LightningDataModule):
             )
         return load_arrays(path)
 
+    def _loaded_path(self) -> Path:
+        """The file :meth:`load` reads for this ``source``."""
+        if self.source == "shipped":
+            return shipped_path()
+        if self.source == "cache":
+            return self.cache().arrays_path
+        return Path(self.source)
+
     def setup(self, stage: str | None = None) -> None:
         """Load the arrays, compute shape features and panel lift, and split by aerofoil."""
         if self.datasets:
             return
         a = self.load()
+        #: sha256 of the file the arrays were read from (the model card records it)
+        self.loaded_sha256 = sha256_file(self._loaded_path())
         #: Panels per surface of the stored contours (what the data were built with).
         self.stored_n_per_side = (a["coords"].shape[1] - 1) // 2
         coords = panel_contours(torch.from_numpy(a["coords"]), self.hparams.n_panels_per_side)
@@ -296,8 +306,9 @@ class AerofoilDataModule(L.LightningDataModule):
     def describe(self) -> dict[str, Any]:
         """Return the model card's data summary: counts, and the angles and Re of the loaded data.
 
-        Aerofoils per split, rows, missing (non-converged) points, and the angle range and Reynolds
-        numbers that the loaded data hold (not the generation settings).
+        Aerofoils per split, rows, missing (non-converged) points, the angle range and Reynolds
+        numbers that the loaded data hold (not the generation settings), and the sha256 of the file they
+        were loaded from.
         """
         if not self.datasets:
             self.setup()
@@ -309,4 +320,5 @@ class AerofoilDataModule(L.LightningDataModule):
             **{f"n_{k}_rows": len(d) for k, d in self.datasets.items()},
             "alpha_range_deg": [min(self.alphas_deg), max(self.alphas_deg)],  # of the loaded data
             "reynolds": list(self.reynolds),
+            "sha256": self.loaded_sha256,
         }

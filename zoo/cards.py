@@ -61,8 +61,8 @@ def versions() -> dict[str, str]:
 
 
 def hardware() -> str:
-    """A one-line description of the machine (CPU count and GPU name, if any)."""
-    desc = f"{platform.machine()} CPU x{os.cpu_count()}"
+    """A one-line description of the machine (CPU count, torch's threads, and GPU name, if any)."""
+    desc = f"{platform.machine()} CPU x{os.cpu_count()}, torch threads {torch.get_num_threads()}"
     if torch.cuda.is_available():
         desc += f", {torch.cuda.device_count()}x {torch.cuda.get_device_name(0)}"
     return desc

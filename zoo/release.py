@@ -81,7 +81,9 @@ def release(
     metrics = {k: float(v) for k, v in trainer.test(model, datamodule=dm)[0].items()}
     metrics.update(model.release_metrics(trainer, dm))
     cmd = command or release_command(name, out_dir, seed, trainer_overrides, model_overrides, data_overrides)
+    # what was loaded, beyond the init arguments in ``data``: a DataModule that can say (counts, a file's sha256)
+    extra = {"data_summary": dm.describe()} if callable(getattr(dm, "describe", None)) else None
     return save_pretrained(
         model.cpu(), out, name=name, metrics=metrics, data=data_config(dm), train_command=cmd, seed=seed,
-        epochs=trainer.current_epoch, wall_time_s=wall, overwrite=overwrite,
+        epochs=trainer.current_epoch, wall_time_s=wall, overwrite=overwrite, extra=extra,
     )

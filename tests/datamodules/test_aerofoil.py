@@ -288,6 +288,11 @@ def test_describe_reports_the_loaded_data_and_warns_on_ignored_settings(shipped,
     d = dm.describe()
     assert d["alpha_range_deg"] == [-4.0, 10.0] and d["reynolds"] == [2e5, 1e6, 5e6, 1e7]
     assert d["n_rows"] == int(keep.sum())
+    # which bytes were loaded: what a model card keeps beside the init arguments
+    import hashlib
+
+    assert d["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert shipped.describe()["sha256"] == hashlib.sha256(shipped_path().read_bytes()).hexdigest()
 
 
 def test_split_leaves_training_aerofoils():
