@@ -43,8 +43,10 @@ def provenance() -> dict[str, Any]:
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
                                 timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+        # the results files are what a run writes: their own changes do not make the code dirty
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ":/",
+                                f":(top,exclude){here.name}/results"], cwd=here, capture_output=True, text=True,
+                               timeout=10, check=True).stdout.strip()
         commit += "+dirty" if dirty else ""
     except (OSError, subprocess.SubprocessError):
         commit = None
