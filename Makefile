@@ -34,7 +34,8 @@ test-slow: .venv
 # which does not import beside our CPU build (see benchmarks/tomography.py), and gets hybridzoo too, so that
 # ours is also timed on the peer's torch.
 PEER_VENV := benchmarks/.venv
-$(PEER_VENV)-phiflow/.installed:
+# on our torch (TORCH): another TORCH=... re-installs it too, so that both sides of the comparison share it
+$(PEER_VENV)-phiflow/.installed: $(VENV)/.torch-requirement
 	$(PYTHON) -m venv $(PEER_VENV)-phiflow
 	$(PEER_VENV)-phiflow/bin/python -m pip install "$(TORCH)"
 	$(PEER_VENV)-phiflow/bin/python -m pip install phiflow "$(TORCH)"
