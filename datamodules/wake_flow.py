@@ -279,6 +279,7 @@ class WakeFlowDataModule(L.LightningDataModule):
         nu = self.viscosity(re)
         fine = self.solver(h.factor, validate=False)
         fdt = h.dt / h.factor
+        fine.check_diffusion(fdt, nu)  # once: the unchecked steps below do not
         warmup = int(round(h.warmup / fdt))
         u, v = self._initial_state(fine, re)
         self._check_cfl(fine, u, v, fdt)
@@ -331,6 +332,7 @@ class WakeFlowDataModule(L.LightningDataModule):
         """The solver at 2x resolution from the reference state ``u, v`` restricted to it, restricted to coarse."""
         h = self.hparams
         s2 = self.solver(2, validate=False)
+        s2.check_diffusion(h.dt / 2, nu)
         u, v = s2.apply_boundaries(*restrict_faces(u, v, h.factor // 2))
         u, v, p = s2.project(u, v, 1.0)
         us, vs = [], []

@@ -239,6 +239,19 @@ class NavierStokes2D:
             raise ValueError(f"dt={shown:.4g} violates the CFL condition{context}: dt*max|u|/h = {c:.3g} > "
                              f"max_cfl={self.max_cfl} ({hint})")
 
+    def check_diffusion(self, dt: float, nu: float | torch.Tensor) -> None:
+        """Raise ``ValueError`` if explicit diffusion at viscosity ``nu`` breaks ``nu dt / h² <= 1/4`` over ``dt``.
+
+        A no-op with implicit diffusion. ``nu`` is a number or a tensor of viscosities (the largest counts).
+        A caller that steps without checks (``validate=False``) calls it once for a rollout's viscosities.
+        """
+        if self.diffusion != "explicit" or (isinstance(nu, torch.Tensor) and nu.numel() == 0):
+            return
+        nu_max = float(nu.max()) if isinstance(nu, torch.Tensor) else float(nu)
+        if nu_max * dt / self.h**2 > 0.25:
+            raise ValueError(f"dt={dt:.4g} violates the explicit diffusion limit nu*dt/h^2 <= 1/4 "
+                             f"(got {nu_max * dt / self.h**2:.3g}); use diffusion='implicit' or a smaller dt")
+
     def max_stable_dt(self, speed: float, nu: float | None = None) -> float:
         """Largest ``dt`` accepted at a velocity scale ``speed`` (m/s, > 0) and viscosity ``nu`` (m²/s, >= 0)."""
         speed = check_positive_number("speed", speed)
@@ -402,11 +415,8 @@ class NavierStokes2D:
         if u.shape[0] == 0:  # an empty batch: nothing to advance (the pressure solve reduces over it)
             return u, v, u.new_zeros(0, self.ny, self.nx)
         nu_t = self._nu(nu, u, check=self.validate)
-        if self.diffusion == "explicit" and self.validate:
-            nu_max = float(nu_t.max()) if isinstance(nu_t, torch.Tensor) else nu_t
-            if nu_max * dt / self.h**2 > 0.25:
-                raise ValueError(f"dt={dt:.4g} violates the explicit diffusion limit nu*dt/h^2 <= 1/4 "
-                                 f"(got {nu_max * dt / self.h**2:.3g}); use diffusion='implicit' or a smaller dt")
+        if self.validate:
+            self.check_diffusion(dt, nu_t)
         u, v = self.advect(u, v, dt)
         u, v = self.apply_boundaries(u, v)
         u, v = self._diffuse(u, v, dt, nu_t)

@@ -212,6 +212,8 @@ class SolverInTheLoop(HybridModule):
         # the solver is built without per-step checks (speed); a state that already breaks the CFL condition
         # would be back-traced beyond the ghost cells and clamped without a word
         dt = self.hparams.dt
+        # the solver steps unchecked (speed): a Reynolds number too low for its explicit diffusion is caught here
+        self.solver.check_diffusion(dt, self.viscosity(re))
         self.solver.check_cfl(u, v, dt, context=context,
                               advice=f"dt is the model's, fixed by its training: its states need max|velocity| <= "
                                      f"{self.solver.max_cfl * self.solver.h / dt:.4g} m/s")

@@ -129,6 +129,9 @@ def test_mismatched_geometry_and_bad_input(datamodule, tmp_path):
         model.rollout(u, v, re[:1], 2)
     with pytest.raises(ValueError, match="re must be strictly positive"):
         model.rollout(u, v, -re, 2)
+    # the model's solver steps without checks: a Reynolds number too low for explicit diffusion is refused first
+    with pytest.raises(ValueError, match="explicit diffusion limit"):
+        model.rollout(u, v, torch.tensor([100.0, 1.0]), 2)
     bad = v.clone()
     bad[0, 2, 2] = float("nan")
     with pytest.raises(ValueError, match="v contains NaN"):
