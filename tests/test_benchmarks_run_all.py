@@ -65,8 +65,20 @@ def test_stored_runs_only_returns_runs_of_the_same_configuration(tmp_path):
     assert seeds.stored_runs(out, {"config": {"a": 1}}) == []
     out.write_text(json.dumps({"config": {"a": 1}, "epochs_override": None, "runs": [_run(0, 0.1)]}))
     assert seeds.stored_runs(out, {"config": {"a": 1}, "epochs_override": None}) == [_run(0, 0.1)]
-    assert seeds.stored_runs(out, {"config": {"a": 2}}) == []
-    assert seeds.stored_runs(out, {"config": {"a": 1}, "epochs_override": 3}) == []
+    # runs of another configuration are discarded only when asked to (--replace); the file is untouched
+    before = out.read_text()
+    for other in ({"config": {"a": 2}}, {"config": {"a": 1}, "epochs_override": 3}):
+        with pytest.raises(SystemExit, match=r"holds runs of another configuration .*--replace"):
+            seeds.stored_runs(out, other)
+        assert seeds.stored_runs(out, other, replace=True) == []
+    assert out.read_text() == before
+    # nor is an unrelated file at --out, or a folder
+    other_file = tmp_path / "other.json"
+    other_file.write_text('{"benchmark": "something else"}')
+    with pytest.raises(SystemExit, match="is not a results file of this benchmark"):
+        seeds.stored_runs(other_file, {"config": {"a": 1}})
+    with pytest.raises(SystemExit, match="is a folder"):
+        seeds.stored_runs(tmp_path, {"config": {"a": 1}})
 
 
 def test_navier_stokes_summary_leaves_unconverged_solves_out_of_the_ranges():
@@ -111,10 +123,13 @@ def test_aerofoil_data_efficiency_keeps_the_stored_runs_of_other_seeds(tmp_path)
     from hybridzoo.zoo.registry import load_config
 
     model_args = dict(load_config("residual-aerofoil")["model"]["init_args"])
+    data_args = dict(load_config("residual-aerofoil")["data"]["init_args"])
+    efficiency = _load("aerofoil_data_efficiency")
+    same = {"steps": 2, "model": model_args, "data": data_args, "data_sha256": efficiency.data_digest(data_args)}
     stored = {"n_train_foils": 10, "seed": 7, "wall_s": 1.0,
               "test/mae": 0.05, "test/mae_nn": 0.1, "test/mae_panel": 0.09, "test/mae_pgml": 0.06}
     out = tmp_path / "curve.json"
-    out.write_text(json.dumps({"steps": 2, "model": model_args, "summary": [], "rows": [stored]}))
+    out.write_text(json.dumps({**same, "summary": [], "rows": [stored]}))
     proc = subprocess.run([sys.executable, str(BENCH / "aerofoil_data_efficiency.py"), "--sizes", "10",
                            "--steps", "2", "--seeds", "5", "--out", str(out)],
                           capture_output=True, text=True, timeout=600)
@@ -123,10 +138,12 @@ def test_aerofoil_data_efficiency_keeps_the_stored_runs_of_other_seeds(tmp_path)
     assert [(r["n_train_foils"], r["seed"]) for r in result["rows"]] == [(10, 5), (10, 7)]
     assert result["rows"][1] == stored
     assert result["summary"][0]["seeds"] == 2
-    # runs of another configuration are not pooled with these
+    assert set(result["rows"][0]["provenance"]) == {"threads", "commit", "versions"}
+    # runs of another configuration, or on other data bytes, are not pooled with these
     seeds = _load("_seeds")
-    assert seeds.stored_runs(out, {"steps": 2, "model": model_args}, key="rows") == result["rows"]
-    assert seeds.stored_runs(out, {"steps": 3, "model": model_args}, key="rows") == []
+    assert seeds.stored_runs(out, same, key="rows") == result["rows"]
+    for other in ({**same, "steps": 3}, {**same, "data_sha256": "0" * 64}):
+        assert seeds.stored_runs(out, other, key="rows", replace=True) == []
 
 
 @pytest.mark.parametrize("name", ["tomography", "navier_stokes"])
@@ -165,3 +182,18 @@ def test_aerofoil_error_breakdown_finds_the_aerofoil_that_carries_the_mean():
     assert got["worst_aerofoils"][1]["panel"] == pytest.approx(0.2)
     assert got["mae_without_worst_aerofoil"]["residual"] == pytest.approx(0.11 / 4)
     assert got["median"]["panel"] == pytest.approx(0.5)
+
+
+def test_a_seeds_call_that_runs_no_seed_leaves_the_file_as_it_was(tmp_path):
+    # it rewrote the hardware line from the current --threads over runs made with other threads
+    out = tmp_path / "seeds.json"
+    committed = (RESULTS / "solver_in_the_loop_ns_seeds.json").read_bytes()
+    out.write_bytes(committed)
+    proc = subprocess.run([sys.executable, str(BENCH / "solver_in_the_loop_seeds.py"), "--seeds", "0", "1",
+                           "--threads", "7", "--out", str(out)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "unchanged" in proc.stdout and out.read_bytes() == committed
+    for bad in (["--seeds", "0", "0"], ["--seeds", "-1"], ["--threads", "0"]):
+        proc = subprocess.run([sys.executable, str(BENCH / "solver_in_the_loop_seeds.py"), *bad, "--out", str(out)],
+                              capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 2 and out.read_bytes() == committed, bad
