@@ -15,6 +15,7 @@ Conventions a subclass follows:
 
 from __future__ import annotations
 
+import json
 import math
 import warnings
 from typing import Any, ClassVar, Literal
@@ -45,6 +46,9 @@ class HybridModule(L.LightningModule):
     zoo_name: ClassVar[str | None] = None
     monitor: ClassVar[str] = "val/loss"
     mode: ClassVar[str] = "min"
+    #: Hyperparameters that pretrained weights must have been trained with, though the same weights fit the
+    #: shapes of other values (a start image, a grid, an input scale): :meth:`check_pretrained_card` compares them.
+    pretrained_must_match: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
         self,
@@ -142,13 +146,22 @@ class HybridModule(L.LightningModule):
         self.on_pretrained_loaded()
 
     def check_pretrained_card(self, card: dict[str, Any]) -> None:
-        """Refuse ``pretrained`` weights whose card says they cannot work in this model; a no-op here.
+        """Refuse ``pretrained`` weights whose card says they cannot work in this model.
 
         Called by :meth:`load_pretrained_weights` before any weight is copied. Names and shapes are checked
-        there; a model whose weights fit the shapes of settings they were not trained for (e.g. the same
-        convolutions behind another starting image) overrides this to compare ``card["hparams"]`` with its
-        own and raise a ``ValueError`` naming the setting.
+        there; here each of :attr:`pretrained_must_match` in ``card["hparams"]`` must equal this model's
+        (compared as JSON holds them: a tuple equals the list it was saved as), else a ``ValueError`` names
+        every setting that differs.
         """
+        trained = card.get("hparams", {})
+        ours = {k: self.hparams.get(k) for k in self.pretrained_must_match}
+        differ = [k for k in self.pretrained_must_match if k in trained and _as_json(trained[k]) != _as_json(ours[k])]
+        if differ:
+            def listed(values: dict[str, Any]) -> str:
+                return ", ".join(f"{k}={values[k]!r}" for k in differ)
+
+            raise ValueError(f"pretrained weights were trained with {listed(trained)}, but this model has "
+                             f"{listed(ours)}: set {listed(trained)} to use them")
 
     def on_pretrained_loaded(self) -> None:
         """Called after shipped/pretrained weights were loaded into this model: marks it :attr:`fine_tuning`.
@@ -323,3 +336,8 @@ class HybridModule(L.LightningModule):
     def release_metrics(self, trainer: L.Trainer, datamodule: L.LightningDataModule) -> dict[str, float]:
         """Extra card metrics computed after testing (e.g. distillation results); none by default."""
         return {}
+
+
+def _as_json(value: Any) -> Any:
+    """``value`` as a model card's JSON gives it back (tuples become lists)."""
+    return json.loads(json.dumps(value, default=str))
