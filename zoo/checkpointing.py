@@ -13,6 +13,14 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 _DEFERRED_MONITOR = "<the model's monitor, set in setup>"
 
 
+def logs_nowhere(trainer: Any) -> bool:
+    """Whether ``trainer`` has no logger with a folder of its own: none, or ``fast_dev_run``'s DummyLogger.
+
+    Lightning then falls back to the working directory for what would go beside the logs.
+    """
+    return all(isinstance(lg, DummyLogger) for lg in trainer.loggers)
+
+
 class ZooCheckpoint(ModelCheckpoint):
     """Keep the best checkpoint by the model's ``monitor`` metric, plus ``last.ckpt``.
 
@@ -42,8 +50,7 @@ class ZooCheckpoint(ModelCheckpoint):
             self.monitor = None
 
     def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:  # noqa: D102
-        # fast_dev_run stands a DummyLogger in for the loggers: it has no folder to save into either
-        if self.dirpath is None and all(isinstance(lg, DummyLogger) for lg in trainer.loggers):
+        if self.dirpath is None and logs_nowhere(trainer):
             # Lightning's default without a logger is ./checkpoints, which in a source checkout is the
             # folder of shipped weights: keep training checkpoints out of it
             self.dirpath = os.path.join(trainer.default_root_dir, "lightning_logs", "checkpoints")

@@ -61,9 +61,8 @@ def lightning_cli(argv: Sequence[str]) -> int:
     """Run LightningCLI with the zoo's base classes."""
     import lightning as L
     from hybridzoo.zoo.base import HybridModule
-    from hybridzoo.zoo.checkpointing import ZooCheckpoint
+    from hybridzoo.zoo.checkpointing import ZooCheckpoint, logs_nowhere
     from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
-    from lightning.pytorch.loggers.logger import DummyLogger
 
     class ZooSaveConfig(SaveConfigCallback):
         """Save the run's config beside its logs, and none for a run without a logger.
@@ -73,7 +72,7 @@ def lightning_cli(argv: Sequence[str]) -> int:
         """
 
         def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-            if all(isinstance(lg, DummyLogger) for lg in trainer.loggers):
+            if logs_nowhere(trainer):
                 return
             super().setup(trainer, pl_module, stage)
 
