@@ -26,7 +26,7 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-from hybridzoo.datamodules.aerofoil import AerofoilDataModule, shipped_path
+from hybridzoo.datamodules.aerofoil import AerofoilDataModule
 from hybridzoo.datamodules.cache import sha256_file
 from hybridzoo.zoo.registry import load_config
 from hybridzoo.zoo.residual_aerofoil import ResidualAerofoil
@@ -107,13 +107,8 @@ def check_args(ap: argparse.ArgumentParser, args: argparse.Namespace, data_args:
 
 
 def data_digest(data_args: dict) -> str:
-    """sha256 of the data file the data module reads (the shipped one unless ``source`` names a file)."""
-    source = data_args.get("source", "shipped")
-    if source == "shipped":
-        return sha256_file(shipped_path())
-    if source == "cache":
-        return sha256_file(AerofoilDataModule(**data_args).cache().arrays_path)
-    return sha256_file(source)
+    """sha256 of the data file the data module of ``data_args`` reads."""
+    return sha256_file(AerofoilDataModule(**data_args).data_path())
 
 
 def write(out: Path, same: dict, rows: list[dict]) -> list[dict]:

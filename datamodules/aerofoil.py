@@ -198,29 +198,27 @@ class AerofoilDataModule(L.LightningDataModule):
             self.build()
 
     # ------------------------------------------------------------------ loading
-    def load(self) -> dict[str, np.ndarray]:
-        """Return the raw arrays of the chosen source."""
-        if self.source == "shipped":
-            return load_arrays(shipped_path())
-        if self.source == "cache":
-            arrays = self.cache().load()
-            if arrays is None:
-                raise FileNotFoundError("no cached aerofoil data set: call build() or use source='shipped'")
-            return arrays
-        path = Path(self.source)
-        if not path.is_file():
-            raise ValueError(
-                f"source {self.source!r} is neither 'shipped', 'cache' nor an existing .npz file"
-            )
-        return load_arrays(path)
-
-    def _loaded_path(self) -> Path:
-        """The file :meth:`load` reads for this ``source``."""
+    def data_path(self) -> Path:
+        """The file :meth:`load` reads for this ``source``: the shipped file, the cache entry's, or ``source``."""
         if self.source == "shipped":
             return shipped_path()
         if self.source == "cache":
             return self.cache().arrays_path
         return Path(self.source)
+
+    def load(self) -> dict[str, np.ndarray]:
+        """Return the raw arrays of the chosen source (:meth:`data_path`; a cache entry only if it is sound)."""
+        if self.source == "cache":
+            arrays = self.cache().load()
+            if arrays is None:
+                raise FileNotFoundError("no cached aerofoil data set: call build() or use source='shipped'")
+            return arrays
+        path = self.data_path()
+        if self.source != "shipped" and not path.is_file():
+            raise ValueError(
+                f"source {self.source!r} is neither 'shipped', 'cache' nor an existing .npz file"
+            )
+        return load_arrays(path)
 
     def setup(self, stage: str | None = None) -> None:
         """Load the arrays, compute shape features and panel lift, and split by aerofoil."""
@@ -228,7 +226,7 @@ class AerofoilDataModule(L.LightningDataModule):
             return
         a = self.load()
         #: sha256 of the file the arrays were read from (the model card records it)
-        self.loaded_sha256 = sha256_file(self._loaded_path())
+        self.loaded_sha256 = sha256_file(self.data_path())
         #: Panels per surface of the stored contours (what the data were built with).
         self.stored_n_per_side = (a["coords"].shape[1] - 1) // 2
         coords = panel_contours(torch.from_numpy(a["coords"]), self.hparams.n_panels_per_side)
