@@ -30,7 +30,7 @@ from typing import Literal
 import torch
 from hybridzoo.physics.advection import maccormack, sample, semi_lagrangian
 from hybridzoo.physics.conjugate_gradient import check_tolerance, default_tol, pcg
-from hybridzoo.physics.pressure import PoissonOperator
+from hybridzoo.physics.pressure import FIELD_DTYPES, PoissonOperator, check_solid
 from hybridzoo.physics.tensor_cache import per_device
 from hybridzoo.physics.validation import check_positive_int, check_positive_number, check_tensor
 from torch.utils.checkpoint import checkpoint as _checkpoint
@@ -39,8 +39,6 @@ XBoundary = Literal["periodic", "inflow-outflow"]
 YBoundary = Literal["periodic", "noslip", "slip"]
 State = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 _PAD = 2  # ghost layers: enough for a back-trace of up to one cell at max_cfl <= 1
-#: State dtypes the solver accepts: no FFT for half precision on the CPU, and CG needs the digits anyway.
-_DTYPES = (torch.float32, torch.float64)
 
 
 class NavierStokes2D:
@@ -99,12 +97,7 @@ class NavierStokes2D:
         self.advection, self.diffusion = advection, diffusion
         self.validate = bool(validate)
         if solid is not None:
-            if not isinstance(solid, torch.Tensor) or tuple(solid.shape) != (ny, nx):
-                raise ValueError(f"solid must be a bool tensor of shape {(ny, nx)}, got "
-                                 f"{getattr(solid, 'shape', type(solid).__name__)}")
-            if solid.dtype != torch.bool:  # .bool() of a float mask marks every non-zero cell solid
-                raise TypeError(f"solid must be a bool tensor (True in the obstacle), got dtype {solid.dtype}")
-            solid = solid.cpu()
+            solid = check_solid(solid, ny, nx)
         self.solid = solid
         if x_boundary == "inflow-outflow":
             if inflow is None:
@@ -188,7 +181,7 @@ class NavierStokes2D:
         """Raise ``TypeError``/``ValueError`` naming the argument if ``u``, ``v`` (, ``p``) are unusable."""
         u = check_tensor("u", u, ndim=3)
         v = check_tensor("v", v, ndim=3)
-        if u.dtype not in _DTYPES:
+        if u.dtype not in FIELD_DTYPES:
             raise TypeError(f"u and v must be float32 or float64, got {u.dtype}")
         if tuple(u.shape[1:]) != self.u_shape:
             raise ValueError(f"u must have shape (B, {self.u_shape[0]}, {self.u_shape[1]}), got {tuple(u.shape)}")

@@ -44,6 +44,18 @@ from hybridzoo.physics.validation import check_positive_int, check_tensor
 
 AxisRule = Literal["periodic", "neumann", "neumann-dirichlet"]
 _RULES = ("periodic", "neumann", "neumann-dirichlet")
+#: Field dtypes the solvers accept: no FFT for half precision on the CPU, and CG needs the digits anyway.
+FIELD_DTYPES = (torch.float32, torch.float64)
+
+
+def check_solid(solid: object, ny: int, nx: int) -> torch.Tensor:
+    """An obstacle mask ``(ny, nx)`` (True in the obstacle) on the CPU; ``TypeError``/``ValueError`` otherwise."""
+    if not isinstance(solid, torch.Tensor) or tuple(solid.shape) != (ny, nx):
+        raise ValueError(f"solid must be a bool tensor of shape {(ny, nx)}, got "
+                         f"{getattr(solid, 'shape', type(solid).__name__)}")
+    if solid.dtype != torch.bool:  # .bool() of a float mask marks every non-zero cell solid
+        raise TypeError(f"solid must be a bool tensor (True in the obstacle), got dtype {solid.dtype}")
+    return solid.cpu()
 
 
 #: Obstacle grids of up to this many cells are preconditioned by their dense inverse (8 MiB in float64 at the
@@ -101,12 +113,7 @@ class PoissonOperator:
         self.ny, self.nx, self.h = int(ny), int(nx), float(h)
         self.x_rule, self.y_rule = x_rule, y_rule
         if solid is not None:
-            if not isinstance(solid, torch.Tensor) or solid.shape != (ny, nx):
-                raise ValueError(f"solid must be a bool tensor of shape {(ny, nx)}, got "
-                                 f"{getattr(solid, 'shape', type(solid).__name__)}")
-            if solid.dtype != torch.bool:  # .bool() of a float mask marks every non-zero cell solid
-                raise TypeError(f"solid must be a bool tensor (True in the obstacle), got dtype {solid.dtype}")
-            solid = solid.cpu()
+            solid = check_solid(solid, ny, nx)
             if not solid.any():
                 solid = None
         self.solid = solid
@@ -297,7 +304,7 @@ class PoissonOperator:
         tol = check_tolerance("tol", tol)
         check_positive_int("max_iter", max_iter)
         b = check_tensor("b", b, min_ndim=2, finite=check_finite)
-        if b.dtype not in (torch.float32, torch.float64):  # no FFT for half precision, nor CG digits enough
+        if b.dtype not in FIELD_DTYPES:
             raise TypeError(f"b must be float32 or float64, got {b.dtype}")
         if b.shape[-2:] != (self.ny, self.nx):
             raise ValueError(f"b must end in shape {(self.ny, self.nx)}, got {tuple(b.shape)}")
