@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _seeds  # noqa: E402
 
 KEYS = ("test/rollout_mae", "test/rollout_mae_non", "test/rollout_mae_src", "test/rollout_mae_2x")
+SUMMARY_KEYS = (*KEYS, "non_over_sol", "src_over_sol")
 
 
 def main() -> None:
@@ -58,19 +59,14 @@ def main() -> None:
         row["src_over_sol"] = row["test/rollout_mae_src"] / row["test/rollout_mae"]
         runs = _seeds.merge_runs(runs, [row])
         print(json.dumps(row), flush=True)
-        _write(out, args, config, runs)
-    if not runs:
-        return
-    if done >= set(args.seeds):  # nothing ran: the file stays as it was
-        print(json.dumps(_seeds.summarise(runs, (*KEYS, "non_over_sol", "src_over_sol")), indent=2))
-        print(f"{out} unchanged: every seed asked for was there")
-        return
-    print(json.dumps(_write(out, args, config, runs), indent=2))
-    print(f"written {out}")
+        _write(out, args, config, runs)  # after every seed: an interrupted run keeps the seeds it finished
+    print(json.dumps(_seeds.summarise(runs, SUMMARY_KEYS), indent=2))
+    ran = not done >= set(args.seeds)
+    print(f"written {out}" if ran else f"{out} unchanged: every seed asked for was there")
 
 
-def _write(out: Path, args: argparse.Namespace, config: dict, runs: list[dict]) -> dict:
-    summary = _seeds.summarise(runs, (*KEYS, "non_over_sol", "src_over_sol"))
+def _write(out: Path, args: argparse.Namespace, config: dict, runs: list[dict]) -> None:
+    summary = _seeds.summarise(runs, SUMMARY_KEYS)
     result = {
         "benchmark": f"{args.name}: 100-step rollout MAE (m/s) on the test Reynolds numbers over training seeds",
         "config": config,
@@ -84,7 +80,6 @@ def _write(out: Path, args: argparse.Namespace, config: dict, runs: list[dict]) 
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     _seeds.write_json(out, result)
-    return summary
 
 
 if __name__ == "__main__":
