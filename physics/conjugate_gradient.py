@@ -38,8 +38,11 @@ def pcg(apply_a: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor,
     Stops when every element's residual is below ``tol`` times its ``||b||``.
 
     Returns:
-        ``(x, iterations, max relative residual)``.
+        ``(x, iterations, max relative residual)``; ``x`` is ``project``-ed, a warm start that needs no
+        iteration too. An empty batch returns an empty ``x``, 0 and 0.0.
     """
+    if b.numel() == 0:  # the residual's max over no elements would fail
+        return torch.zeros_like(b), 0, 0.0
     b_zero = b.flatten(-2).norm(dim=-1) == 0
     if x0 is None:
         x = torch.zeros_like(b)
@@ -48,8 +51,8 @@ def pcg(apply_a: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor,
     r = b - apply_a(x) if x0 is not None else b.clone()
     bnorm = b.flatten(-2).norm(dim=-1).clamp_min(torch.finfo(b.dtype).tiny)
     rel = (r.flatten(-2).norm(dim=-1) / bnorm).max().item()
-    if rel <= tol:
-        return x, 0, rel
+    if rel <= tol:  # a warm start within tol may still carry a null-space component
+        return project(x), 0, rel
     z = project(precond(r))
     d = z
     rz = (r * z).sum(dim=(-2, -1), keepdim=True)

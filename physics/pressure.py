@@ -9,7 +9,10 @@ to face gradients, ``W`` is 1 on open faces and 0 on closed ones (walls, inflow,
 - ``"neumann-dirichlet"``: ``dp/dn = 0`` at the low end, ``p = 0`` on the high end's face (an
   outflow), written with a ghost value ``-p`` so ``A`` stays symmetric.
 
-Solid (obstacle) cells are decoupled: ``A`` is the identity there and their pressure is 0.
+Solid (obstacle) cells are decoupled: ``A`` is the identity there, so a solve returns ``b``'s values
+on them (0 in :class:`~hybridzoo.physics.navier_stokes.NavierStokes2D`, whose divergence is 0 there).
+Each fluid region that no outflow face reaches has its pressure fixed up to a constant: solves
+return the solution of zero mean on each such region (see :mod:`~hybridzoo.physics.fluid_regions`).
 Solvers:
 
 - obstacle-free, fully periodic domains: an exact FFT solve;
@@ -39,8 +42,9 @@ from typing import Literal
 
 import torch
 from hybridzoo.physics.conjugate_gradient import check_tolerance, default_tol, pcg
+from hybridzoo.physics.fluid_regions import fluid_regions
 from hybridzoo.physics.tensor_cache import per_device
-from hybridzoo.physics.validation import check_positive_int, check_tensor
+from hybridzoo.physics.validation import check_positive_int, check_positive_number, check_tensor
 
 AxisRule = Literal["periodic", "neumann", "neumann-dirichlet"]
 _RULES = ("periodic", "neumann", "neumann-dirichlet")
@@ -50,9 +54,11 @@ FIELD_DTYPES = (torch.float32, torch.float64)
 
 def check_solid(solid: object, ny: int, nx: int) -> torch.Tensor:
     """An obstacle mask ``(ny, nx)`` (True in the obstacle) on the CPU; ``TypeError``/``ValueError`` otherwise."""
-    if not isinstance(solid, torch.Tensor) or tuple(solid.shape) != (ny, nx):
+    if not isinstance(solid, torch.Tensor):
+        raise TypeError(f"solid must be a torch.Tensor (a bool mask of shape {(ny, nx)}), got {type(solid).__name__}")
+    if tuple(solid.shape) != (ny, nx):
         raise ValueError(f"solid must be a bool tensor of shape {(ny, nx)}, got "
-                         f"{getattr(solid, 'shape', type(solid).__name__)}")
+                         f"{tuple(solid.shape)}")
     if solid.dtype != torch.bool:  # .bool() of a float mask marks every non-zero cell solid
         raise TypeError(f"solid must be a bool tensor (True in the obstacle), got dtype {solid.dtype}")
     return solid.cpu()
@@ -108,9 +114,7 @@ class PoissonOperator:
             raise ValueError("y_rule 'neumann-dirichlet' is not supported (outflow is along x)")
         check_positive_int("ny", ny)
         check_positive_int("nx", nx)
-        if not (isinstance(h, (int, float)) and h > 0 and math.isfinite(h)):
-            raise ValueError(f"h must be a positive number, got {h!r}")
-        self.ny, self.nx, self.h = int(ny), int(nx), float(h)
+        self.ny, self.nx, self.h = int(ny), int(nx), check_positive_number("h", h)
         self.x_rule, self.y_rule = x_rule, y_rule
         if solid is not None:
             solid = check_solid(solid, ny, nx)
@@ -137,8 +141,18 @@ class PoissonOperator:
             wy = torch.zeros(ny + 1, nx, dtype=torch.float64)
             wy[1:ny] = fluid[1:] * fluid[:-1]
             self._wy = wy
-        #: True when the operator has a constant null space (no Dirichlet end)
-        self.singular = x_rule != "neumann-dirichlet"
+        # The null space: a constant on each fluid region that no outflow face touches. Its label is the
+        # region's number among those (0..K-1); solid cells and outflow-bound regions get K.
+        regions = fluid_regions(fluid, self._wx, self._wy)
+        bound = regions[:, -1][self._wx[:, -1] > 0] if x_rule == "neumann-dirichlet" else regions.new_empty(0)
+        closed = [k for k in range(int(regions.max()) + 1) if k not in set(bound.tolist())]
+        lookup = torch.full((int(regions.max()) + 2,), len(closed), dtype=torch.int64)
+        lookup[torch.tensor(closed, dtype=torch.int64)] = torch.arange(len(closed))
+        self._closed = lookup[regions].reshape(-1)  # regions -1 (solid) read the last entry: K
+        #: the number of closed fluid regions: the null space's dimension (0: the operator is invertible)
+        self.closed_regions = len(closed)
+        #: True when the operator has a null space (a closed fluid region: no outflow, or a pocket)
+        self.singular = self.closed_regions > 0
         self._cache: dict[tuple, dict[str, torch.Tensor]] = {}
         self._dense_cache: dict[tuple, dict[str, torch.Tensor]] = {}
         self._dense_f64: torch.Tensor | None = None
@@ -166,7 +180,10 @@ class PoissonOperator:
         out = {
             "wx": self._wx.to(**kw), "wy": self._wy.to(**kw), "fluid": self._fluid.to(**kw),
             "qx": qx.to(**kw), "qy": qy.to(**kw), "inv": inv.to(**kw), "diag": diag.to(**kw),
+            "closed": self._closed.to(like.device),
         }
+        cells = torch.bincount(self._closed, minlength=self.closed_regions + 1).double()
+        out["closed_inv_cells"] = torch.cat([1.0 / cells[:-1], cells.new_zeros(1)]).to(**kw)
         if self.x_rule == "periodic" and self.y_rule == "periodic":
             # the FFT's eigenvalues, in float64 and as 4 sin²(k/2): 2 - 2 cos k cancels for small k, and in
             # float32 left 5e-4 relative error in a 1024² solve
@@ -266,18 +283,22 @@ class PoissonOperator:
         return self.fast_solve(r * f) * f + r * (1 - f)
 
     def _project_nullspace(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` less its mean on each closed fluid region."""
         if not self.singular:
             return x
-        f = self._t(x)["fluid"]
-        mean = (x * f).sum(dim=(-2, -1), keepdim=True) / f.sum()
-        return x - mean * f
+        t = self._t(x)
+        label, k = t["closed"], self.closed_regions
+        sums = x.new_zeros(*x.shape[:-2], k + 1).index_add_(-1, label, x.flatten(-2))
+        mean = sums * t["closed_inv_cells"]  # 0 in the last slot: solid cells and outflow-bound regions
+        return x - mean.index_select(-1, label).reshape(x.shape)
 
     def solve_raw(self, b: torch.Tensor, x0: torch.Tensor | None = None, tol: float | None = None,
                   max_iter: int = 500) -> tuple[torch.Tensor, int, float]:
         """Solve ``A x = b`` without autograd; returns ``(x, iterations, max relative residual)``.
 
-        On a singular operator (no outflow) the fluid mean of ``b`` is removed first (a compatible
-        right-hand side) and the zero-mean solution is returned. A residual above ``tol`` (CG stopped at
+        On a singular operator (a closed fluid region: no outflow, or a pocket that the outflow does not
+        reach) the mean of ``b`` on each closed region is removed first (a compatible right-hand side), and
+        the solution returned has zero mean on each closed region. A residual above ``tol`` (CG stopped at
         ``max_iter``) is returned, not reported: check it.
         """
         tol = check_tolerance("tol", tol)

@@ -41,3 +41,8 @@ def test_a_warm_start_at_the_solution_takes_no_iteration():
     exact = torch.linalg.solve(a, b[0])[None]
     x, it, res = pcg(lambda z: a @ z, b, lambda r: r, x0=exact, tol=1e-8)
     assert it == 0 and res <= 1e-8 and torch.equal(x, exact)
+
+
+def test_an_empty_batch_returns_an_empty_solution():
+    x, it, res = pcg(lambda x: x, torch.zeros(0, 4, 4), lambda r: r)
+    assert x.shape == (0, 4, 4) and it == 0 and res == 0.0
