@@ -74,10 +74,15 @@ def naca4(
     m, p, t = torch.broadcast_tensors(m.reshape(-1), p.reshape(-1), t.reshape(-1))
     for name, v, lo, hi in (("m", m, 0.0, 0.2), ("p", p, 0.0, 0.95), ("t", t, 1e-4, 0.5)):
         check_tensor(name, v)
-        if (v < lo).any() or (v > hi).any():
+        outside = (v < lo) | (v > hi)
+        if name == "p":  # the documented contract: p is ignored where there is no camber
+            outside = outside & (m != 0)
+        if outside.any():
             raise ValueError(f"{name} must lie in [{lo}, {hi}], got {v.tolist()}")
     if ((m > 0) & (p <= 0)).any():
         raise ValueError("p must be positive where the camber m is positive")
+    # an uncambered section's p, which may lie anywhere, only ever multiplies m = 0; one at 1 would divide 0 by 0
+    p = torch.where((m == 0) & ((p < 0) | (p > 0.95)), torch.full_like(p, 0.5), p)
 
     beta = torch.linspace(0.0, math.pi, n + 1, dtype=dtype, device=device)
     x = 0.5 * (1.0 - torch.cos(beta))  # (n+1,) from LE to TE

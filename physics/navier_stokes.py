@@ -201,7 +201,8 @@ class NavierStokes2D:
         if isinstance(nu, torch.Tensor):
             nu = check_tensor("nu", nu, ndim=(0, 1), finite=check)
             if check and (nu < 0).any():
-                raise ValueError(f"nu (kinematic viscosity) must be non-negative, got min {nu.min().item():.4g}")
+                low = nu.detach().min().item()
+                raise ValueError(f"nu (kinematic viscosity) must be non-negative, got min {low:.4g}")
             if nu.ndim == 1 and nu.shape[0] not in (1, like.shape[0]):
                 raise ValueError(f"nu must be a scalar or have shape ({like.shape[0]},), got {tuple(nu.shape)}")
             return nu.to(like).reshape(-1, 1, 1)
@@ -240,7 +241,7 @@ class NavierStokes2D:
         """
         if self.diffusion != "explicit" or (isinstance(nu, torch.Tensor) and nu.numel() == 0):
             return
-        nu_max = float(nu.max()) if isinstance(nu, torch.Tensor) else float(nu)
+        nu_max = float(nu.detach().max()) if isinstance(nu, torch.Tensor) else float(nu)
         if nu_max * dt / self.h**2 > 0.25:
             raise ValueError(f"dt={dt:.4g} violates the explicit diffusion limit nu*dt/h^2 <= 1/4 "
                              f"(got {nu_max * dt / self.h**2:.3g}); use diffusion='implicit' or a smaller dt")

@@ -57,8 +57,8 @@ def check_time_grid(name: str, t: object) -> torch.Tensor:
 
 
 def check_positive_number(name: str, value: object, *, allow_zero: bool = False) -> float:
-    """Check a positive (or non-negative) finite real scalar and return it as a float."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    """Check a positive (or non-negative) finite real scalar (NumPy's included, bool not) and return it as a float."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
     v = float(value)
     if not (v == v and abs(v) != float("inf")):

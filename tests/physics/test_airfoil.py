@@ -47,6 +47,15 @@ def test_naca4_camber_and_batch():
     assert tc[0].item() == pytest.approx(2 * yt, rel=0.02)
 
 
+def test_naca4_ignores_the_camber_position_of_an_uncambered_section():
+    # documented: p is ignored where m == 0; it was range-checked, and p = 1 would have divided 0 by 0
+    ref = naca4(0.0, 0.4, 0.12, 40, dtype=F64)
+    for p in (0.99, 1.0, -0.5):
+        torch.testing.assert_close(naca4(0.0, p, 0.12, 40, dtype=F64), ref, atol=0, rtol=0)
+    with pytest.raises(ValueError, match="p must lie in"):
+        naca4(0.02, 0.99, 0.12, 40)
+
+
 def test_parse_naca4_errors():
     assert parse_naca4("NACA 4415") == (0.04, 0.4, 0.15)
     for bad in ("241", "24x2", "2012", "0400", "2400"):

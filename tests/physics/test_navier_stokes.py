@@ -394,6 +394,24 @@ def test_an_empty_batch_steps_to_an_empty_batch(validate):
     assert s.cfl(u, v, 0.1) == 0.0
 
 
+def test_implicit_diffusion_of_an_empty_batch_is_an_empty_batch():
+    s = NavierStokes2D(8, 8, 1.0, y_boundary="noslip", diffusion="implicit")
+    u, v = torch.zeros(0, *s.u_shape), torch.zeros(0, *s.v_shape)
+    ud, vd = s.diffuse(u, v, 0.01, 0.1)  # its CG used to fail on the residual's max over no elements
+    assert ud.shape == u.shape and vd.shape == v.shape
+
+
+def test_a_viscosity_that_requires_grad_steps_without_warnings():
+    s = NavierStokes2D(8, 8, 1.0)
+    u = v = torch.zeros(2, 8, 8)
+    nu = torch.tensor([0.01, 0.02], requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch warns when a tensor that requires grad becomes a Python number
+        u1, _, _ = s.step(u + 0.1, v, 0.01, nu)
+    u1.sum().backward()
+    assert nu.grad is not None
+
+
 @pytest.mark.parametrize(("y_boundary", "profile"), [("noslip", torch.sin), ("slip", torch.cos)])
 def test_wall_shear_mode_decays_at_its_discrete_eigenvalue(y_boundary, profile):
     # Between walls at y = 0 and 1, sin(pi y) vanishes at no-slip walls and cos(pi y) has zero shear at slip
