@@ -38,7 +38,8 @@ class HybridModule(L.LightningModule):
         adam_beta2: Adam's second-moment decay (torch's default 0.999). A smaller value (0.99) lets the
             step size follow a sudden rise of the gradient's scale sooner, such as a longer unroll brings.
         pretrained: name of a shipped checkpoint (or a path/URL of a card) whose weights are loaded
-            when training starts, for fine-tuning. ``None`` starts from scratch.
+            for fine-tuning: by :func:`~hybridzoo.zoo.registry.create_model` and the CLI at once, else when
+            the fit (or test) sets the model up. ``None`` starts from scratch.
         freeze: ``"none"``, ``"network"`` (train only physical parameters) or ``"physics"`` (train
             only the network).
     """

@@ -72,7 +72,20 @@ class ZooCheckpoint(ModelCheckpoint):
             )
         super().setup(trainer, pl_module, stage)
 
-    def on_train_end(self, trainer: Any, pl_module: Any) -> None:  # noqa: D102
-        # Lightning suppresses checkpoints under fast_dev_run but still writes last.ckpt at the end
-        if not trainer.fast_dev_run:
-            super().on_train_end(trainer, pl_module)
+    def _save_last_checkpoint(self, trainer: Any, monitor_candidates: dict[str, Any]) -> None:
+        super()._save_last_checkpoint(trainer, monitor_candidates)
+        if self.save_last:
+            self._last_step_of_last = trainer.global_step
+
+    def on_train_end(self, trainer: Any, pl_module: Any) -> None:
+        """Write ``last.ckpt`` with the weights the fit ends with.
+
+        Lightning (2.6) refreshes ``last.ckpt`` only when it saves a best-so-far checkpoint in the same step, so
+        after the best epoch it kept an older state (epoch 32 of a 60-epoch fit), which ``--ckpt_path
+        last.ckpt`` then tested or resumed from. Under ``fast_dev_run`` nothing is written, and
+        ``save_last="link"`` keeps Lightning's meaning (a link to the latest saved checkpoint).
+        """
+        if trainer.fast_dev_run or self.save_last is not True:
+            return
+        if getattr(self, "_last_step_of_last", None) != trainer.global_step:
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))

@@ -5,7 +5,7 @@ zoo model and DataModule); ``CONFIG`` is a YAML path or the name of a packaged c
 (``ude_lotka_volterra`` or ``ude-lotka-volterra``). The other commands are the zoo's own:
 
     hybridzoo zoo list [--json]            models, papers, shipped weights, card metrics
-    hybridzoo zoo show NAME                a model card
+    hybridzoo zoo show NAME [--json]       a model's registry entry and card (--json: the card alone)
     hybridzoo zoo release NAME --out DIR   train, test and write weights + card
     hybridzoo distil NAME_OR_PATH          symbolic distillation of a trained model
     hybridzoo data build NAME [--force]    build (or rebuild) a model's data set
@@ -144,6 +144,9 @@ def cmd_zoo_show(args: argparse.Namespace) -> int:
     from hybridzoo.zoo.cards import CheckpointError, read_card, resolve_card
     from hybridzoo.zoo.registry import get_entry, names
 
+    if args.json:  # the card alone, for a pipe to a JSON reader
+        print(json.dumps(read_card(resolve_card(args.name)), indent=2))
+        return 0
     if args.name in names():
         e = get_entry(args.name)
         print(f"{e.name}: {e.summary}\n  paper: {e.paper}\n  model: {e.model}\n  data: {e.datamodule}\n"
@@ -270,8 +273,9 @@ def tools_parser() -> argparse.ArgumentParser:
     q = zoo.add_parser("list", help="models, papers, shipped weights and card metrics")
     q.add_argument("--json", action="store_true", help="print JSON instead of a table")
     q.set_defaults(func=cmd_zoo_list)
-    q = zoo.add_parser("show", help="print a model card")
+    q = zoo.add_parser("show", help="print a model's registry entry and card")
     q.add_argument("name", help="model name, card path or URL")
+    q.add_argument("--json", action="store_true", help="print the card alone, as JSON")
     q.set_defaults(func=cmd_zoo_show)
     q = zoo.add_parser("release", help="train with the packaged config, test, write weights + card")
     q.add_argument("name")

@@ -115,11 +115,17 @@ def read_packaged_card(name: str) -> dict[str, Any] | None:
 
 
 def create_model(name: str, **overrides: Any) -> HybridModule:
-    """Instantiate a zoo model from its config's ``model.init_args``, updated by ``overrides``."""
+    """Instantiate a zoo model from its config's ``model.init_args``, updated by ``overrides``.
+
+    ``pretrained=NAME`` weights are loaded at once (a bare constructor defers them to the fit's ``setup``):
+    the model returned holds them, and is marked :attr:`~hybridzoo.zoo.base.HybridModule.fine_tuning`.
+    """
     cls = model_class(name)
     args = _init_args(load_config(name).get("model"))
     args.update(overrides)
-    return cls(**args)
+    model = cls(**args)
+    model.load_pending_pretrained()
+    return model
 
 
 def create_datamodule(name: str, **overrides: Any) -> L.LightningDataModule:

@@ -239,7 +239,9 @@ class SolverInTheLoop(HybridModule):
             raise ValueError("the DataModule's wake geometry differs from the model's in "
                              + ", ".join(f"{k} ({hp[k]} vs {self.hparams[k]})" for k in differ))
         if stage == "fit" and self._max_look_ahead() > hp["window"]:
-            raise ValueError(f"look-ahead {self._max_look_ahead()} exceeds the DataModule's window={hp['window']}")
+            n = self._max_look_ahead()
+            raise ValueError(f"look-ahead {n} exceeds the DataModule's window={hp['window']}: give the "
+                             f"DataModule window={n} or more (--data.window {n})")
 
     def _max_look_ahead(self) -> int:
         hp = self.hparams

@@ -74,7 +74,7 @@ def test_log_with_baselines_epoch_value_is_the_mean_over_samples():
 
 def test_weights_that_do_not_fit_leave_the_model_untouched():
     # hidden=8 against the shipped hidden=32: theta_3 and one bias have the shipped shapes, the rest do not
-    model = create_model("ude-lotka-volterra", hidden=8, pretrained="ude-lotka-volterra")
+    model = UDELotkaVolterra(hidden=8, pretrained="ude-lotka-volterra")  # a bare constructor loads in setup
     before = {k: v.clone() for k, v in model.state_dict().items()}
     with pytest.raises(ValueError, match=r"does not fit this model.*size mismatch for net\.") as err:
         model.setup("fit")
@@ -85,11 +85,13 @@ def test_weights_that_do_not_fit_leave_the_model_untouched():
 
 
 def test_a_checkpoint_of_another_zoo_model_is_refused_by_name():
-    model = create_model("ude-lotka-volterra", pretrained="residual-aerofoil")
-    with pytest.raises(ValueError, match="is a checkpoint of zoo model 'residual-aerofoil' .ResidualAerofoil., "
-                                         "not of a UDELotkaVolterra"):
+    model = UDELotkaVolterra(pretrained="residual-aerofoil")
+    message = "is a checkpoint of zoo model 'residual-aerofoil' .ResidualAerofoil., not of a UDELotkaVolterra"
+    with pytest.raises(ValueError, match=message):
         model.setup("fit")
     assert model.card is None
+    with pytest.raises(ValueError, match=message):
+        create_model("ude-lotka-volterra", pretrained="residual-aerofoil")  # at once
 
 
 def test_freeze_switches_its_own_groups_and_keeps_what_the_user_froze():

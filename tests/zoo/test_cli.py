@@ -78,6 +78,8 @@ def test_zoo_list_and_show(capsys):
     assert main(["zoo", "show", "ude-lotka-volterra"]) == 0
     card = capsys.readouterr().out
     assert '"sha256"' in card and "test/extrap_mse_physics" in card
+    assert main(["zoo", "show", "ude-lotka-volterra", "--json"]) == 0  # the card alone: a JSON reader takes it
+    assert json.loads(capsys.readouterr().out)["model"] == "ude-lotka-volterra"
 
 
 def test_unknown_command_and_model(capsys):
@@ -285,3 +287,34 @@ def test_card_data_config_leaves_out_this_machines_settings():
 
     config = data_config(AerofoilDataModule(workers=3, n_train_foils=20))
     assert "workers" not in config and config["n_train_foils"] == 20
+
+
+def test_last_ckpt_holds_the_weights_the_fit_ends_with(tmp_path):
+    # Lightning 2.6 refreshes last.ckpt only in a step that also saves a best-so-far checkpoint: after the
+    # best epoch, last.ckpt kept that epoch's weights (epoch 32 of a 60-epoch residual-aerofoil fit)
+    import lightning as L
+    import torch
+
+    class Worsening(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def training_step(self, batch, _):
+            return (self.w - batch[0]).pow(2).mean()
+
+        def validation_step(self, batch, _):
+            self.log("val/loss", float(self.current_epoch))  # best at epoch 0, worse every epoch after
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.ones(4, 1)), batch_size=2)
+    cb = ZooCheckpoint(dirpath=tmp_path, monitor="val/loss")
+    model = Worsening()
+    L.Trainer(max_epochs=4, callbacks=[cb], logger=False, enable_progress_bar=False, enable_model_summary=False,
+              accelerator="cpu").fit(model, data, data)
+    last = torch.load(tmp_path / "last.ckpt", weights_only=False)
+    assert last["global_step"] == 8  # 4 epochs of 2 steps (its epoch is 4: the fit ends after 4 epochs)
+    torch.testing.assert_close(last["state_dict"]["w"], model.w.detach())
+    assert len(list(tmp_path.glob("epoch=0-*.ckpt"))) == 1  # the best one is still epoch 0's

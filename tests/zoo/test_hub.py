@@ -95,9 +95,8 @@ def test_unknown_and_missing(tmp_path):
 
 def test_architecture_mismatch_is_a_clear_error(tmp_path):
     card_path = save_pretrained(_small(), tmp_path)
-    big = create_model("ude-lotka-volterra", hidden=16, pretrained=str(card_path))
     with pytest.raises(ValueError, match="does not fit this model"):
-        big.setup("fit")
+        create_model("ude-lotka-volterra", hidden=16, pretrained=str(card_path))
 
 
 def test_download_from_loopback_server(tmp_path):

@@ -148,10 +148,12 @@ def test_fine_tuning_shipped_weights_continues_the_fit_on_its_own_data(tmp_path)
 
 def test_pretrained_weights_mark_the_model_as_trained():
     assert not create_model("ude-lotka-volterra", hidden=8).fine_tuning  # from scratch: the full schedule
+    bare = UDELotkaVolterra(pretrained="ude-lotka-volterra")
+    assert not bare.fine_tuning
+    bare.setup("fit")  # a bare constructor leaves the weights to the fit's setup
+    assert bare.fine_tuning
     model = create_model("ude-lotka-volterra", pretrained="ude-lotka-volterra")
-    assert not model.fine_tuning
-    model.setup("fit")  # loads the shipped weights, as a fit does
-    assert model.fine_tuning
+    assert model.fine_tuning  # create_model loads them at once
     model.trainer = L.Trainer(accelerator="cpu", logger=False)  # at epoch 0 of a fit
     assert model.fitted_points(101) == 101  # the whole window, no curriculum
     assert model.total_epochs == model.hparams.lbfgs_epochs  # only the L-BFGS phase
