@@ -85,7 +85,10 @@ class ZooCheckpoint(ModelCheckpoint):
         last.ckpt`` then tested or resumed from. Under ``fast_dev_run`` nothing is written, and
         ``save_last="link"`` keeps Lightning's meaning (a link to the latest saved checkpoint).
         """
-        if trainer.fast_dev_run or self.save_last is not True:
+        if trainer.fast_dev_run:
+            return
+        if self.save_last is not True:  # Lightning's own end-of-fit fallback (a last.ckpt if none was written)
+            super().on_train_end(trainer, pl_module)
             return
         if getattr(self, "_last_step_of_last", None) != trainer.global_step:
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))

@@ -318,3 +318,9 @@ def test_last_ckpt_holds_the_weights_the_fit_ends_with(tmp_path):
     assert last["global_step"] == 8  # 4 epochs of 2 steps (its epoch is 4: the fit ends after 4 epochs)
     torch.testing.assert_close(last["state_dict"]["w"], model.w.detach())
     assert len(list(tmp_path.glob("epoch=0-*.ckpt"))) == 1  # the best one is still epoch 0's
+    # save_last="link" keeps Lightning's end-of-fit fallback: a last.ckpt where the fit saved nothing else
+    linked = tmp_path / "link"
+    L.Trainer(max_epochs=1, callbacks=[ZooCheckpoint(dirpath=linked, save_last="link", save_top_k=0)],
+              logger=False, enable_progress_bar=False, enable_model_summary=False, accelerator="cpu",
+              limit_val_batches=0).fit(Worsening(), data)
+    assert [p.name for p in linked.iterdir()] == ["last.ckpt"]
