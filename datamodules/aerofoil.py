@@ -11,6 +11,7 @@ resumable: each finished polar is written to disk at once, and a rerun skips it)
 
 from __future__ import annotations
 
+import numbers
 import os
 import warnings
 from collections.abc import Sequence
@@ -27,17 +28,28 @@ from hybridzoo.datamodules.aerofoil_build import (
     GENERATOR_VERSION,
     build_arrays,
 )
-from hybridzoo.datamodules.aerofoil_features import aerofoil_inputs, panel_contours
+from hybridzoo.datamodules.aerofoil_features import aerofoil_inputs, check_panels_per_side, panel_contours
 from hybridzoo.datamodules.cache import ArrayCache, atomic_write_bytes, sha256_file
-from hybridzoo.physics.airfoil import MIN_POINTS
 from hybridzoo.physics.validation import check_positive_int
 from torch.utils.data import DataLoader, TensorDataset
 
 #: Default panels per surface of the panel method (``n_panels_per_side``) and of the stored contours
 #: (``n_per_side``, a generation setting).
 N_PANELS_PER_SIDE, N_PER_SIDE = 60, 80
-#: Fewest panels per surface that make a contour :func:`~hybridzoo.physics.airfoil.check_airfoil` accepts.
-MIN_PANELS_PER_SIDE = MIN_POINTS // 2
+
+
+def _numbers(name: str, values: object, positive: bool = False) -> list[float]:
+    """A non-empty sequence of finite real numbers (positive ones with ``positive``) as floats."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence | np.ndarray):
+        raise TypeError(f"{name} must be a list of numbers, got {values!r}")
+    if not len(values):
+        raise ValueError(f"{name} must hold at least one number, got {values!r}")
+    if any(isinstance(v, bool) or not isinstance(v, numbers.Real) for v in values):
+        raise TypeError(f"{name} must hold real numbers, got {list(values)!r}")
+    out = [float(v) for v in values]
+    if not all(np.isfinite(out)) or (positive and min(out) <= 0):
+        raise ValueError(f"{name} must hold finite{' positive' if positive else ''} numbers, got {out}")
+    return out
 
 
 def shipped_path() -> Path:
@@ -117,8 +129,11 @@ class AerofoilDataModule(L.LightningDataModule):
         if not isinstance(source, str) or not source:
             raise ValueError(f"source must be 'shipped', 'cache' or a path, got {source!r}")
         for name, v in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
-            if not (isinstance(v, (int, float)) and 0 < v < 0.5):
+            if isinstance(v, bool) or not isinstance(v, numbers.Real):
+                raise TypeError(f"{name} must be a real number in (0, 0.5), got {type(v).__name__} {v!r}")
+            if not 0 < v < 0.5:
                 raise ValueError(f"{name} must be in (0, 0.5), got {v!r}")
+        reynolds, alphas = _numbers("reynolds", reynolds, positive=True), _numbers("alphas", alphas)
         if n_train_foils is not None and (
             isinstance(n_train_foils, bool) or not isinstance(n_train_foils, int) or n_train_foils < 1
         ):
@@ -128,10 +143,7 @@ class AerofoilDataModule(L.LightningDataModule):
         # Checked here, not first at setup (where a bad n_panels_per_side surfaced as repanel's n_per_side),
         # and never truncated: int(2.7) would quietly give batches of 2.
         for name, v in (("n_panels_per_side", n_panels_per_side), ("n_per_side", n_per_side)):
-            if check_positive_int(name, v) < MIN_PANELS_PER_SIDE:
-                raise ValueError(
-                    f"{name} must be >= {MIN_PANELS_PER_SIDE} (a contour of at least {MIN_POINTS} points), got {v}"
-                )
+            check_panels_per_side(name, v)
         check_positive_int("batch_size", batch_size)
         for name, v in (("split_seed", split_seed), ("seed", seed), ("n_uiuc", n_uiuc)):
             check_positive_int(name, v, allow_zero=True)
@@ -304,9 +316,9 @@ class AerofoilDataModule(L.LightningDataModule):
     def describe(self) -> dict[str, Any]:
         """Return the model card's data summary: counts, and the angles and Re of the loaded data.
 
-        Aerofoils per split, rows, missing (non-converged) points, the angle range and Reynolds
-        numbers that the loaded data hold (not the generation settings), and the sha256 of the file they
-        were loaded from.
+        Aerofoils per split, rows, missing (non-converged) points, the angle range, Reynolds numbers and
+        contour resolution that the loaded data hold (not the generation settings), the panels per surface of
+        the panel method, and the sha256 of the file they were loaded from.
         """
         if not self.datasets:
             self.setup()
@@ -318,5 +330,7 @@ class AerofoilDataModule(L.LightningDataModule):
             **{f"n_{k}_rows": len(d) for k, d in self.datasets.items()},
             "alpha_range_deg": [min(self.alphas_deg), max(self.alphas_deg)],  # of the loaded data
             "reynolds": list(self.reynolds),
+            "n_per_side": int(self.stored_n_per_side),  # of the stored contours, which the file fixes
+            "n_panels_per_side": int(self.hparams.n_panels_per_side),
             "sha256": self.loaded_sha256,
         }

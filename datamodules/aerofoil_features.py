@@ -27,9 +27,9 @@ import torch
 from hybridzoo.datamodules.aerofoil_build import prepare_shape
 from hybridzoo.physics.aerofoil_boundary_layer import N_FEATURES as N_BOUNDARY_LAYER
 from hybridzoo.physics.aerofoil_boundary_layer import aerofoil_boundary_layer
-from hybridzoo.physics.airfoil import cst_fit, repanel
+from hybridzoo.physics.airfoil import MIN_POINTS, cst_fit, repanel
 from hybridzoo.physics.panel import hess_smith
-from hybridzoo.physics.validation import check_tensor
+from hybridzoo.physics.validation import check_positive_int, check_tensor
 
 CST_ORDER = 5
 N_CST = 2 * (CST_ORDER + 1) + 1
@@ -51,6 +51,9 @@ def stored_contours(coords: torch.Tensor, n_per_side: int) -> torch.Tensor:
             has not seen such shapes.
     """
     check_tensor("coords", coords, ndim=3, last_dim=2)
+    n_per_side = check_panels_per_side("n_per_side", n_per_side)
+    if coords.shape[0] == 0:
+        return coords.new_zeros(0, 2 * n_per_side + 1, 2, dtype=torch.float32)
     out = []
     for i, c in enumerate(coords):
         try:
@@ -60,12 +63,27 @@ def stored_contours(coords: torch.Tensor, n_per_side: int) -> torch.Tensor:
     return torch.stack(out).float()  # the data set stores float32
 
 
+#: Fewest panels per surface that make a contour :func:`~hybridzoo.physics.airfoil.check_airfoil` accepts.
+MIN_PANELS_PER_SIDE = MIN_POINTS // 2
+
+
+def check_panels_per_side(name: str, value: object) -> int:
+    """Check a panels-per-surface count (an int >= :data:`MIN_PANELS_PER_SIDE`) and return it."""
+    if check_positive_int(name, value) < MIN_PANELS_PER_SIDE:
+        raise ValueError(f"{name} must be >= {MIN_PANELS_PER_SIDE} (a contour of at least {MIN_POINTS} points), "
+                         f"got {value}")
+    return value
+
+
 def panel_contours(stored: torch.Tensor, n_panels_per_side: int) -> torch.Tensor:
     """Stored contours ``(F, K, 2)`` as the panel method sees them: float64, ``n_panels_per_side`` panels a side.
 
     Contours that already have ``2 n_panels_per_side + 1`` points are used as they are (not re-panelled).
     """
     coords = check_tensor("stored", stored, ndim=3, last_dim=2).double()
+    n_panels_per_side = check_panels_per_side("n_panels_per_side", n_panels_per_side)
+    if coords.shape[0] == 0:
+        return coords.new_zeros(0, 2 * n_panels_per_side + 1, 2)
     if coords.shape[1] != 2 * n_panels_per_side + 1:
         coords = torch.stack([repanel(c, n_panels_per_side) for c in coords])
     return coords

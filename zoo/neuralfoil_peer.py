@@ -23,6 +23,8 @@ def neuralfoil_cl(
     import neuralfoil
 
     device = coords.device
+    if coords.shape[0] == 0:  # no rows: nothing for NeuralFoil to fit
+        return torch.zeros(0, dtype=torch.float64, device=device)
     # NeuralFoil is numpy: everything is brought to the CPU first, so that the row indices below index
     # CPU tensors whatever device the inputs are on.
     coords, alpha, re = (t.detach().double().cpu() for t in (coords, alpha, re))

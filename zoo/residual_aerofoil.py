@@ -34,6 +34,7 @@ from hybridzoo.datamodules.aerofoil_features import (
     N_FEATURES,
     N_PROBLEM,
     aerofoil_inputs,
+    check_panels_per_side,
     panel_contours,
     stored_contours,
 )
@@ -178,25 +179,37 @@ class ResidualAerofoil(HybridModule):
 
         Panels per surface of the data set's stored contours and of the panel method, taken from the
         data module of this model's last fit (kept in its Lightning checkpoints), else from its model card's
-        ``data`` (a loaded checkpoint), else the :class:`~hybridzoo.datamodules.aerofoil.AerofoilDataModule`
+        ``data_summary`` (what the loaded data held: a card written by ``zoo release``), else its ``data``
+        (the generation settings), else the :class:`~hybridzoo.datamodules.aerofoil.AerofoilDataModule`
         defaults (which the zoo config keeps).
         """
         if self._data_resolution is not None:
             return self._data_resolution
-        data = (self.card or {}).get("data") or {}
+        data = self._card_data()
         return int(data.get("n_per_side", N_PER_SIDE)), int(data.get("n_panels_per_side", N_PANELS_PER_SIDE))
 
     def data_range(self) -> tuple[tuple[float, float], tuple[float, float]]:
         """``((alpha_min, alpha_max), (re_min, re_max))`` of the data this model was trained on, α in degrees.
 
-        From the data module of the last fit (kept in Lightning checkpoints), else the model card's ``data``,
-        else the :class:`~hybridzoo.datamodules.aerofoil.AerofoilDataModule` defaults.
+        From the data module of the last fit (kept in Lightning checkpoints), else the model card's
+        ``data_summary``, else its ``data``, else the :class:`~hybridzoo.datamodules.aerofoil.AerofoilDataModule`
+        defaults.
         """
         if self._data_range is not None:
             return self._data_range
-        data = (self.card or {}).get("data") or {}
-        alphas, reynolds = data.get("alphas") or DEFAULT_ALPHAS, data.get("reynolds") or DEFAULT_REYNOLDS
+        data = self._card_data()
+        alphas = data.get("alpha_range_deg") or data.get("alphas") or DEFAULT_ALPHAS
+        reynolds = data.get("reynolds") or DEFAULT_REYNOLDS
         return (float(min(alphas)), float(max(alphas))), (float(min(reynolds)), float(max(reynolds)))
+
+    def _card_data(self) -> dict[str, Any]:
+        """The card's ``data`` settings, overridden by what its ``data_summary`` says the loaded data held.
+
+        The settings say how data would be generated; a data set read from a file (the shipped one, or a
+        path) holds what its file holds, which the summary records.
+        """
+        card = self.card or {}
+        return {**(card.get("data") or {}), **(card.get("data_summary") or {})}
 
     def _warn_outside_data(self, alpha: torch.Tensor, re: torch.Tensor) -> None:
         (a_lo, a_hi), (re_lo, re_hi) = self.data_range()
@@ -258,10 +271,10 @@ class ResidualAerofoil(HybridModule):
                 f"with B = {coords.shape[0]}"
             )
         trained_n_per_side, trained_n_panels = self.data_resolution()
-        n_panels_per_side = check_positive_int(
+        n_panels_per_side = check_panels_per_side(
             "n_panels_per_side", trained_n_panels if n_panels_per_side is None else n_panels_per_side
         )
-        n_per_side = check_positive_int("n_per_side", trained_n_per_side if n_per_side is None else n_per_side)
+        n_per_side = check_panels_per_side("n_per_side", trained_n_per_side if n_per_side is None else n_per_side)
         if not bool(self.stats_fitted):
             warnings.warn(
                 "predict_cl on a model whose feature statistics were never fitted (not trained): the network "

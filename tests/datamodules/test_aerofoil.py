@@ -68,6 +68,11 @@ def test_panel_column_matches_the_panel_method(shipped):
     assert (cl_panel - cl).mean() > 0
 
 
+def test_numpy_numbers_are_numbers():
+    dm = AerofoilDataModule(val_fraction=np.float32(0.1), reynolds=np.array([1e6, 2e6]), alphas=(0, 2))
+    assert dm.generation["reynolds"] == [1e6, 2e6] and dm.generation["alphas"] == [0.0, 2.0]
+
+
 def test_bad_arguments():
     with pytest.raises(ValueError, match="test_fraction"):
         AerofoilDataModule(test_fraction=0.7)
@@ -95,6 +100,12 @@ def test_bad_arguments():
         ({"seed": "0"}, TypeError),
         ({"naca": [10]}, TypeError),  # what YAML makes of naca=[0012]
         ({"naca": "0012"}, TypeError),
+        ({"reynolds": 1e6}, TypeError),  # a number where a list goes: it failed as 'float' is not iterable
+        ({"reynolds": [1e6, "x"]}, TypeError),
+        ({"reynolds": [-1e6]}, ValueError),  # was accepted
+        ({"alphas": []}, ValueError),
+        ({"alphas": [0.0, float("nan")]}, ValueError),
+        ({"val_fraction": True}, TypeError),
     ):
         (name,) = kwargs
         with pytest.raises(error, match=name):
@@ -287,6 +298,7 @@ def test_describe_reports_the_loaded_data_and_warns_on_ignored_settings(shipped,
         dm.setup()
     d = dm.describe()
     assert d["alpha_range_deg"] == [-4.0, 10.0] and d["reynolds"] == [2e5, 1e6, 5e6, 1e7]
+    assert (d["n_per_side"], d["n_panels_per_side"]) == (80, 40)  # the file's contours, the panel method's
     assert d["n_rows"] == int(keep.sum())
     # which bytes were loaded: what a model card keeps beside the init arguments
     import hashlib
@@ -331,3 +343,12 @@ def test_a_resumed_build_reruns_only_the_polars_a_timeout_cut_short(tmp_path, mo
     monkeypatch.setattr(xfoil, "run_polar", run)
     arr = aerofoil_build.build_arrays(reynolds=[3e6], **kw)
     assert calls[-1] == 3e6 and len(calls) == 5 and arr["cl"][0] == 0.1
+
+
+def test_contour_preparation_takes_empty_batches_and_names_a_too_coarse_resolution():
+    from hybridzoo.datamodules.aerofoil_features import panel_contours, stored_contours
+
+    assert stored_contours(torch.zeros(0, 161, 2), 80).shape == (0, 161, 2)
+    assert panel_contours(torch.zeros(0, 161, 2), 60).shape == (0, 121, 2)
+    with pytest.raises(ValueError, match="n_panels_per_side must be >= 4"):
+        panel_contours(torch.zeros(1, 161, 2), 2)

@@ -24,3 +24,8 @@ def test_rows_match_neuralfoil_per_aerofoil_calls():
         assert got[i].item() == pytest.approx(float(np.asarray(ref["CL"]).reshape(-1)[0]), abs=1e-9)
     # lift grows with the angle on one aerofoil, and a symmetric section at 0° has almost none
     assert got[3] > got[0] and abs(got[1].item()) < 0.02
+
+
+def test_no_rows_give_no_lift():
+    cl = neuralfoil_cl(torch.zeros(0, 161, 2, dtype=torch.float64), torch.zeros(0), torch.zeros(0))
+    assert cl.shape == (0,) and cl.dtype == torch.float64

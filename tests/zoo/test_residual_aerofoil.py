@@ -225,6 +225,22 @@ def test_predict_cl_warns_outside_the_training_data():
     with pytest.warns(UserWarning, match=r"re spans 6 to 6, the training data 1e\+06 to 3e\+06"):
         m.predict_cl(foil, inside, torch.full((1, 2), 6.0))  # log10 Re given for Re
     assert ResidualAerofoil(hidden=8, depth=1).data_range() == ((-4.0, 10.0), (2e5, 1e7))  # the data's defaults
+    with pytest.raises(ValueError, match="n_panels_per_side must be >= 4"):  # it was blamed on coords
+        m.predict_cl(foil, inside, torch.full((1, 2), 1e6), n_panels_per_side=2)
+
+
+def test_a_loaded_card_describes_the_data_by_what_it_held_not_by_its_generation_settings():
+    # A model trained on a file of 40-point contours at 0-4 deg and Re 1e6 kept its data module's generation
+    # settings (the defaults: 80 points, -4 to 10 deg, 2e5 to 1e7) in its card's "data": reloaded, it fed the
+    # network other contours and lift, and did not warn at 8 deg
+    m = ResidualAerofoil(hidden=8, depth=1)
+    m.card = {"data": {"n_per_side": 80, "n_panels_per_side": 60, "alphas": [-4.0, 10.0], "reynolds": [2e5, 1e7]},
+              "data_summary": {"n_per_side": 40, "n_panels_per_side": 60, "alpha_range_deg": [0.0, 4.0],
+                               "reynolds": [1e6]}}
+    assert m.data_resolution() == (40, 60)
+    assert m.data_range() == ((0.0, 4.0), (1e6, 1e6))
+    del m.card["data_summary"]  # a card without a summary (save_pretrained without one) keeps the settings
+    assert m.data_resolution() == (80, 60) and m.data_range() == ((-4.0, 10.0), (2e5, 1e7))
 
 
 def test_feature_scaling_is_fitted_on_the_training_rows_only(tmp_path):
