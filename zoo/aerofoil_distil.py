@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import sympy
 import torch
+from hybridzoo.datamodules.aerofoil import AerofoilDataModule
 from hybridzoo.datamodules.aerofoil_features import ALPHA, CST_ORDER, LOG_RE, N_CST, N_FEATURES
 from hybridzoo.physics.airfoil import cst_surface
 from hybridzoo.physics.validation import check_positive_int, check_tensor
@@ -201,6 +202,8 @@ class SymbolicAerofoil(HybridModule):
 
 # ---------------------------------------------------------------------------------------- distillation
 def _training_rows(datamodule: Any) -> TensorDataset:
+    if not isinstance(datamodule, AerofoilDataModule):
+        raise TypeError(f"datamodule must be an AerofoilDataModule, got {type(datamodule).__name__}")
     datamodule.setup("fit")
     rows = getattr(datamodule, "datasets", {}).get("train")
     if not isinstance(rows, TensorDataset) or len(rows.tensors) != 4:

@@ -10,6 +10,7 @@ convolutional network then learns one local correction stencil that works at any
 from __future__ import annotations
 
 import torch
+from hybridzoo.physics.validation import check_positive_int
 from torch import nn
 
 
@@ -41,9 +42,11 @@ class CorrectionCNN(nn.Module):
 
     def __init__(self, width: int = 32, depth: int = 4, kernel: int = 5) -> None:
         super().__init__()
+        for name, value in (("width", width), ("depth", depth), ("kernel", kernel)):
+            check_positive_int(name, value)
         if depth < 2:
             raise ValueError(f"depth must be >= 2, got {depth}")
-        if kernel < 1 or kernel % 2 == 0:
+        if kernel % 2 == 0:
             raise ValueError(f"kernel must be a positive odd integer, got {kernel}")
         layers: list[nn.Module] = []
         channels = self.in_channels

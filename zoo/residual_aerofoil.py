@@ -98,7 +98,7 @@ class ResidualAerofoil(HybridModule):
 
     Args:
         hidden: width of every hidden layer.
-        depth: hidden layers per network.
+        depth: hidden layers per network; PGML's are at least 2 (the physics joins after the first).
         n_curves: aerofoils drawn in the validation Cl-α figure.
         residual_sees_panel: also feed ``Cl_panel`` to the residual network (``Cl_panel + NN(x, Cl_panel)``),
             which lets it scale the inviscid lift; ``False`` is the paper's ``Cl_panel + NN(x)``.

@@ -23,7 +23,13 @@ import time
 from typing import Any
 
 import torch
-from hybridzoo.datamodules.wake_flow import check_wake_cfl, check_wake_geometry, wake_solver, wake_viscosity
+from hybridzoo.datamodules.wake_flow import (
+    check_wake_cfl,
+    check_wake_geometry,
+    min_reynolds,
+    wake_solver,
+    wake_viscosity,
+)
 from hybridzoo.physics.navier_stokes import NavierStokes2D, unroll
 from hybridzoo.physics.validation import check_bool, check_positive_int, check_positive_number, check_tensor
 from hybridzoo.zoo.base import Freeze, HybridModule
@@ -202,6 +208,11 @@ class SolverInTheLoop(HybridModule):
         # would be back-traced beyond the ghost cells and clamped without a word
         dt = self.hparams.dt
         # the solver steps unchecked (speed): a Reynolds number too low for its explicit diffusion is caught here
+        hp = self.hparams
+        lowest = min_reynolds(hp.nx, hp.length_x, dt, hp.inflow_speed, hp.diameter)
+        if re.numel() and float(re.detach().min()) < lowest:
+            raise ValueError(f"re holds {float(re.detach().min()):.4g}, below {lowest:.4g}: the lowest Reynolds number "
+                             f"whose explicit diffusion the model's grid and dt (fixed by its training) are stable for")
         self.solver.check_diffusion(dt, self.viscosity(re))
         self.solver.check_cfl(u, v, dt, context=context,
                               advice=f"dt is the model's, fixed by its training: its states need max|velocity| <= "

@@ -100,13 +100,19 @@ def test_a_time_step_beyond_the_cfl_limit_is_refused_before_anything_is_cached(t
     with pytest.raises(ValueError, match=r"dt=0.45 violates the CFL condition .*max\|u\|"):
         dm.prepare_data()
     assert dm.cache.status() == "missing"
-    # a Reynolds number too low for the explicit diffusion of the reference grid (h = 0.125, dt = 0.05):
-    # refused before the first (unchecked) step, nothing cached
-    low = WakeFlowDataModule(**{**TINY, "re_train": (100.0, 2.0), "warmup": 1.0, "steps": 5, "window": 2,
-                                "rollout_steps": 2}, cache_dir=str(tmp_path))
-    with pytest.raises(ValueError, match="explicit diffusion limit"):
-        low.prepare_data()
-    assert low.cache.status() == "missing"
+    # a Reynolds number too low for the explicit diffusion of the reference grid (h = 0.125, dt = 0.05): refused
+    # at construction, naming the split and the lowest Re (it was the solver's advice to use implicit diffusion,
+    # an option the DataModule does not have, at prepare_data)
+    with pytest.raises(ValueError, match=r"re_train holds Re=2, below 12\.8: the lowest Reynolds number"):
+        WakeFlowDataModule(**{**TINY, "re_train": (100.0, 2.0)}, cache_dir=str(tmp_path))
+    assert not list(tmp_path.rglob("*.npz"))
+
+
+def test_splits_hold_each_reynolds_number_once():
+    with pytest.raises(ValueError, match="re_val and re_test must not share"):
+        WakeFlowDataModule(**{**TINY, "re_val": (300.0,), "re_test": (300.0,)})
+    with pytest.raises(ValueError, match="re_train holds a Reynolds number twice"):
+        WakeFlowDataModule(**{**TINY, "re_train": (100.0, 100.0)})
 
 
 @pytest.mark.parametrize("seed", [1.7, -1, True, "0"])

@@ -167,3 +167,10 @@ def test_bad_input_gives_clear_errors(pretrained, dm):
         distil(pretrained, types.SimpleNamespace(setup=lambda stage=None: None, datasets={}), backend="sindy")
     with pytest.raises(ValueError, match="exactly the term"):
         pretrained.with_terms({"prey": nn.Identity()})
+
+
+def test_distillation_data_names_a_datamodule_of_another_kind():
+    from hybridzoo.zoo.aerofoil_distil import distillation_data
+
+    with pytest.raises(TypeError, match="datamodule must be an AerofoilDataModule, got object"):
+        distillation_data(load_pretrained("residual-aerofoil"), object())  # was an AttributeError on .setup

@@ -130,7 +130,7 @@ def test_mismatched_geometry_and_bad_input(datamodule, tmp_path):
     with pytest.raises(ValueError, match="re must be strictly positive"):
         model.rollout(u, v, -re, 2)
     # the model's solver steps without checks: a Reynolds number too low for explicit diffusion is refused first
-    with pytest.raises(ValueError, match="explicit diffusion limit"):
+    with pytest.raises(ValueError, match=r"re holds 1, below 3\.2: the lowest Reynolds number"):
         model.rollout(u, v, torch.tensor([100.0, 1.0]), 2)
     bad = v.clone()
     bad[0, 2, 2] = float("nan")
@@ -339,3 +339,14 @@ def test_the_2x_baseline_is_compared_step_for_step(datamodule):
     batch["u2x"], batch["v2x"] = batch["u"].clone(), batch["v"].clone()  # a "2x" run that is the reference
     u, v = model.rollouts(batch)["2x"]
     assert float(velocity_mae(u, v, batch["u"][:, 1:], batch["v"][:, 1:]).max()) == 0.0
+
+
+def test_the_correction_cnn_checks_its_sizes_by_name():
+    from hybridzoo.zoo.ns_networks import CorrectionCNN
+
+    with pytest.raises(ValueError, match="width"):
+        CorrectionCNN(width=0)  # was built: a network that can only output 0
+    with pytest.raises(TypeError, match="depth"):
+        CorrectionCNN(depth=2.0)
+    with pytest.raises(ValueError, match="kernel"):
+        CorrectionCNN(kernel=4)
