@@ -110,7 +110,7 @@ def initial_velocity(problem: str, x, y, cos, exp):
 
 
 def ours_row(problem: str, n: int) -> dict:
-    from hybridzoo.datamodules.wake_flow import wake_solver
+    from hybridzoo.datamodules.wake_problem import wake_solver
     from hybridzoo.physics.navier_stokes import NavierStokes2D
 
     c = setup(problem, n)

@@ -23,7 +23,7 @@ import time
 from typing import Any
 
 import torch
-from hybridzoo.datamodules.wake_flow import (
+from hybridzoo.datamodules.wake_problem import (
     check_wake_cfl,
     check_wake_geometry,
     min_reynolds,
@@ -60,7 +60,7 @@ class SolverInTheLoop(HybridModule):
     """A coarse Navier-Stokes solver with a learned per-step correction (SOL) and its NON baseline.
 
     State: face velocities ``u (B, ny, nx + 1)``, ``v (B, ny + 1, nx)`` in m/s of the channel flow
-    past a cylinder (see :func:`hybridzoo.datamodules.wake_flow.wake_solver`), and the Reynolds
+    past a cylinder (see :func:`hybridzoo.datamodules.wake_problem.wake_solver`), and the Reynolds
     number ``re (B,)``; the viscosity is ``inflow_speed * diameter / re``.
 
     Args:

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 import torch
-from hybridzoo.datamodules.wake_flow import WakeFlowDataModule, kick_sign, restrict_faces, wake_solver
+from hybridzoo.datamodules.wake_flow import WakeFlowDataModule
+from hybridzoo.datamodules.wake_problem import kick_sign, restrict_faces, wake_solver
 
 TINY = dict(nx=16, ny=8, length_x=8.0, center=(2.0, 2.0), diameter=1.0, inflow_speed=1.0, dt=0.2, factor=4,
             warmup=4.0, steps=12, re_train=(100.0, 200.0), re_val=(150.0,), re_test=(250.0,), window=4,
