@@ -14,7 +14,7 @@ from __future__ import annotations
 import numbers
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,12 @@ from hybridzoo.datamodules.aerofoil_build import (
     GENERATOR_VERSION,
     build_arrays,
 )
-from hybridzoo.datamodules.aerofoil_features import aerofoil_inputs, check_panels_per_side, panel_contours
+from hybridzoo.datamodules.aerofoil_features import (  # noqa: F401 (MIN_PANELS_PER_SIDE: documented here before)
+    MIN_PANELS_PER_SIDE,
+    aerofoil_inputs,
+    check_panels_per_side,
+    panel_contours,
+)
 from hybridzoo.datamodules.cache import ArrayCache, atomic_write_bytes, sha256_file
 from hybridzoo.physics.validation import check_positive_int
 from torch.utils.data import DataLoader, TensorDataset
@@ -39,13 +44,21 @@ N_PANELS_PER_SIDE, N_PER_SIDE = 60, 80
 
 
 def _numbers(name: str, values: object, positive: bool = False) -> list[float]:
-    """A non-empty sequence of finite real numbers (positive ones with ``positive``) as floats."""
-    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence | np.ndarray):
+    """A non-empty collection of finite real numbers (positive ones with ``positive``) as floats.
+
+    Lists, tuples, sets, ranges and 1-D NumPy arrays or torch tensors; items may be 0-d arrays or tensors.
+    """
+    if isinstance(values, (torch.Tensor, np.ndarray)):
+        if values.ndim != 1:
+            raise TypeError(f"{name} must be a list of numbers (a 1-D array), got {values.ndim}-D {values!r}")
+        values = values.tolist()
+    if isinstance(values, (str, bytes, Mapping)) or not isinstance(values, Iterable):
         raise TypeError(f"{name} must be a list of numbers, got {values!r}")
-    if not len(values):
+    values = [v.item() if isinstance(v, (torch.Tensor, np.ndarray)) and v.ndim == 0 else v for v in values]
+    if not values:
         raise ValueError(f"{name} must hold at least one number, got {values!r}")
     if any(isinstance(v, bool) or not isinstance(v, numbers.Real) for v in values):
-        raise TypeError(f"{name} must hold real numbers, got {list(values)!r}")
+        raise TypeError(f"{name} must hold real numbers, got {values!r}")
     out = [float(v) for v in values]
     if not all(np.isfinite(out)) or (positive and min(out) <= 0):
         raise ValueError(f"{name} must hold finite{' positive' if positive else ''} numbers, got {out}")

@@ -208,12 +208,14 @@ class SolverInTheLoop(HybridModule):
         # would be back-traced beyond the ghost cells and clamped without a word
         dt = self.hparams.dt
         # the solver steps unchecked (speed): a Reynolds number too low for its explicit diffusion is caught here
-        hp = self.hparams
-        lowest = min_reynolds(hp.nx, hp.length_x, dt, hp.inflow_speed, hp.diameter)
-        if re.numel() and float(re.detach().min()) < lowest:
+        try:
+            self.solver.check_diffusion(dt, self.viscosity(re))
+        except ValueError:  # its advice (implicit diffusion, a smaller dt) is not the model's to take
+            hp = self.hparams
+            lowest = min_reynolds(hp.nx, hp.length_x, dt, hp.inflow_speed, hp.diameter)
             raise ValueError(f"re holds {float(re.detach().min()):.4g}, below {lowest:.4g}: the lowest Reynolds number "
-                             f"whose explicit diffusion the model's grid and dt (fixed by its training) are stable for")
-        self.solver.check_diffusion(dt, self.viscosity(re))
+                             f"whose explicit diffusion the model's grid and dt (fixed by its training) are stable "
+                             f"for") from None
         self.solver.check_cfl(u, v, dt, context=context,
                               advice=f"dt is the model's, fixed by its training: its states need max|velocity| <= "
                                      f"{self.solver.max_cfl * self.solver.h / dt:.4g} m/s")

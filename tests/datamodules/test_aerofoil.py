@@ -71,6 +71,12 @@ def test_panel_column_matches_the_panel_method(shipped):
 def test_numpy_numbers_are_numbers():
     dm = AerofoilDataModule(val_fraction=np.float32(0.1), reynolds=np.array([1e6, 2e6]), alphas=(0, 2))
     assert dm.generation["reynolds"] == [1e6, 2e6] and dm.generation["alphas"] == [0.0, 2.0]
+    # tensors and sets, as before the checks; a 0-d array is named, not a len() error
+    dm = AerofoilDataModule(reynolds=torch.tensor([1e6, 2e6]), alphas=[torch.tensor(1.0), np.float64(2.0)])
+    assert dm.generation["reynolds"] == [1e6, 2e6] and dm.generation["alphas"] == [1.0, 2.0]
+    assert AerofoilDataModule(reynolds={1e6}).generation["reynolds"] == [1e6]
+    with pytest.raises(TypeError, match="reynolds must be a list of numbers"):
+        AerofoilDataModule(reynolds=np.array(1e6))
 
 
 def test_bad_arguments():

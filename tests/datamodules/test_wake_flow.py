@@ -106,7 +106,14 @@ def test_a_time_step_beyond_the_cfl_limit_is_refused_before_anything_is_cached(t
     # an option the DataModule does not have, at prepare_data)
     with pytest.raises(ValueError, match=r"re_train holds Re=2, below 12\.8: the lowest Reynolds number"):
         WakeFlowDataModule(**{**TINY, "re_train": (100.0, 2.0)}, cache_dir=str(tmp_path))
-    assert not list(tmp_path.rglob("*.npz"))
+    # at the limit the constructor and the solver's own check agree (the same test, the same arithmetic):
+    # Re = 0.8064 passed construction and then failed in generate() before
+    edge = dict(nx=32, ny=16, length_x=8.0, center=(2.125, 2.125), diameter=0.3, inflow_speed=0.3, factor=2,
+                dt=0.07, warmup=0.0, steps=3, window=1, rollout_steps=1, re_val=(5.0,), re_test=(6.0,),
+                progress=False, cache_dir=str(tmp_path))
+    with pytest.raises(ValueError, match="re_train holds Re=0.8064, below"):
+        WakeFlowDataModule(**edge, re_train=(0.8064,))
+    WakeFlowDataModule(**edge, re_train=(0.8065,)).generate()
 
 
 def test_splits_hold_each_reynolds_number_once():
