@@ -169,8 +169,8 @@ class AerofoilDataModule(L.LightningDataModule):
         self.generation = {
             "n_uiuc": int(n_uiuc),
             "naca": list(naca),
-            "reynolds": [float(r) for r in reynolds],
-            "alphas": [float(a) for a in alphas],
+            "reynolds": reynolds,  # floats, as _numbers returns them
+            "alphas": alphas,
             "n_per_side": int(n_per_side),
             "seed": int(seed),
         }

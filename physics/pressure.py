@@ -144,9 +144,10 @@ class PoissonOperator:
         # The null space: a constant on each fluid region that no outflow face touches. Its label is the
         # region's number among those (0..K-1); solid cells and outflow-bound regions get K.
         regions = fluid_regions(fluid, self._wx, self._wy)
-        bound = regions[:, -1][self._wx[:, -1] > 0] if x_rule == "neumann-dirichlet" else regions.new_empty(0)
-        closed = [k for k in range(int(regions.max()) + 1) if k not in set(bound.tolist())]
-        lookup = torch.full((int(regions.max()) + 2,), len(closed), dtype=torch.int64)
+        n_regions = int(regions.max()) + 1
+        bound = set(regions[:, -1][self._wx[:, -1] > 0].tolist()) if x_rule == "neumann-dirichlet" else set()
+        closed = [k for k in range(n_regions) if k not in bound]
+        lookup = torch.full((n_regions + 1,), len(closed), dtype=torch.int64)
         lookup[torch.tensor(closed, dtype=torch.int64)] = torch.arange(len(closed))
         self._closed = lookup[regions].reshape(-1)  # regions -1 (solid) read the last entry: K
         #: the number of closed fluid regions: the null space's dimension (0: the operator is invertible)
