@@ -39,6 +39,7 @@ from hybridzoo.datamodules.aerofoil_features import (
     stored_contours,
 )
 from hybridzoo.physics.validation import check_positive_int, check_tensor
+from hybridzoo.zoo.aerofoil_networks import MLPHead, PGMLNet
 from hybridzoo.zoo.aerofoil_plots import cl_alpha_figure, error_histogram
 from hybridzoo.zoo.base import Freeze, HybridModule
 from hybridzoo.zoo.neuralfoil_peer import neuralfoil_cl
@@ -51,40 +52,6 @@ _LOSSES = {
     "l1": torch.nn.functional.l1_loss,
     "huber": lambda a, b: torch.nn.functional.huber_loss(a, b, delta=0.05),
 }
-
-
-def _mlp(width_in: int, hidden: int, depth: int) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for _ in range(depth):
-        layers += [nn.Linear(width_in, hidden), nn.SiLU()]
-        width_in = hidden
-    return nn.Sequential(*layers)
-
-
-class MLPHead(nn.Module):
-    """``(B, F)`` standardised features → ``(B,)``."""
-
-    def __init__(self, n_in: int, hidden: int, depth: int) -> None:
-        super().__init__()
-        self.body = _mlp(n_in, hidden, depth)
-        self.out = nn.Linear(hidden, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
-        return self.out(self.body(x)).squeeze(-1)
-
-
-class PGMLNet(nn.Module):
-    """PGML: the physics outputs ``(B, P)`` join the features after the first hidden layer (Pawar et al. 2021)."""
-
-    def __init__(self, n_in: int, hidden: int, depth: int, n_physics: int = 1) -> None:
-        super().__init__()
-        self.first = _mlp(n_in, hidden, 1)
-        self.rest = _mlp(hidden + n_physics, hidden, max(depth - 1, 1))
-        self.out = nn.Linear(hidden, 1)
-
-    def forward(self, x: torch.Tensor, physics: torch.Tensor) -> torch.Tensor:  # noqa: D102
-        h = torch.cat([self.first(x), physics], -1)
-        return self.out(self.rest(h)).squeeze(-1)
 
 
 class ResidualAerofoil(HybridModule):
