@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 
 def fluid_regions(fluid: torch.Tensor, wx: torch.Tensor, wy: torch.Tensor) -> torch.Tensor:
@@ -37,21 +39,14 @@ def fluid_regions(fluid: torch.Tensor, wx: torch.Tensor, wy: torch.Tensor) -> to
         a.append(lo[open_])
         b.append(hi[open_])
     a, b = np.concatenate(a), np.concatenate(b)
-    # Min-label propagation with pointer jumping: every label is the index of a cell of the same region, so
-    # lab[lab] is too, and the labels settle on each region's smallest cell index.
-    lab = np.arange(ny * nx)
-    while True:
-        low = np.minimum(lab[a], lab[b])
-        new = lab.copy()
-        np.minimum.at(new, a, low)
-        np.minimum.at(new, b, low)
-        while not np.array_equal(new, new[new]):
-            new = new[new]
-        if np.array_equal(new, lab):
-            break
-        lab = new
+    # Linear time (scipy's graph search); a min-label propagation took seconds on a 1024² serpentine channel,
+    # whose path is as long as the grid has cells.
+    graph = coo_matrix((np.ones(a.size, dtype=np.int8), (a, b)), shape=(ny * nx, ny * nx))
+    _, root = connected_components(graph, directed=False)
     solid = (fluid == 0).cpu().numpy().reshape(-1)
-    _, labels = np.unique(lab[~solid], return_inverse=True)
+    # connected_components numbers components in the order of their first cell; dropping solid cells' own
+    # one-cell components and renumbering keeps that order.
+    _, labels = np.unique(root[~solid], return_inverse=True)
     out = np.full(ny * nx, -1, dtype=np.int64)
-    out[~solid] = labels  # np.unique sorts the roots, which are each region's first cell in row-major order
+    out[~solid] = labels
     return torch.from_numpy(out.reshape(ny, nx))

@@ -35,3 +35,20 @@ def test_a_ring_encloses_a_pocket_and_diagonal_neighbours_do_not_connect():
     assert lab.max() == 1 and (lab[2:5, 2:5] == 1).all()
     diag = torch.tensor([[False, True], [True, False]])  # two fluid cells that only touch at a corner
     assert set(_labels(diag, "neumann")[~diag].tolist()) == {0, 1}
+
+
+def test_a_serpentine_channel_is_one_region_until_one_wall_gap_is_closed():
+    # Walls on every other row, each with one gap, alternately at the right and left end: one path through all
+    # 64 x 64 cells, the longest a region can be. Closing the gap of wall k cuts the rows below it off.
+    n = 64
+    solid = torch.zeros(n, n, dtype=torch.bool)
+    rows = list(range(1, n - 1, 2))
+    for k, r in enumerate(rows):
+        solid[r, :] = True
+        solid[r, n - 1 if k % 2 == 0 else 0] = False
+    lab = _labels(solid, "neumann")
+    assert (lab[~solid] == 0).all()
+    k = 10
+    solid[rows[k], :] = True
+    lab = _labels(solid, "neumann")
+    assert (lab[: rows[k]][~solid[: rows[k]]] == 0).all() and (lab[rows[k] + 1 :][~solid[rows[k] + 1 :]] == 1).all()
