@@ -13,7 +13,7 @@ import math
 import numpy as np
 import torch
 from hybridzoo.datamodules.splits import SEED_LIMIT, SplitDataModule, check_num_workers, check_seed
-from hybridzoo.physics.validation import check_positive_int
+from hybridzoo.physics.validation import check_positive_int, is_real_number
 from torch.utils.data import TensorDataset
 
 #: Largest value of a digits pixel (each is a count of ink bits in a 4×4 block).
@@ -24,7 +24,7 @@ DIGITS_CLASSES = 10
 
 
 def _check_fraction(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if not is_real_number(value):
         raise TypeError(f"{name} must be a number, got {type(value).__name__}")
     if not 0.0 < float(value) < 1.0:
         raise ValueError(f"{name} must lie strictly between 0 and 1, got {value}")

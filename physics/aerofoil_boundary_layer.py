@@ -7,6 +7,7 @@ of transition and separation are the network inputs of the residual aerofoil mod
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import torch
@@ -90,6 +91,8 @@ def aerofoil_boundary_layer(
             f"solution must be batched over aerofoils and angles (vt (B, A, N)), got vt {tuple(vt.shape)}"
         )
     b, a, n = vt.shape
+    if isinstance(re, bool) or not isinstance(re, (numbers.Real, torch.Tensor)):
+        raise TypeError(f"re must be a real number or a tensor, got {type(re).__name__}")
     re_t = check_tensor("re", torch.as_tensor(re, dtype=vt.dtype, device=vt.device), positive=True)
     if re_t.ndim and re_t.shape != (b, a):
         raise ValueError(f"re must be a scalar or (B, A) = {(b, a)}, got shape {tuple(re_t.shape)}")

@@ -11,6 +11,7 @@ Conventions used throughout the zoo:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from os import PathLike
@@ -67,7 +68,8 @@ def naca4(
     """
     n = check_positive_int("n_per_side", n_per_side)
     tensors = [v for v in (m, p, t) if isinstance(v, torch.Tensor)]
-    dtype = dtype or (tensors[0].dtype if tensors else torch.get_default_dtype())
+    dtype = dtype or (functools.reduce(torch.promote_types, [v.dtype for v in tensors]) if tensors
+                      else torch.get_default_dtype())
     device = device or (tensors[0].device if tensors else None)
     m, p, t = (torch.as_tensor(v, dtype=dtype, device=device) for v in (m, p, t))
     scalar = m.ndim == 0 and p.ndim == 0 and t.ndim == 0
@@ -324,7 +326,11 @@ def cst_fit(coords: torch.Tensor, order: int = 5) -> torch.Tensor:
     ile = flat[..., 0].argmin(-1)[:, None]  # (B, 1)
     te_thick = flat[:, 0, 1] - flat[:, -1, 1]  # (B,)
     psi = flat[..., 0].clamp(0, 1)
-    basis = (psi.sqrt() * (1 - psi))[..., None] * _bernstein(psi, order)  # (B, K, order + 1)
+    # sqrt has an infinite slope at the leading edge (psi = 0), which made every coordinate gradient NaN
+    # (inf * 0); the double where takes the one-sided 0 there instead
+    inside = psi > 0
+    root = torch.where(inside, torch.where(inside, psi, 1.0).sqrt(), 0.0)
+    basis = (root * (1 - psi))[..., None] * _bernstein(psi, order)  # (B, K, order + 1)
     weights = []
     # Both surfaces share the leading-edge point; zeroed rows drop the other surface's points from
     # each least-squares problem, so that all contours are fitted in one batched call.

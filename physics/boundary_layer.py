@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import torch
 from hybridzoo.physics.boundary_layer_native import march_native
 from hybridzoo.physics.tensor_cache import per_device
-from hybridzoo.physics.validation import check_tensor
+from hybridzoo.physics.validation import check_solver_dtype, check_tensor
 
 LAMBDA_SEPARATION = -0.09
 H_TURBULENT_START = 1.4
@@ -183,7 +183,7 @@ def march(
     Returns:
         :class:`SurfaceLayer` with θ and H at every station and the event station indices.
     """
-    check_tensor("ue", ue, ndim=2, positive=True)
+    check_solver_dtype("ue", check_tensor("ue", ue, ndim=2, positive=True))
     check_tensor("s", s, ndim=2, positive=True)
     if s.shape != ue.shape:
         raise ValueError(f"s {tuple(s.shape)} and ue {tuple(ue.shape)} must have the same shape (M, P)")

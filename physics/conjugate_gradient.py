@@ -10,6 +10,7 @@ import math
 from collections.abc import Callable
 
 import torch
+from hybridzoo.physics.validation import is_real_number
 
 
 def default_tol(dtype: torch.dtype) -> float:
@@ -21,7 +22,7 @@ def check_tolerance(name: str, tol: object) -> float | None:
     """Check a relative tolerance: ``None`` (the dtype's default) or a real number in ``(0, 1)``."""
     if tol is None:
         return None
-    if isinstance(tol, bool) or not isinstance(tol, (int, float)):
+    if not is_real_number(tol):
         raise TypeError(f"{name} must be a real number in (0, 1) or None, got {type(tol).__name__} {tol!r}")
     if not 0 < float(tol) < 1:  # also rejects NaN
         raise ValueError(f"{name} must be a relative residual in (0, 1), got {tol!r}")

@@ -50,7 +50,8 @@ class NavierStokes2D:
         x_boundary: ``"periodic"`` or ``"inflow-outflow"``.
         y_boundary: ``"periodic"``, ``"noslip"`` or ``"slip"``.
         solid: ``(ny, nx)`` bool mask of obstacle cells, or ``None``.
-        inflow: ``(ny,)`` inflow velocity profile on the left face (m/s); required for inflow-outflow.
+        inflow: ``(ny,)`` inflow velocity profile on the left face (m/s); required for inflow-outflow. A
+            constant of the solver: one that requires grad is refused, since no gradient would reach it.
         advection: ``"maccormack"`` (second order, limited) or ``"semi-lagrangian"``.
         diffusion: ``"explicit"`` (needs ``nu dt / h² <= 1/4``) or ``"implicit"``.
         max_cfl: largest ``dt * max|u| / h`` a step accepts.
@@ -103,6 +104,9 @@ class NavierStokes2D:
             if inflow is None:
                 raise ValueError("inflow is required when x_boundary='inflow-outflow'")
             inflow = check_tensor("inflow", inflow, ndim=1)
+            if inflow.requires_grad:  # it is a constant of the solver, cached per dtype and device
+                raise ValueError("inflow must not require grad: no gradient reaches the inflow profile; "
+                                 "pass inflow.detach()")
             if inflow.shape[0] != ny:
                 raise ValueError(f"inflow must have shape ({ny},), got {tuple(inflow.shape)}")
             inflow = inflow.detach().double().cpu()

@@ -20,7 +20,7 @@ from dataclasses import dataclass, fields
 
 import torch
 from hybridzoo.physics.airfoil import check_airfoil
-from hybridzoo.physics.validation import check_tensor
+from hybridzoo.physics.validation import check_solver_dtype, check_tensor, is_real_number
 
 _INV_2PI = 1.0 / (2.0 * math.pi)
 
@@ -152,14 +152,14 @@ def system_residual(coords: torch.Tensor, alpha: torch.Tensor, solution: PanelSo
 
 
 def _prepare(coords: object, alpha: object) -> tuple[torch.Tensor, torch.Tensor, bool, bool]:
-    coords = check_airfoil(coords, "coords")
+    coords = check_solver_dtype("coords", check_airfoil(coords, "coords"))
     if coords.ndim not in (2, 3):
         raise ValueError(f"coords must have shape (K, 2) or (B, K, 2), got {tuple(coords.shape)}")
     squeeze = coords.ndim == 2
     if squeeze:
         coords = coords[None]
     if not isinstance(alpha, torch.Tensor):
-        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)):
+        if not is_real_number(alpha):
             raise TypeError(f"alpha must be a tensor or a real number (radians), got {type(alpha).__name__}")
         alpha = torch.tensor(float(alpha), dtype=coords.dtype, device=coords.device)
     alpha = check_tensor("alpha", alpha, ndim=(0, 1, 2))

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from hybridzoo.physics.validation import check_positive_int, check_positive_number, check_tensor
+from hybridzoo.physics.validation import check_positive_int, check_positive_number, check_tensor, is_real_number
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ class ParallelBeamGeometry:
         check_positive_number("angle_range", self.angle_range)
         if self.angle_range > 2 * math.pi + 1e-12:
             raise ValueError(f"angle_range must be at most 2*pi, got {self.angle_range}")
-        if isinstance(self.angle_start, bool) or not isinstance(self.angle_start, (int, float)):
+        if not is_real_number(self.angle_start):
             raise TypeError(f"angle_start must be a real number, got {type(self.angle_start).__name__}")
         if not math.isfinite(self.angle_start):
             raise ValueError(f"angle_start must be finite, got {self.angle_start}")
@@ -245,8 +245,6 @@ class RayTransform:
         if tuple(x.shape[-2:]) != in_shape:
             want = f"(..., {in_shape[0]}, {in_shape[1]})"
             raise ValueError(f"{name} must have shape {want}, got {tuple(x.shape)}")
-        if x.is_complex():
-            raise TypeError(f"{name} must be real, got {x.dtype}")
         # Half precisions: sparse matmul lacks them (CPU), so compute in float32 and cast back.
         compute = torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
         mat, mat_t = self.matrices(x.device, compute)

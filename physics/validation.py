@@ -26,8 +26,8 @@ def check_tensor(
     """
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if floating and not (x.is_floating_point() or x.is_complex()):
-        raise TypeError(f"{name} must have a floating dtype, got {x.dtype}")
+    if floating and not x.is_floating_point():  # complex is refused too: every quantity here is real
+        raise TypeError(f"{name} must have a real floating dtype, got {x.dtype}")
     if dtype is not None and x.dtype != dtype:
         raise TypeError(f"{name} must have dtype {dtype}, got {x.dtype}")
     if ndim is not None:
@@ -46,6 +46,17 @@ def check_tensor(
     return x
 
 
+def check_solver_dtype(name: str, x: torch.Tensor) -> torch.Tensor:
+    """Check that ``x`` is float32 or float64 (``TypeError`` naming ``name`` otherwise) and return it.
+
+    Half precisions are refused: a linear solve or a boundary-layer march in float16/bfloat16 overflows or
+    loses every digit (a Reynolds number of 1e6 is ``inf`` in float16).
+    """
+    if x.dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"{name} must be float32 or float64, got {x.dtype}")
+    return x
+
+
 def check_time_grid(name: str, t: object) -> torch.Tensor:
     """Check that ``t`` is a finite, 1-D, strictly increasing tensor with at least two points."""
     t = check_tensor(name, t, ndim=1)
@@ -56,9 +67,14 @@ def check_time_grid(name: str, t: object) -> torch.Tensor:
     return t
 
 
+def is_real_number(value: object) -> bool:
+    """Whether ``value`` is a real scalar: Python's or NumPy's ints and floats, not a bool (nor a tensor)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
 def check_positive_number(name: str, value: object, *, allow_zero: bool = False) -> float:
     """Check a positive (or non-negative) finite real scalar (NumPy's included, bool not) and return it as a float."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    if not is_real_number(value):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
     v = float(value)
     if not (v == v and abs(v) != float("inf")):

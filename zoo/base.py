@@ -22,6 +22,7 @@ from typing import Any, ClassVar, Literal
 
 import lightning as L
 import torch
+from hybridzoo.physics.validation import is_real_number
 
 Freeze = Literal["none", "network", "physics"]
 #: checkpoint entry that says the run fine-tunes trained weights (:attr:`HybridModule.fine_tuning`)
@@ -63,11 +64,11 @@ class HybridModule(L.LightningModule):
         super().__init__()
         if freeze not in _FREEZE_CHOICES:
             raise ValueError(f"freeze must be one of {_FREEZE_CHOICES}, got {freeze!r}")
-        if not (isinstance(lr, (int, float)) and lr > 0):
+        if not (is_real_number(lr) and lr > 0):
             raise ValueError(f"lr must be a positive number, got {lr!r}")
-        if not (isinstance(weight_decay, (int, float)) and weight_decay >= 0):
+        if not (is_real_number(weight_decay) and weight_decay >= 0):
             raise ValueError(f"weight_decay must be a non-negative number, got {weight_decay!r}")
-        if not (isinstance(adam_beta2, (int, float)) and 0.0 <= adam_beta2 < 1.0):
+        if not (is_real_number(adam_beta2) and 0.0 <= adam_beta2 < 1.0):
             raise ValueError(f"adam_beta2 must be a number in [0, 1), got {adam_beta2!r}")
         self._base_lr = float(lr)
         self._base_weight_decay = float(weight_decay)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import sympy
-from hybridzoo.physics.validation import check_positive_int
+from hybridzoo.physics.validation import check_positive_int, is_real_number
 from hybridzoo.zoo.symbolic import check_input_names, parse_expression
 
 BACKENDS = ("auto", "pysr", "sindy")
@@ -175,7 +175,7 @@ def fit_pysr(
         BackendUnavailable: PySR cannot start here, fails, or does not finish within ``timeout`` seconds.
     """
     inputs, target, input_names = _check_samples(inputs, target, input_names)
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+    if not is_real_number(timeout) or not timeout > 0:
         raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
     ok, why = pysr_available()
     if not ok:

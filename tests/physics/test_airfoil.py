@@ -215,6 +215,32 @@ def test_cst_recovers_its_own_shape_and_fits_naca():
     assert cst_fit(torch.stack([naca, naca]), 5).shape == (2, 13)
 
 
+def test_cst_fit_is_differentiable_at_the_leading_edge_point():
+    # The leading-edge point of a normalised contour has x = 0, where sqrt's slope is infinite: every
+    # coordinate's gradient came out NaN.
+    coords = naca4_from_code("2412", 12, dtype=F64).requires_grad_()
+    assert coords[12, 0].item() == 0.0
+    (grad,) = torch.autograd.grad(cst_fit(coords, 3).square().sum(), coords)
+    assert torch.isfinite(grad).all() and grad.abs().sum() > 0
+    interior = coords.detach()[1:-1].clone().requires_grad_()  # the trailing-edge points stay fixed
+    keep = torch.ones(coords.shape[0], dtype=torch.bool)
+    keep[12] = False  # away from the leading edge, where the fit is smooth, the gradient is checked
+    le = coords.detach()[12]
+
+    def fit(inner: torch.Tensor) -> torch.Tensor:
+        full = torch.cat([coords.detach()[:1], inner, coords.detach()[-1:]])
+        return cst_fit(torch.where(keep[:, None], full, le), 3)
+
+    assert torch.autograd.gradcheck(fit, (interior,))
+
+
+def test_naca4_promotes_mixed_tensor_dtypes():
+    m32, t64 = torch.tensor(0.02), torch.tensor(0.12, dtype=F64)
+    assert naca4(m32, 0.4, t64, 10).dtype == F64  # the float32 m used to set the dtype and round t
+    assert naca4(t64 * 0 + 0.02, 0.4, t64.float(), 10).dtype == F64
+    assert naca4(m32, 0.4, 0.12, 10).dtype == torch.float32
+
+
 def test_cst_fit_of_a_batch_equals_one_contour_at_a_time():
     # Contours with their leading edge at different indices (40 upper points and 80 lower, and the
     # reverse) share one batched least-squares call.

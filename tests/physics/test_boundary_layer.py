@@ -286,10 +286,15 @@ def test_bad_inputs_name_the_argument():
         march(*two, 1e6, trip=torch.tensor([0.1, 0.2, 0.3], dtype=F64))
     with pytest.raises(TypeError, match="re"):
         march(*two, "1e6")
+    with pytest.raises(TypeError, match="ue must be float32 or float64"):
+        march(ue.half(), s.half(), 1e6)  # 1e6 is inf in float16: it used to blame re
     march(*two, torch.tensor([1e6, 2e6], dtype=F64), trip=torch.tensor([0.1, 0.2], dtype=F64))
     sol = hess_smith(naca("0012")[None], torch.zeros(1, 2, dtype=F64))
     with pytest.raises(ValueError, match=r"re must be a scalar or \(B, A\)"):
         aerofoil_boundary_layer(sol, torch.ones(3, dtype=F64) * 1e6)
+    for bad in (True, "1e6", None):  # True used to pass as Re = 1
+        with pytest.raises(TypeError, match="re must be a real number or a tensor"):
+            aerofoil_boundary_layer(sol, bad)
     with pytest.raises(ValueError, match="batched"):
         aerofoil_boundary_layer(hess_smith(naca("0012"), 0.1), 1e6)
     with pytest.raises(ValueError, match="trip"):

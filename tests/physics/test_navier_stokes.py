@@ -167,6 +167,10 @@ def test_bad_input_is_rejected_with_the_argument_named():
         s.step(u.numpy(), v, 0.1, 1e-3)
     with pytest.raises(ValueError, match="inflow"):
         NavierStokes2D(8, 4, 1.0, x_boundary="inflow-outflow")
+    with pytest.raises(ValueError, match="inflow must not require grad"):  # it was detached without a word
+        NavierStokes2D(8, 4, 1.0, x_boundary="inflow-outflow", inflow=torch.ones(4, requires_grad=True))
+    with pytest.raises(TypeError, match="nu must have a real floating dtype"):
+        s.step(u, v, 0.1 * s.h, torch.tensor(1e-3 + 0j))
     with pytest.raises(ValueError, match="solid"):
         NavierStokes2D(8, 4, 1.0, solid=torch.zeros(4, 7, dtype=torch.bool))
     with pytest.raises(ValueError, match="y_boundary"):

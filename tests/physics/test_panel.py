@@ -161,6 +161,20 @@ def test_bad_inputs_name_the_argument():
         hess_smith(torch.cat([c[:5], c[4:]]), 0.1)  # repeated point
     with pytest.raises(TypeError, match="coords"):
         hess_smith(c.tolist(), 0.1)
+    with pytest.raises(TypeError, match="alpha must have a real floating dtype"):
+        hess_smith(c, torch.tensor(0.1 + 0.5j))  # its imaginary part used to be dropped
+    for half in (torch.float16, torch.bfloat16):
+        with pytest.raises(TypeError, match="coords must be float32 or float64"):
+            hess_smith(c.to(half), 0.1)
+
+
+def test_numpy_angles_of_any_precision_are_real_numbers():
+    c = naca4_from_code("2412", 20, dtype=F64)
+    ref = hess_smith(c, 0.1).cl
+    torch.testing.assert_close(hess_smith(c, np.float64(0.1)).cl, ref)
+    torch.testing.assert_close(hess_smith(c, np.float32(0.1)).cl, hess_smith(c, float(np.float32(0.1))).cl)
+    with pytest.raises(TypeError, match="alpha"):
+        hess_smith(c, np.bool_(True))
 
 
 def test_chord_is_validated():
