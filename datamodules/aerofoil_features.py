@@ -85,7 +85,7 @@ def panel_contours(stored: torch.Tensor, n_panels_per_side: int) -> torch.Tensor
     if coords.shape[0] == 0:
         return coords.new_zeros(0, 2 * n_panels_per_side + 1, 2)
     if coords.shape[1] != 2 * n_panels_per_side + 1:
-        coords = torch.stack([repanel(c, n_panels_per_side) for c in coords])
+        coords = repanel(coords, n_panels_per_side)
     return coords
 
 

@@ -182,21 +182,35 @@ def _segments_cross(coords: torch.Tensor) -> torch.Tensor:
     # MPS has no float64: the check is cheap enough to run on the CPU there.
     device = torch.device("cpu") if coords.device.type == "mps" else coords.device
     coords = coords.detach().to(device=device, dtype=torch.float64)
-    a, b = coords[..., :-1, :], coords[..., 1:, :]
-    k = a.shape[-2]
+    lead, k = coords.shape[:-2], coords.shape[-2] - 1
+    flat = coords.reshape(-1, k + 1, 2)
+    # On a CPU, chunks whose (k, k) matrices fit in a core's cache (~256 KB) run 3-4x faster than one batch
+    # of them all (300 contours of 161 points: 37 against 144 ms); a GPU takes the whole batch at once.
+    chunk = max(1, 2**15 // max(1, k * k)) if device.type == "cpu" else max(1, flat.shape[0])
+    far = _far_pairs(k, device)
+    out = [_crossing(flat[i : i + chunk], far) for i in range(0, flat.shape[0], chunk)]
+    return (torch.cat(out) if out else flat.new_zeros(0, dtype=torch.bool)).reshape(lead)
+
+
+def _crossing(coords: torch.Tensor, far: torch.Tensor) -> torch.Tensor:
+    a, b = coords[:, :-1], coords[:, 1:]
     # side[i, j]: orientation of point j against segment i (a_i -> b_i). Segment j runs from point j to
-    # point j + 1, so the four orientation tests of the pair (i, j) are entries of this one matrix.
-    ai, bi, p = a[..., :, None, :], b[..., :, None, :], coords[..., None, :, :]
-    side = (bi[..., 0] - ai[..., 0]) * (p[..., 1] - ai[..., 1]) - (bi[..., 1] - ai[..., 1]) * (p[..., 0] - ai[..., 0])
-    d1, d2 = side[..., :, :-1], side[..., :, 1:]  # a_j and b_j against segment i
-    d3, d4 = d1.transpose(-1, -2), d2.transpose(-1, -2)  # a_i and b_i against segment j
-    cross = (d1 * d2 < 0) & (d3 * d4 < 0)
-    idx = torch.arange(k, device=coords.device)
+    # point j + 1, so the four orientation tests of the pair (i, j) are entries of this one matrix: a_j and
+    # b_j against segment i straddle it where apart[i, j], and a_i and b_i against segment j where apart[j, i].
+    e = b - a
+    side = e[:, :, None, 0] * (coords[:, None, :, 1] - a[:, :, None, 1])
+    side -= e[:, :, None, 1] * (coords[:, None, :, 0] - a[:, :, None, 0])
+    apart = side[:, :, :-1] * side[:, :, 1:] < 0
+    return (apart & apart.mT & far).flatten(1).any(1)
+
+
+@functools.lru_cache(maxsize=16)
+def _far_pairs(k: int, device: torch.device) -> torch.Tensor:
+    """``(k, k)``: pairs of segments of a closed polyline of ``k`` segments that share no end point."""
+    idx = torch.arange(k, device=device)
     far = (idx[:, None] - idx[None, :]).abs() > 1
-    far &= ~(
-        ((idx[:, None] == 0) & (idx[None, :] == k - 1)) | ((idx[:, None] == k - 1) & (idx[None, :] == 0))
-    )
-    return (cross & far).flatten(-2).any(-1)
+    far[0, k - 1] = far[k - 1, 0] = False  # the first and last segments meet at the trailing edge
+    return far
 
 
 def check_airfoil(coords: object, name: str = "coords", *, max_te_gap: float = MAX_TE_GAP) -> torch.Tensor:
@@ -244,44 +258,59 @@ def normalize(coords: torch.Tensor) -> torch.Tensor:
     return torch.stack([x, y], -1)
 
 
-def _drop_duplicates(coords: torch.Tensor) -> torch.Tensor:
-    keep = torch.ones(coords.shape[0], dtype=torch.bool, device=coords.device)
-    keep[1:] = (coords[1:] - coords[:-1]).norm(dim=-1) > 1e-9
-    return coords[keep]
-
-
 def _interp(s: torch.Tensor, xp: torch.Tensor, fp: torch.Tensor) -> torch.Tensor:
-    """1-D linear interpolation of ``fp (M, 2)`` sampled at increasing ``xp (M,)`` at points ``s``."""
-    s = s.clamp(xp[0], xp[-1])  # no extrapolation: the weight below stays in [0, 1]
-    i = torch.searchsorted(xp, s).clamp(1, xp.numel() - 1)
-    w = ((s - xp[i - 1]) / (xp[i] - xp[i - 1]).clamp_min(1e-15)).clamp(0, 1)[:, None]
-    return fp[i - 1] * (1 - w) + fp[i] * w
+    """Linear interpolation of ``fp (B, M, 2)`` sampled at non-decreasing ``xp (B, M)`` at points ``s (B, P)``."""
+    s = torch.minimum(torch.maximum(s, xp[:, :1]), xp[:, -1:])  # no extrapolation: the weight stays in [0, 1]
+    # the first sample not below s: xp[i - 1] < s <= xp[i], so a run of equal samples never divides by 0
+    i = torch.searchsorted(xp.contiguous(), s.contiguous()).clamp(1, xp.shape[1] - 1)
+    lo, hi = xp.gather(1, i - 1), xp.gather(1, i)
+    w = ((s - lo) / (hi - lo).clamp_min(1e-15)).clamp(0, 1)[..., None]
+    below, above = (fp.gather(1, j[..., None].expand(-1, -1, 2)) for j in (i - 1, i))
+    return below * (1 - w) + above * w
 
 
 def repanel(coords: torch.Tensor, n_per_side: int = 80) -> torch.Tensor:
-    """Re-sample one contour ``(K, 2)`` with cosine spacing in arc length on each surface.
+    """Re-sample contours ``(K, 2)`` or ``(B, K, 2)`` with cosine spacing in arc length on each surface.
 
     Each surface (trailing edge to leading edge, split at the point of minimum x) gets
     ``n_per_side`` panels, clustered at both ends where curvature and pressure gradients are largest.
-    Linear interpolation along the input polyline. Returns ``(2 n + 1, 2)`` in Selig order.
+    Linear interpolation along the input polyline; points within 1e-9 of their predecessor count as one.
+    Returns ``(2 n + 1, 2)`` or ``(B, 2 n + 1, 2)`` in Selig order. A batch gives each contour the result
+    it gets alone, bit for bit.
     """
     coords = check_airfoil(coords)
-    if coords.ndim != 2:
-        raise ValueError(
-            f"coords must be one contour (K, 2), got shape {tuple(coords.shape)}; loop over a batch"
-        )
+    if coords.ndim not in (2, 3):
+        raise ValueError(f"coords must be one contour (K, 2) or a batch (B, K, 2), got shape {tuple(coords.shape)}")
     n = check_positive_int("n_per_side", n_per_side)
-    pts = _drop_duplicates(coords)
-    ile = int(torch.argmin(pts[:, 0]))
-    if ile == 0 or ile == pts.shape[0] - 1:
+    single = coords.ndim == 2
+    pts = coords[None] if single else coords
+    b, k = pts.shape[:2]
+    if b == 0:
+        return pts.new_zeros(0, 2 * n + 1, 2)
+    idx = torch.arange(k, device=pts.device)
+    # A point within 1e-9 of its predecessor is moved onto the last point kept before it, so that it adds an
+    # arc length of exactly 0: the same arithmetic as dropping it.
+    keep = torch.ones(b, k, dtype=torch.bool, device=pts.device)
+    keep[:, 1:] = (pts[:, 1:] - pts[:, :-1]).norm(dim=-1) > 1e-9
+    last_kept = torch.where(keep, idx, 0).cummax(1).values
+    pts = pts.gather(1, last_kept[..., None].expand(-1, -1, 2))
+    ile = pts[..., 0].argmin(1)  # the first of equal minima, as in the kept points alone
+    at_end = (pts[torch.arange(b), ile] == pts[:, -1]).all(-1)
+    if ((ile == 0) | at_end).any():
         raise ValueError("coords: the leading edge (minimum x) must lie between the two trailing-edge points")
-    beta = torch.linspace(0.0, math.pi, n + 1, dtype=pts.dtype, device=pts.device)
-    frac = 0.5 * (1 - torch.cos(beta))
-    out = []
-    for seg in (pts[: ile + 1], pts[ile:]):
-        s = torch.cat([seg.new_zeros(1), (seg[1:] - seg[:-1]).norm(dim=-1).cumsum(0)])
-        out.append(_interp(frac * s[-1], s, seg))
-    return torch.cat([out[0], out[1][1:]], 0)
+    step = torch.cat([pts.new_zeros(b, 1), (pts[:, 1:] - pts[:, :-1]).norm(dim=-1)], 1)  # (B, K)
+    upper = idx <= ile[:, None]
+    # Each surface's arc length is summed from its own start (0 at the TE, 0 again at the LE), as it would be
+    # for that surface alone; past its end it stays constant.
+    s_up = torch.where(upper, step, 0).cumsum(1)
+    s_low = torch.where(upper, 0, step).cumsum(1)
+    frac = 0.5 * (1 - torch.cos(torch.linspace(0.0, math.pi, n + 1, dtype=pts.dtype, device=pts.device)))
+    up = _interp(frac * s_up[:, -1:], s_up, pts)
+    # the lower surface starts at the LE: the samples before it are moved onto it, so they add no length
+    low_pts = pts.gather(1, torch.maximum(idx, ile[:, None])[..., None].expand(-1, -1, 2))
+    low = _interp(frac[1:] * s_low[:, -1:], s_low, low_pts)
+    out = torch.cat([up, low], 1)
+    return out[0] if single else out
 
 
 # ---------------------------------------------------------------------------------------- CST
@@ -372,4 +401,4 @@ def thickness_camber(
 def _interp_x(x: torch.Tensor, surf: torch.Tensor) -> torch.Tensor:
     order = torch.argsort(surf[:, 0])
     s = surf[order]
-    return _interp(x, s[:, 0].contiguous(), s)[:, 1]
+    return _interp(x[None], s[None, :, 0], s[None])[0, :, 1]

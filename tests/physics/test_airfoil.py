@@ -277,7 +277,7 @@ def test_interpolation_never_extrapolates():
 
     xp = torch.tensor([0.0, 1.0, 2.0], dtype=F64)
     fp = torch.tensor([[0.0, 0.0], [1.0, 10.0], [2.0, 0.0]], dtype=F64)
-    got = _interp(torch.tensor([-1.0, 0.5, 1.5, 3.0], dtype=F64), xp, fp)
+    got = _interp(torch.tensor([[-1.0, 0.5, 1.5, 3.0]], dtype=F64), xp[None], fp[None])[0]
     torch.testing.assert_close(got, torch.tensor([[0.0, 0.0], [0.5, 5.0], [1.5, 5.0], [2.0, 0.0]], dtype=F64))
 
 
@@ -340,3 +340,17 @@ def test_repanelling_keeps_a_symmetric_aerofoil_symmetric():
     r = repanel(naca4_from_code("0012", 25, dtype=F64), 40)
     torch.testing.assert_close(r[:, 1], -r.flip(0)[:, 1], atol=1e-12, rtol=0)
     torch.testing.assert_close(r[:, 0], r.flip(0)[:, 0], atol=1e-12, rtol=0)
+
+
+def test_repanel_of_a_batch_is_each_contour_repanelled_alone_and_drops_repeated_points():
+    a = naca4_from_code("4412", 30, dtype=F64)
+    b = normalize(naca4_from_code("0015", 30, dtype=F64) @ torch.tensor([[1.0, 0.1], [-0.1, 1.0]], dtype=F64))
+    # c: a's points with its leading edge and one upper point repeated (a repeat within 1e-9 counts as one),
+    # less two lower points, so that its leading edge sits at another index
+    c = torch.cat([a[:10], a[9:10] + 1e-10, a[10:31], a[30:31], a[31:40], a[42:]])
+    batch = torch.stack([a, b, c])
+    out = repanel(batch, 25)
+    for i, contour in enumerate((a, b, c)):
+        assert torch.equal(out[i], repanel(contour, 25))
+    assert torch.equal(repanel(c, 25), repanel(torch.cat([a[:10], a[10:40], a[42:]]), 25))
+    assert repanel(batch[:0], 25).shape == (0, 51, 2)
