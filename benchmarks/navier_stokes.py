@@ -298,9 +298,11 @@ def summarise(result: dict) -> dict:
 
 def resummarise(path: Path) -> dict:
     """Recompute :func:`summarise`'s entries of the results file ``path`` in place; measured numbers are kept."""
+    from hybridzoo.datamodules.cache import atomic_write_bytes  # not at the top: the PhiFlow venv runs this file
+
     result = json.loads(path.read_text())
     result.update(summarise(result))
-    path.write_text(json.dumps(result, indent=2) + "\n")
+    atomic_write_bytes(path, (json.dumps(result, indent=2) + "\n").encode())
     return result
 
 
@@ -321,6 +323,8 @@ def main() -> int | None:
     parser.add_argument("--resummarise", action="store_true",
                         help="only recompute the speed-up summary of the existing --out file (no timing)")
     args = parser.parse_args()
+    if args.out.is_dir():  # found now, not after minutes of timing
+        parser.error(f"--out {args.out} is a folder; give the path of a .json file")
     if args.resummarise:
         if not args.out.is_file():
             parser.error(f"--resummarise: {args.out} does not exist")
@@ -352,8 +356,9 @@ def main() -> int | None:
         return 1
     result["phiflow"] = json.loads(proc.stdout.strip().splitlines()[-1])
     result.update(summarise(result))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    from hybridzoo.datamodules.cache import atomic_write_bytes  # not at the top: the PhiFlow venv runs this file
+
+    atomic_write_bytes(args.out, (json.dumps(result, indent=2) + "\n").encode())
     print(json.dumps(result, indent=2))
     _print_summary(result)
 

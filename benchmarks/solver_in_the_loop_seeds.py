@@ -37,11 +37,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--name", default="solver-in-the-loop-ns", help="zoo model (its packaged config is trained)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (the stored seeds were run with 1)")
     ap.add_argument("--out", default=None, help="default: results/<name>_seeds.json (with underscores)")
     ap.add_argument("--replace", action="store_true",
                     help="discard what --out holds if its runs are of another configuration (or it is another file)")
     args = ap.parse_args()
+    from hybridzoo.zoo.registry import list_models
+
+    ns_models = sorted(r["name"] for r in list_models() if r["name"].startswith("solver-in-the-loop"))
+    if args.name not in ns_models:  # checked before the training, which takes minutes
+        ap.error(f"--name must be a solver-in-the-loop model, one of {ns_models}; got {args.name!r}")
     _seeds.check_seeds(ap, args.seeds)
     if args.threads < 1:
         ap.error(f"--threads must be >= 1, got {args.threads}")

@@ -28,6 +28,21 @@ def data_root() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "hybridzoo"
 
 
+def check_cache_dir(name: str, value: object) -> Path | None:
+    """Check a cache root argument: ``None`` (:func:`data_root`) or a path that is not an existing file.
+
+    Checked when a DataModule is made, so that a bad path fails at once, not after minutes of generation.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a path (str or os.PathLike) or None, got {type(value).__name__}")
+    path = Path(value).expanduser()
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{name}={str(value)!r} is a file, not a folder: give the folder to cache the data in")
+    return path
+
+
 def _json_default(value: Any) -> Any:
     """JSON form of a value ``json`` cannot encode: arrays (numpy, torch) as nested lists, else ``str``.
 

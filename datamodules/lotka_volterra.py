@@ -9,7 +9,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from hybridzoo.datamodules.cache import ArrayCache
+from hybridzoo.datamodules.cache import ArrayCache, check_cache_dir
 from hybridzoo.physics.lotka_volterra import LotkaVolterraParams, simulate_lotka_volterra
 from hybridzoo.physics.validation import check_nonnegative_integral, check_positive_int, check_positive_number
 from torch.utils.data import DataLoader, Dataset
@@ -120,7 +120,7 @@ class LotkaVolterraDataModule(L.LightningDataModule):
         if batch_size is not None:
             check_positive_int("batch_size", batch_size)
         self.save_hyperparameters()
-        self.cache_dir = cache_dir
+        self.cache_dir = check_cache_dir("cache_dir", cache_dir)
         self._arrays: dict[str, np.ndarray] | None = None
 
     # the settings the arrays depend on (batch size and cache location do not change the data)

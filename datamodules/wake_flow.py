@@ -18,13 +18,14 @@ step and restricted the same way, is stored too (``u2x``, ``v2x``): the "2x" bas
 
 from __future__ import annotations
 
+import numbers
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import numpy as np
 import torch
-from hybridzoo.datamodules.cache import ArrayCache
+from hybridzoo.datamodules.cache import ArrayCache, check_cache_dir
 from hybridzoo.datamodules.wake_problem import (
     check_wake_cfl,
     check_wake_geometry,
@@ -170,7 +171,7 @@ class WakeFlowDataModule(L.LightningDataModule):
         if rollout_steps > steps:
             raise ValueError(f"rollout_steps={rollout_steps} exceeds the recorded steps={steps}")
         self.save_hyperparameters()
-        self.cache_dir = cache_dir
+        self.cache_dir = check_cache_dir("cache_dir", cache_dir)
         self.progress = bool(progress)
         self._arrays: dict[str, np.ndarray] | None = None
 
@@ -336,9 +337,12 @@ class WakeFlowDataModule(L.LightningDataModule):
 
 
 def _plain_config(value: Any) -> Any:
-    """A config value as the cache key sees it: tuples and arrays become lists (``str(ndarray)`` rounds)."""
+    """A config value as the cache key sees it: tuples and arrays become lists (``str(ndarray)`` rounds).
+
+    The numbers of a list become floats, so that ``re_test=[200, 500]`` and ``[200.0, 500.0]`` share one entry.
+    """
     if isinstance(value, (tuple, list)):
-        return list(value)
+        return [float(v) if isinstance(v, numbers.Real) and not isinstance(v, bool) else v for v in value]
     if isinstance(value, np.ndarray):
         return value.tolist()
     return value
