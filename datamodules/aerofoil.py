@@ -326,6 +326,8 @@ class AerofoilDataModule(L.LightningDataModule):
         """Test rows (unseen aerofoils)."""
         return self._loader("test", False)
 
+    predict_dataloader = test_dataloader  # what trainer.predict and hybridzoo predict run
+
     def describe(self) -> dict[str, Any]:
         """Return the model card's data summary: counts, and the angles and Re of the loaded data.
 

@@ -340,6 +340,12 @@ class ResidualAerofoil(HybridModule):
         """``test/mae`` (residual), ``test/mae_pgml``, ``test/mae_nn``, ``test/mae_panel``."""
         self._eval_step("test", batch)
 
+    @torch.no_grad()
+    def predict_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> dict[str, torch.Tensor]:
+        """Every mode's Cl ``{mode: (B,)}`` of a batch ``(x, cl_panel, ...)`` (the labels, if any, are not read)."""
+        x, cl_panel = batch[0], batch[1]
+        return self(x, cl_panel)
+
     # ------------------------------------------------------------------ pictures
     def on_validation_epoch_end(self) -> None:
         """TensorBoard: Cl-α curves of a few validation aerofoils and the error histogram, every 10 epochs."""

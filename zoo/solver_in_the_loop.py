@@ -47,6 +47,8 @@ GEOMETRY = ("nx", "ny", "length_x", "center", "diameter", "inflow_speed", "dt")
 PRETRAINED_MUST_MATCH = (*GEOMETRY, "re_scale")
 #: SOL's look-ahead when neither ``look_ahead`` nor a curriculum sets it.
 DEFAULT_LOOK_AHEAD = 16
+#: checkpoint entry with the count of updates skipped for a non-finite gradient (``train/skipped_steps``)
+SKIPPED_STEPS_KEY = "hybridzoo_skipped_steps"
 
 
 def velocity_mae(u: torch.Tensor, v: torch.Tensor, u_ref: torch.Tensor, v_ref: torch.Tensor) -> torch.Tensor:
@@ -358,9 +360,24 @@ class SolverInTheLoop(HybridModule):
     def on_test_epoch_end(self) -> None:  # noqa: D102
         self._log_epoch("test")
 
+    @torch.no_grad()
     def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """SOL's rollout from the batch's first state: ``u (B, steps, ny, nx+1)``, ``v (B, steps, ny+1, nx)``."""
-        return self.rollouts(batch)["sol"]
+        """SOL's rollout from the batch's first state: ``u (B, steps, ny, nx+1)``, ``v (B, steps, ny+1, nx)``.
+
+        The batch needs ``u (B, steps + 1, ny, nx+1)`` (only its first state and length are read), ``v`` alike and
+        ``re (B,)``; the other methods and the 2x grid's states are neither rolled out nor needed.
+        """
+        steps = batch["u"].shape[1] - 1
+        return self.rollout(batch["u"][:, 0], batch["v"][:, 0], batch["re"], steps, "sol")
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Keep the count of skipped updates, so that a resumed fit's ``train/skipped_steps`` goes on from it."""
+        super().on_save_checkpoint(checkpoint)
+        checkpoint[SKIPPED_STEPS_KEY] = self.skipped_steps
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:  # noqa: D102
+        super().on_load_checkpoint(checkpoint)
+        self.skipped_steps = int(checkpoint.get(SKIPPED_STEPS_KEY, self.skipped_steps))
 
     @torch.no_grad()
     def step_time_ratio(self, u: torch.Tensor, v: torch.Tensor, re: torch.Tensor, steps: int = 10,

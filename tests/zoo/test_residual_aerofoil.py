@@ -268,3 +268,17 @@ def test_the_loss_argument_is_the_training_loss(loss):
     mse = sum(_LOSSES["mse"](pred[m], batch[2]) for m in ("residual", "pgml", "nn"))
     torch.testing.assert_close(got, want)
     assert not torch.allclose(got, mse)
+
+
+def test_trainer_predict_gives_every_mode_of_the_test_rows(dm, tmp_path):
+    # there was no predict_step (forward got the whole batch) and no predict_dataloader
+    torch.manual_seed(0)
+    model = ResidualAerofoil(hidden=8)
+    model.x_mean.copy_(dm.datasets["train"].tensors[0].mean(0))
+    model.stats_fitted.fill_(True)
+    batches = _trainer(tmp_path).predict(model, datamodule=dm)
+    x, cl_panel = dm.datasets["test"].tensors[:2]
+    with torch.no_grad():
+        expected = model(x, cl_panel)
+    for mode in ("residual", "pgml", "nn", "panel"):
+        torch.testing.assert_close(torch.cat([b[mode] for b in batches]), expected[mode])

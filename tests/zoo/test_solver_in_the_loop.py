@@ -188,6 +188,13 @@ def test_an_update_with_a_non_finite_gradient_is_skipped(datamodule, tmp_path):
     with pytest.warns(UserWarning, match="non-finite gradient"):
         _trainer(tmp_path, max_steps=2, gradient_clip_val=1.0).fit(model, datamodule=datamodule)
     assert model.skipped_steps == 1
+    ckpt = tmp_path / "skipped.ckpt"
+    trainer = _trainer(tmp_path, max_steps=2, gradient_clip_val=1.0)
+    trainer.strategy.connect(model)
+    trainer.save_checkpoint(ckpt)  # a resumed fit goes on counting from the checkpoint's count
+    resumed = SolverInTheLoop(**GEOMETRY, look_ahead=2, train_non=False, **NET)
+    resumed.on_load_checkpoint(torch.load(ckpt, weights_only=True))
+    assert resumed.skipped_steps == 1
     after = list(model.parameters())
     assert all(torch.isfinite(p).all() for p in after)
     assert any(not torch.equal(a, b) for a, b in zip(after, before))  # the second, finite step did update
@@ -293,6 +300,10 @@ def test_predict_rolls_out_the_test_reynolds_numbers(datamodule, tmp_path):
     with torch.no_grad():
         ref_u, _ = model.rollout(batch["u"][:, 0], batch["v"][:, 0], batch["re"], steps)
     assert torch.equal(u, ref_u)
+    # a user's batch holds the states and Reynolds numbers only: no 2x grid, no baselines rolled out
+    own = torch.utils.data.DataLoader([{k: batch[k] for k in ("u", "v", "re")}], batch_size=None)
+    (u2, _), = _trainer(tmp_path).predict(model, own)
+    assert torch.equal(u2, ref_u)
 
 
 def test_an_empty_batch_rolls_out_to_an_empty_batch():
