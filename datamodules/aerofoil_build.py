@@ -8,13 +8,16 @@ build resumes where it stopped. :class:`~hybridzoo.datamodules.aerofoil.Aerofoil
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import numbers
+import os
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
 import torch
 from hybridzoo.datamodules.cache import atomic_write_bytes
+from hybridzoo.datamodules.xfoil import XfoilError  # the exception only: run_polar & co. are looked up late
 from hybridzoo.physics.airfoil import check_airfoil, naca4, normalize, parse_naca4, read_dat, repanel
 
 #: Bump whenever the generated arrays change. "2": polars keyed by the exact Reynolds number (was
@@ -133,27 +136,45 @@ def _collect_shapes(
     return names, shapes
 
 
+def _needs_run(path: Path) -> bool:
+    """Whether the polar stored at ``path`` must be (re)computed: absent, unreadable, errored or timed out.
+
+    Finished polars are never recomputed, except those cut short by a timeout (the sweep's or the retry's),
+    whose missing points may only have lacked time (a loaded machine) and so are not yet XFOIL's verdict,
+    and those whose XFOIL run failed (``error`` set: it crashed, or xvfb-run failed to start) and so never
+    ran at all. Records written before ``retry_timed_out`` existed read the same.
+    """
+    if not path.exists():
+        return True
+    try:
+        rec = json.loads(path.read_text())
+    except (OSError, ValueError):  # unreadable: never used
+        return True
+    return not isinstance(rec, dict) or bool(rec.get("timed_out", False)) or bool(rec.get("error"))
+
+
 def _polar_job(
     work: Path, key: str, coords: np.ndarray, re: float, alphas: Sequence[float], timeout: float
 ) -> str:
     from hybridzoo.datamodules.xfoil import XfoilError, XfoilMissing, XfoilTimeout, run_polar
 
     path = work / f"{key}.json"
-    # Resumable: finished polars are never recomputed, except those cut short by the timeout, whose
-    # missing points may only have lacked time (a loaded machine) and so are not yet XFOIL's verdict.
-    if path.exists() and not json.loads(path.read_text()).get("timed_out", False):
+    if not _needs_run(path):  # resumable
         return key
     try:
         pol = run_polar(torch.from_numpy(coords), re, alphas, timeout=timeout)
         cl = [None if not np.isfinite(v) else float(v) for v in pol.cl]
         cd = [None if not np.isfinite(v) else float(v) for v in pol.cd]
-        err, timed_out = "", pol.timed_out
+        retry_cut = bool(getattr(pol, "retry_timed_out", False))
+        err, timed_out = "", bool(pol.timed_out) or retry_cut
     except XfoilMissing:
         raise  # a fact about this machine: recorded as a polar, it would stand for XFOIL's verdict for good
     except XfoilError as e:
+        # No polar at all: a timeout before the first point, or a run that failed (crashed, xvfb-run could
+        # not start). Either is rerun by a resumed build; a failed one also stops the build (build_arrays).
         cl = cd = [None] * len(alphas)
-        err, timed_out = str(e)[-300:], isinstance(e, XfoilTimeout)
-    record = {"cl": cl, "cd": cd, "error": err, "timed_out": timed_out}
+        err, timed_out, retry_cut = (str(e)[-300:] or type(e).__name__), isinstance(e, XfoilTimeout), False
+    record = {"cl": cl, "cd": cd, "error": err, "timed_out": timed_out, "retry_timed_out": retry_cut}
     atomic_write_bytes(path, json.dumps(record).encode())
     return key
 
@@ -161,6 +182,95 @@ def _polar_job(
 def _re_key(re: float) -> str:
     """File-name key of a Reynolds number: exact to the 6 significant digits XFOIL is given."""
     return f"re{float(re):.6g}"
+
+
+class XfoilBuildError(XfoilError):
+    """Some polars of a data build could not be run (XFOIL crashed or could not start): no arrays are made.
+
+    An :class:`~hybridzoo.datamodules.xfoil.XfoilError` (the CLI reports those in one line). ``failed`` holds
+    the polar keys (file names in the work folder, without ``.json``).
+    """
+
+    def __init__(self, message: str, failed: Sequence[str] = ()):
+        super().__init__(message)
+        self.failed = list(failed)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _check_build_arguments(
+    *, n_uiuc, naca, reynolds, alphas, n_per_side, seed, workers, work_dir, timeout, progress
+) -> tuple[list[str], list[float], list[float], float, Path]:
+    """Check :func:`build_arrays`' arguments, naming the bad one; return naca, reynolds, alphas, timeout, work_dir."""
+    from hybridzoo.datamodules.aerofoil_features import check_panels_per_side
+    from hybridzoo.datamodules.xfoil import check_alphas, check_reynolds, check_timeout
+
+    for name, v in (("n_uiuc", n_uiuc), ("seed", seed)):
+        if not _is_int(v):
+            raise TypeError(f"{name} must be a non-negative int, got {type(v).__name__} {v!r}")
+        if v < 0:
+            raise ValueError(f"{name} must be a non-negative int, got {v!r}")
+    if isinstance(naca, (str, bytes)) or not isinstance(naca, Iterable):
+        raise TypeError(f"naca must be a list of 4-digit strings such as ['0012', '2412'], got {naca!r}")
+    naca = list(naca)
+    if any(not isinstance(c, str) for c in naca):
+        raise TypeError(f"naca must be a list of 4-digit strings such as ['0012', '2412'], got {naca!r}")
+    for code in naca:
+        try:
+            parse_naca4(code)
+        except ValueError as err:
+            raise ValueError(f"naca holds {code!r}, not a NACA 4-digit designation: {err}") from None
+    if len(naca) == 0 and n_uiuc == 0:
+        raise ValueError("naca is empty and n_uiuc is 0: the data set would hold no aerofoil")
+    check_panels_per_side("n_per_side", n_per_side)
+    if not _is_int(workers):
+        raise TypeError(f"workers must be a positive int, got {type(workers).__name__} {workers!r}")
+    if workers < 1:
+        raise ValueError(f"workers must be a positive int, got {workers!r}")
+    if not isinstance(progress, bool):
+        raise TypeError(f"progress must be a bool, got {type(progress).__name__} {progress!r}")
+    if not isinstance(work_dir, (str, os.PathLike)):
+        raise TypeError(f"work_dir must be a path, got {type(work_dir).__name__} {work_dir!r}")
+    timeout = check_timeout("timeout", timeout)
+    alphas = check_alphas("alphas", alphas).tolist()
+    if isinstance(reynolds, (str, bytes)) or not isinstance(reynolds, Iterable):
+        raise TypeError(f"reynolds must be a list of Reynolds numbers, got {type(reynolds).__name__} {reynolds!r}")
+    reynolds = [check_reynolds(f"reynolds[{k}]", re) for k, re in enumerate(reynolds)]
+    if not reynolds:
+        raise ValueError("reynolds must hold at least one Reynolds number, got none")
+    re_keys = [_re_key(re) for re in reynolds]
+    if len(set(re_keys)) != len(re_keys):
+        raise ValueError(f"reynolds must be distinct (to 6 significant digits, as XFOIL gets them), got {reynolds!r}")
+    return naca, reynolds, alphas, timeout, Path(work_dir)
+
+
+def _report(records: dict[str, dict], work_dir: Path, progress: bool) -> None:
+    """Print the build's summary line (with ``progress``); raise :class:`XfoilBuildError` if any polar failed."""
+    failed = {k: r for k, r in records.items() if r.get("error") and not r.get("timed_out", False)}
+    timed_out = {k for k, r in records.items() if r.get("timed_out", False)}
+    partial = {k for k, r in records.items()
+               if k not in failed and k not in timed_out and any(v is None for v in r["cl"])}
+    n_missing = sum(v is None for k, r in records.items() if k not in failed for v in r["cl"])
+    if progress:
+        print(
+            f"[aerofoil] {len(records)} polars: {len(records) - len(failed) - len(timed_out) - len(partial)} complete, "
+            f"{len(partial)} with non-converged points, {len(timed_out)} timed out (their missing points may only "
+            f"have lacked time: run the build again to retry them), {len(failed)} failed to run; "
+            f"{n_missing} missing points in all",
+            flush=True,
+        )
+    if failed:
+        first = next(iter(failed))
+        raise XfoilBuildError(
+            f"{len(failed)} of {len(records)} polars could not be run (XFOIL crashed or could not start, e.g. "
+            f"xvfb-run): {', '.join(list(failed)[:5])}{', ...' if len(failed) > 5 else ''}. Their points never "
+            f"ran, so no data set was made rather than count them as non-converged. The finished polars are "
+            f"kept in {str(work_dir)!r}: run the build again to retry only the failed ones. First error "
+            f"({first}): {failed[first]['error'][-300:]}",
+            failed,
+        )
 
 
 def build_arrays(
@@ -179,16 +289,34 @@ def build_arrays(
     """Generate the data set: shapes, then one XFOIL polar per (aerofoil, Re) in ``workers`` threads.
 
     Finished polars are stored as JSON files in ``work_dir`` as they complete, so an interrupted
-    build resumes where it stopped; polars that an XFOIL timeout cut short are run again then.
-    """
-    from hybridzoo.datamodules.xfoil import require_xfoil, xfoil_runs
+    build resumes where it stopped; polars that an XFOIL timeout cut short (the sweep or the retry of its
+    missing angles), or whose XFOIL run failed, are run again then. The arguments are checked before
+    anything runs (Reynolds numbers in [1e4, 1e8], angles within ±30 deg, as :func:`run_polar` takes them).
 
+    With ``progress``, a summary line counts the polars that timed out (their missing points are kept as
+    missing, but may only have lacked time: run the build again to retry them) and those that failed.
+
+    Raises:
+        TypeError, ValueError: a bad argument (named), or no aerofoil to build (``naca`` empty and
+            ``n_uiuc=0``, or no shape passed the checks).
+        XfoilMissing: ``xfoil`` or ``xvfb-run`` is not installed (before any polar is written).
+        XfoilBuildError: some polars' XFOIL run failed (it crashed or could not start) and produced no
+            point at all. Their points never ran, so they are not counted as non-converged: no arrays are
+            returned. Every finished polar is kept in ``work_dir``; run the build again to retry the failed ones.
+    """
+    from hybridzoo.datamodules.xfoil import require_xfoil
+
+    naca, reynolds, alphas, timeout, work_dir = _check_build_arguments(
+        n_uiuc=n_uiuc, naca=naca, reynolds=reynolds, alphas=alphas, n_per_side=n_per_side, seed=seed,
+        workers=workers, work_dir=work_dir, timeout=timeout, progress=progress,
+    )
     require_xfoil()  # before the shapes are collected, and before any polar is written
-    re_keys = [_re_key(re) for re in reynolds]
-    if len(set(re_keys)) != len(re_keys):
-        raise ValueError(f"reynolds must be distinct (to 6 significant digits, as XFOIL gets them), got {reynolds!r}")
     duplicates: list[tuple[str, str]] = []
     names, shapes = _collect_shapes(n_uiuc, naca, n_per_side, seed, duplicates)
+    if not shapes:
+        raise ValueError(
+            f"no aerofoil passed the shape checks (naca={list(naca)!r}, n_uiuc={n_uiuc}): nothing to build"
+        )
     if progress and duplicates:
         print(
             f"[aerofoil] dropped {len(duplicates)} geometric duplicate(s): "
@@ -200,6 +328,8 @@ def build_arrays(
     jobs = {f"{i:04d}_{names[i]}_{_re_key(re)}": (i, re) for i in range(len(names)) for re in reynolds}
     # Interrupted (Ctrl-C, SIGTERM, an error), the build cancels the polars not yet started and kills the
     # XFOIL processes still running: they run in sessions of their own, out of reach of the signal.
+    from hybridzoo.datamodules.xfoil import xfoil_runs
+
     with xfoil_runs():
         pool = ThreadPoolExecutor(max_workers=workers)
         try:
@@ -213,9 +343,11 @@ def build_arrays(
                     print(f"[aerofoil] {done}/{len(futures)} polars", flush=True)
         finally:
             pool.shutdown(wait=False, cancel_futures=True)  # all done, or xfoil_runs stops the running ones
+    records = {key: json.loads((work_dir / f"{key}.json").read_text()) for key in jobs}
+    _report(records, work_dir, progress)
     foil, re_col, alpha_col, cl, cd = [], [], [], [], []
     for key, (i, re) in jobs.items():
-        rec = json.loads((work_dir / f"{key}.json").read_text())
+        rec = records[key]
         for a, vl, vd in zip(alphas, rec["cl"], rec["cd"]):
             foil.append(i)
             re_col.append(re)

@@ -41,9 +41,11 @@ class Polar:
         re: Reynolds number.
         log: XFOIL's console output tail (for diagnosing failures).
         timed_out: whether the sweep's XFOIL process was killed at the timeout (its missing points may
-            only have lacked time, e.g. on a loaded machine, rather than failed to converge). A retry cut
-            short is not counted: XFOIL can hang on a boundary layer that diverged from a fresh start, so
-            that cut is XFOIL's verdict on the angles it had left.
+            only have lacked time, e.g. on a loaded machine, rather than failed to converge).
+        retry_timed_out: whether the retry of the missing angles was cut at its time budget (see
+            :func:`run_polar`). XFOIL can hang on a boundary layer that diverged from a fresh start, but a
+            loaded machine cuts convergeable angles just the same, so the angles it had left are not
+            XFOIL's verdict either: the data build counts such a polar as timed out and reruns it.
     """
 
     alpha: np.ndarray
@@ -54,6 +56,7 @@ class Polar:
     re: float
     log: str = field(default="", repr=False)
     timed_out: bool = False
+    retry_timed_out: bool = False
 
     @property
     def n_missing(self) -> int:
@@ -170,6 +173,71 @@ def parse_polar(text: str) -> dict[str, np.ndarray]:
     return {name: data[:, j] for j, name in enumerate(names)}
 
 
+#: Reynolds numbers :func:`run_polar` accepts (XFOIL's viscous solution is meant for this range).
+RE_RANGE = (1e4, 1e8)
+#: Largest angle of attack (degrees, either sign) :func:`run_polar` accepts.
+MAX_ALPHA = 30.0
+
+
+def check_reynolds(name: str, re: object) -> float:
+    """Check one Reynolds number (a real scalar, NumPy's included, in :data:`RE_RANGE`) and return it as a float."""
+    if isinstance(re, bool) or not isinstance(re, numbers.Real):
+        raise TypeError(f"{name} must be a real number (a Python or numpy scalar), got {type(re).__name__}")
+    if not (RE_RANGE[0] <= re <= RE_RANGE[1]):
+        raise ValueError(f"{name} must be a Reynolds number in [1e4, 1e8], got {re!r}")
+    return float(re)
+
+
+def check_alphas(name: str, alphas: object) -> np.ndarray:
+    """Check angles of attack in degrees and return them as a float64 array (in the given order).
+
+    A non-empty collection of finite real numbers (Python's, NumPy's, 0-d arrays or tensors; not bools,
+    not strings) within ±:data:`MAX_ALPHA`, whose distinct values differ by at least 0.001 deg (XFOIL's
+    printed resolution; the script asks for 4 decimals).
+    """
+    if (isinstance(alphas, (str, bytes)) or not isinstance(alphas, Iterable)
+            or (isinstance(alphas, (np.ndarray, torch.Tensor)) and alphas.ndim != 1)):
+        raise TypeError(f"{name} must be a sequence of angles in degrees, got {type(alphas).__name__}")
+    items = list(alphas)
+    for a in items:
+        v = a.item() if isinstance(a, (np.ndarray, torch.Tensor)) and a.ndim == 0 else a
+        if isinstance(v, bool) or not isinstance(v, numbers.Real):
+            raise TypeError(f"{name} must hold real numbers (angles in degrees), got {type(a).__name__} {a!r}")
+    alpha = np.asarray([float(a) for a in items], dtype=np.float64)
+    if alpha.size == 0 or not np.isfinite(alpha).all() or (np.abs(alpha) > MAX_ALPHA).any():
+        raise ValueError(
+            f"{name} must be a non-empty sequence of finite angles in degrees within ±30, got {alphas!r}"
+        )
+    uniq = np.unique(np.round(alpha, 4))
+    clash = np.diff(uniq) < 1e-3 - 1e-9
+    if clash.any():
+        k = int(np.nonzero(clash)[0][0])
+        raise ValueError(
+            f"{name} {uniq[k]!r} and {uniq[k + 1]!r} are closer than XFOIL's printed resolution "
+            "(0.001 deg), so their results cannot be told apart"
+        )
+    return alpha
+
+
+def check_timeout(name: str, timeout: object) -> float:
+    """Check a time limit in seconds: a finite positive real number (NumPy's included, not a bool)."""
+    if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real):
+        raise TypeError(f"{name} must be a positive number of seconds, got {type(timeout).__name__} {timeout!r}")
+    t = float(timeout)
+    if not (np.isfinite(t) and t > 0):
+        raise ValueError(f"{name} must be a finite positive number of seconds, got {timeout!r}")
+    return t
+
+
+def check_n_iter(name: str, n_iter: object) -> int:
+    """Check an iteration count: a positive int (NumPy's included, not a bool); returned as a Python int."""
+    if isinstance(n_iter, bool) or not isinstance(n_iter, numbers.Integral):
+        raise TypeError(f"{name} must be a positive int, got {type(n_iter).__name__} {n_iter!r}")
+    if n_iter < 1:
+        raise ValueError(f"{name} must be a positive int, got {n_iter!r}")
+    return int(n_iter)
+
+
 def _session(re: float, n_iter: int, polar_name: str, body: list[str]) -> str:
     """An XFOIL script: panel ``foil.dat``, viscous at ``re``, accumulate ``body``'s points into ``polar_name``."""
     cmds = ["LOAD foil.dat", "PANE", "OPER", f"VISC {re:.6g}", f"ITER {n_iter}", "PACC", polar_name, "",
@@ -281,16 +349,18 @@ def run_polar(
         re: chord Reynolds number, in [1e4, 1e8].
         alphas: angles of attack in degrees (any order; results follow this order). Distinct angles
             must differ by at least 0.001 deg (XFOIL's printed resolution).
-        n_iter: boundary-layer Newton iterations per point.
-        timeout: seconds before the sweep's XFOIL (and its X server) are killed. The retry, if any angle
-            is missing, gets at most :data:`RETRY_SECONDS` plus :data:`RETRY_SECONDS_PER_ANGLE` per angle
-            (and never more than ``timeout``); the angles it finished before the cut are kept.
+        n_iter: boundary-layer Newton iterations per point (a positive int).
+        timeout: seconds (finite, positive) before the sweep's XFOIL (and its X server) are killed. The
+            retry, if any angle is missing, gets at most :data:`RETRY_SECONDS` plus
+            :data:`RETRY_SECONDS_PER_ANGLE` per angle (and never more than ``timeout``); the angles it
+            finished before the cut are kept, and the cut is recorded in ``Polar.retry_timed_out``.
         retry: re-run the angles missing after the sweep once more, each from a fresh boundary layer
             (``INIT``); points that still do not converge stay missing.
 
     XFOIL re-panels the contour itself (``PANE``: 160 nodes) with its default e^9 transition.
 
     Raises:
+        TypeError, ValueError: an argument is of the wrong type or out of range (before XFOIL runs).
         XfoilError: XFOIL/xvfb-run missing (:class:`XfoilMissing`), or XFOIL produced no polar file at all
             (:class:`XfoilTimeout` when it was killed at the timeout before writing one).
     """
@@ -302,27 +372,15 @@ def run_polar(
     coords_t = check_airfoil(coords_t.detach().double().cpu(), "coords")
     if coords_t.ndim != 2:
         raise ValueError(f"coords must be one contour (K, 2), got shape {tuple(coords_t.shape)}")
-    if isinstance(re, bool) or not isinstance(re, numbers.Real):
-        raise TypeError(f"re must be a real number (a Python or numpy scalar), got {type(re).__name__}")
-    if not (1e4 <= re <= 1e8):
-        raise ValueError(f"re must be a Reynolds number in [1e4, 1e8], got {re!r}")
-    re = float(re)
-    if isinstance(alphas, (str, bytes)) or not isinstance(alphas, Iterable):
-        raise TypeError(f"alphas must be a sequence of angles in degrees, got {type(alphas).__name__}")
-    alpha = np.asarray(list(alphas), dtype=np.float64)
-    if alpha.ndim != 1 or alpha.size == 0 or not np.isfinite(alpha).all() or (np.abs(alpha) > 30).any():
-        raise ValueError(
-            f"alphas must be a non-empty sequence of finite angles in degrees within ±30, got {alphas!r}"
-        )
+    re = check_reynolds("re", re)
+    alpha = check_alphas("alphas", alphas)
     asked = np.round(alpha, 4)  # the script's ALFA commands carry 4 decimals
-    uniq = np.unique(asked)
-    clash = np.diff(uniq) < 1e-3 - 1e-9
-    if clash.any():
-        k = int(np.nonzero(clash)[0][0])
-        raise ValueError(
-            f"alphas {uniq[k]!r} and {uniq[k + 1]!r} are closer than XFOIL's printed resolution "
-            "(0.001 deg), so their results cannot be told apart"
-        )
+    # Checked here: n_iter=2.5 made XFOIL ignore ITER and fail every point, 0 or a string stopped it before
+    # any polar, a negative or NaN timeout failed inside subprocess, a string one with "float + str".
+    n_iter = check_n_iter("n_iter", n_iter)
+    timeout = check_timeout("timeout", timeout)
+    if not isinstance(retry, bool):  # "no" would be truthy
+        raise TypeError(f"retry must be a bool, got {type(retry).__name__} {retry!r}")
     cmd = require_xfoil()
     cl, cd, cm = (np.full(alpha.shape, np.nan) for _ in range(3))
     with tempfile.TemporaryDirectory(prefix="hzxf") as tmp:
@@ -342,9 +400,12 @@ def run_polar(
             # Re 1e6 and 10 deg): a converging point takes about a second, so the retry gets a budget per
             # angle rather than the sweep's whole timeout, which each such polar used to spend in full.
             budget = min(timeout, RETRY_SECONDS + RETRY_SECONDS_PER_ANGLE * len(again))
-            out2, cols2, _ = _xfoil(cmd, tmp, _retry_script(float(re), again, n_iter, "retry.txt"), "retry.txt",
-                                    budget)
+            out2, cols2, retry_timed_out = _xfoil(
+                cmd, tmp, _retry_script(float(re), again, n_iter, "retry.txt"), "retry.txt", budget
+            )
             if cols2 is not None:
                 _match(asked, cols2, cl, cd, cm, missing)
             out = out[-2000:] + "\n[hybridzoo] retry of the missing angles from a fresh boundary layer:\n" + out2
-    return Polar(alpha, cl, cd, cm, np.isfinite(cl), float(re), out[-4000:], timed_out)
+        else:
+            retry_timed_out = False
+    return Polar(alpha, cl, cd, cm, np.isfinite(cl), float(re), out[-4000:], timed_out, retry_timed_out)

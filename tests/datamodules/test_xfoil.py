@@ -273,3 +273,68 @@ def test_the_sweep_marches_out_from_zero_and_restarts_the_negative_branch(tmp_pa
     run_polar(c, 1e6, [-3.0, 2.0, -1.0, 0.0, 4.0], retry=False)
     cmds = [s for s in (tmp_path / "script.txt").read_text().splitlines() if s.startswith(("ALFA", "INIT"))]
     assert cmds == ["ALFA 0.0000", "ALFA 2.0000", "ALFA 4.0000", "INIT", "ALFA -1.0000", "ALFA -3.0000"]
+
+
+def test_a_retry_cut_at_its_budget_is_recorded(tmp_path, monkeypatch):
+    # A loaded machine cuts a retry of convergeable angles just as a hang does: the cut must be on record
+    # (Polar.retry_timed_out) so that a data build reruns the polar, and the angles it did finish are kept
+    exe = tmp_path / "slow_retry.sh"
+    header = "   alpha    CL        CD       CDp       CM     Top_Xtr  Bot_Xtr\\n  ------\\n"
+    exe.write_text(
+        "#!/bin/bash\n"
+        'script=$(cat)\n'
+        f'if grep -q retry.txt <<< "$script"; then printf "{header}{row(2.0, 0.4)}" > retry.txt; '
+        'if [ -e "$RETRY_HANGS" ]; then sleep 30; fi; '
+        f'else printf "{header}{row(0.0, 0.2)}" > polar.txt; fi\n'
+    )
+    exe.chmod(0o755)
+    monkeypatch.setattr(xfoil_module, "xfoil_command", lambda: [str(exe)])
+    monkeypatch.setattr(xfoil_module, "RETRY_SECONDS", 0.5)
+    monkeypatch.setattr(xfoil_module, "RETRY_SECONDS_PER_ANGLE", 0.25)
+    c = naca4_from_code("2412", 40, closed_te=False, dtype=torch.float64)
+    monkeypatch.setenv("RETRY_HANGS", str(exe))
+    pol = run_polar(c, 1e6, [0.0, 2.0, 5.0])
+    assert pol.retry_timed_out and not pol.timed_out  # the sweep finished; the retry did not
+    np.testing.assert_array_equal(pol.cl[:2], [0.2, 0.4])  # what the retry finished before the cut is kept
+    assert np.isnan(pol.cl[2]) and "killed after" in pol.log
+    monkeypatch.delenv("RETRY_HANGS")
+    pol = run_polar(c, 1e6, [0.0, 2.0, 5.0])  # a retry that ends in time: its missing angle is XFOIL's verdict
+    assert not pol.retry_timed_out and not pol.timed_out and np.isnan(pol.cl[2])
+    assert not run_polar(c, 1e6, [0.0]).retry_timed_out  # no retry at all
+
+
+def test_n_iter_timeout_retry_and_alphas_are_checked_before_running(tmp_path, monkeypatch):
+    # n_iter=2.5 made every point NaN without a word; 0, 'abc' or True stopped XFOIL with an obscure
+    # XfoilError; timeout=-1 raised XfoilTimeout, '60' "float + str", nan "cannot convert NaN to integer"
+    monkeypatch.setattr(xfoil_module, "xfoil_command", lambda: pytest.fail("XFOIL was started"))
+    c = naca4_from_code("2412", 40, closed_te=False, dtype=torch.float64)
+    bad = [
+        (dict(n_iter=2.5), TypeError, "n_iter must be a positive int"),
+        (dict(n_iter="abc"), TypeError, "n_iter"),
+        (dict(n_iter=True), TypeError, "n_iter"),
+        (dict(n_iter=0), ValueError, "n_iter must be a positive int"),
+        (dict(n_iter=-5), ValueError, "n_iter"),
+        (dict(timeout=-1), ValueError, "timeout must be a finite positive"),
+        (dict(timeout=0), ValueError, "timeout"),
+        (dict(timeout=float("nan")), ValueError, "timeout"),
+        (dict(timeout=float("inf")), ValueError, "timeout"),
+        (dict(timeout="60"), TypeError, "timeout must be a positive number of seconds"),
+        (dict(timeout=True), TypeError, "timeout"),
+        (dict(retry="no"), TypeError, "retry must be a bool"),
+    ]
+    for kw, error, message in bad:
+        with pytest.raises(error, match=message):
+            run_polar(c, 1e6, [0.0], **kw)
+    with pytest.raises(TypeError, match="alphas must hold real numbers"):  # was read as 1.0
+        run_polar(c, 1e6, ["1.0"])
+    with pytest.raises(TypeError, match="alphas must hold real numbers"):  # was read as 1.0
+        run_polar(c, 1e6, [True])
+    with pytest.raises(TypeError, match="alphas must be a sequence"):
+        run_polar(c, 1e6, np.float64(2.0) + np.zeros(()))  # a 0-d array
+    with pytest.raises(ValueError, match="re must be a Reynolds number"):
+        run_polar(c, float("nan"), [0.0])
+    # NumPy numbers are real numbers and ints like any other
+    _fake_xfoil(tmp_path, monkeypatch, row(0.0, 0.2) + row(1.0, 0.3))
+    pol = run_polar(c, np.float32(1e6), np.array([0.0, 1.0], dtype=np.float32), n_iter=np.int64(50),
+                    timeout=np.float32(30.0))
+    np.testing.assert_array_equal(pol.cl, [0.2, 0.3])
