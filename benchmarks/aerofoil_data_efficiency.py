@@ -9,7 +9,7 @@ trained with every seed; the summary holds the mean and standard deviation over 
         [--out PATH] [--replace]
 Writes benchmarks/results/aerofoil_data_efficiency.json (or ``--out``), atomically after every finished
 (size, seed) run, so an interrupted run keeps the runs it finished. The file accumulates runs: those
-stored with the same ``--steps``, model config, data config and data file (its sha256) are kept, and a new
+stored with the same ``--steps``, model config, data config, data file (its sha256) and split are kept, and a new
 run replaces only the stored run of its own (size, seed); a file of another configuration, or any other file
 at ``--out``, is left alone unless ``--replace`` says to discard it. Each run records its threads, versions
 and commit. All options are checked before the first training run.
@@ -18,6 +18,7 @@ and commit. All options are checked before the first training run.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import time
@@ -52,8 +53,10 @@ def main() -> None:
     model_args = dict(load_config("residual-aerofoil")["model"]["init_args"])
     data_args = dict(load_config("residual-aerofoil")["data"]["init_args"])
     check_args(ap, args, data_args)
-    # what makes runs comparable: the steps, the model, the data module's settings and the data file's bytes
-    same = {"steps": args.steps, "model": model_args, "data": data_args, "data_sha256": data_digest(data_args)}
+    # what makes runs comparable: the steps, the model, the data module's settings, the data file's bytes and the
+    # split (the same settings and file split otherwise once the split's rules change)
+    same = {"steps": args.steps, "model": model_args, "data": data_args, "data_sha256": data_digest(data_args),
+            "split_sha256": split_digest(data_args)}
     rows = _seeds.stored_runs(args.out, same, key="rows", replace=args.replace)
     for size in args.sizes:
         for seed in args.seeds:
@@ -104,6 +107,14 @@ def check_args(ap: argparse.ArgumentParser, args: argparse.Namespace, data_args:
     if len(set(sizes)) != len(sizes):
         # the summary groups by size: a repeat would pool duplicate runs into one row
         ap.error(f"--sizes repeats a size (0 means {available}): {args.sizes}")
+
+
+def split_digest(data_args: dict) -> str:
+    """sha256 (16 hex digits) of the aerofoil indices of each split that ``data_args`` make."""
+    dm = AerofoilDataModule(**data_args)
+    dm.setup()
+    split = {k: sorted(int(i) for i in v) for k, v in dm.split.items()}
+    return hashlib.sha256(json.dumps(split, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def data_digest(data_args: dict) -> str:

@@ -36,6 +36,8 @@ from hybridzoo.datamodules.aerofoil_features import (  # noqa: F401 (MIN_PANELS_
 )
 from hybridzoo.datamodules.cache import ArrayCache, atomic_write_bytes, sha256_file
 from hybridzoo.physics.validation import check_positive_int
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import connected_components
 from torch.utils.data import DataLoader, TensorDataset
 
 #: Default panels per surface of the panel method (``n_panels_per_side``) and of the stored contours
@@ -80,8 +82,31 @@ def load_arrays(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     return arrays
 
 
-def split_foils(n_foils: int, val_fraction: float, test_fraction: float, seed: int) -> tuple[np.ndarray, ...]:
-    """Random disjoint train/val/test aerofoil indices (split by aerofoil, never by row)."""
+#: Stored contours closer than this (RMS point distance, chords) are one aerofoil for the split. The data's two
+#: closest pairs (goe432/goe442 at 1.4e-4, giiig/giiif at 2.4e-4) differ in XFOIL lift by 0.003-0.004 on
+#: average, XFOIL's own scatter; the next pair (5.5e-4) by 0.011, as much as two members of one family do.
+NEAR_DUPLICATE_RMS = 5e-4
+
+
+def near_duplicate_groups(coords: np.ndarray, tol: float = NEAR_DUPLICATE_RMS) -> np.ndarray:
+    """Group labels ``(F,)`` of contours ``(F, K, 2)``, to keep near-copies in one split.
+
+    Contours within ``tol`` RMS of one another, directly or through a chain of such pairs, share a label.
+    """
+    flat = np.asarray(coords, dtype=np.float64).reshape(len(coords), -1)
+    sq = (flat**2).sum(1)
+    d2 = np.maximum(sq[:, None] + sq[None, :] - 2 * flat @ flat.T, 0) / (flat.shape[1] // 2)
+    return connected_components(csr_matrix(d2 < tol**2), directed=False)[1]
+
+
+def split_foils(
+    n_foils: int, val_fraction: float, test_fraction: float, seed: int, groups: np.ndarray | None = None
+) -> tuple[np.ndarray, ...]:
+    """Random disjoint train/val/test aerofoil indices (split by aerofoil, never by row).
+
+    ``groups``: a label per aerofoil (:func:`near_duplicate_groups`); aerofoils that share one go together, to
+    the split of the one that the random order puts first, so the splits' sizes may move by a few.
+    """
     perm = np.random.default_rng(seed).permutation(n_foils)
     n_test = max(1, round(test_fraction * n_foils))
     n_val = max(1, round(val_fraction * n_foils))
@@ -90,7 +115,13 @@ def split_foils(n_foils: int, val_fraction: float, test_fraction: float, seed: i
             f"n_foils={n_foils} is too few to split: {n_test} test and {n_val} validation aerofoils "
             "leave none for training"
         )
-    return perm[n_test + n_val :], perm[n_test : n_test + n_val], perm[:n_test]
+    where = np.zeros(n_foils, dtype=np.int64)  # 0 test, 1 validation, 2 training, in the order of perm
+    where[n_test : n_test + n_val], where[n_test + n_val :] = 1, 2
+    if groups is not None:
+        label = np.asarray(groups)[perm]
+        _, first = np.unique(label, return_index=True)  # each group's first position in perm
+        where = where[first][np.searchsorted(np.unique(label), label)]
+    return perm[where == 2], perm[where == 1], perm[where == 0]
 
 
 class AerofoilDataModule(L.LightningDataModule):
@@ -277,7 +308,8 @@ class AerofoilDataModule(L.LightningDataModule):
         cl_panel = panel_grid.reshape(shape)[at].float()
         ok = ~torch.isnan(cl)
         train, val, test = split_foils(
-            len(self.names), self.hparams.val_fraction, self.hparams.test_fraction, self.hparams.split_seed
+            len(self.names), self.hparams.val_fraction, self.hparams.test_fraction, self.hparams.split_seed,
+            groups=near_duplicate_groups(a["coords"]),
         )
         if self.hparams.n_train_foils is not None:
             if self.hparams.n_train_foils > len(train):

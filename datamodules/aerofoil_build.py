@@ -62,19 +62,44 @@ def prepare_shape(coords: torch.Tensor, n_per_side: int, strict: bool = False) -
     instead of returning ``None``.
     """
     try:
-        c = normalize(coords.double())
-        c = repanel(c, n_per_side)
-        check_airfoil(c, max_te_gap=0.02)
-        height = float(c[:, 1].max() - c[:, 1].min())
-        if not 0.03 <= height <= 0.30:
-            raise ValueError(f"its height is {height:.3g} chords, outside the data set's [0.03, 0.30]")
-        x_lo, x_hi = float(c[:, 0].min()), float(c[:, 0].max())
-        if x_lo < -0.02 or x_hi > 1.02:
-            raise ValueError(f"normalised, it spans x/c from {x_lo:.3g} to {x_hi:.3g}, beyond [-0.02, 1.02]")
+        return _prepare(coords[None], n_per_side)[0]
     except ValueError:
         if strict:
             raise
         return None
+
+
+def prepare_shapes(coords: torch.Tensor, n_per_side: int, name: str = "coords") -> torch.Tensor:
+    """:func:`prepare_shape` of a batch ``(B, K, 2)`` in one pass, with ``strict=True``; ``(B, 2 n + 1, 2)``.
+
+    Raises:
+        ValueError: naming the first contour ``{name}[i]`` that fails, and the check it fails.
+    """
+    try:
+        return _prepare(coords, n_per_side)
+    except ValueError:
+        for i, c in enumerate(coords):  # which one, and why
+            try:
+                prepare_shape(c, n_per_side, strict=True)
+            except ValueError as err:
+                raise ValueError(f"{name}[{i}] is not an aerofoil the data set admits: {err}") from None
+        raise
+
+
+def _prepare(coords: torch.Tensor, n_per_side: int) -> torch.Tensor:
+    """The checks and re-panelling of :func:`prepare_shape` on ``(B, K, 2)``; raises on the first failure."""
+    c = repanel(normalize(coords.double()), n_per_side)
+    check_airfoil(c, max_te_gap=0.02)
+    height = c[..., 1].amax(-1) - c[..., 1].amin(-1)
+    bad = (height < 0.03) | (height > 0.30)
+    if bad.any():
+        h = float(height[bad][0])
+        raise ValueError(f"its height is {h:.3g} chords, outside the data set's [0.03, 0.30]")
+    x_lo, x_hi = c[..., 0].amin(-1), c[..., 0].amax(-1)
+    bad = (x_lo < -0.02) | (x_hi > 1.02)
+    if bad.any():
+        lo, hi = float(x_lo[bad][0]), float(x_hi[bad][0])
+        raise ValueError(f"normalised, it spans x/c from {lo:.3g} to {hi:.3g}, beyond [-0.02, 1.02]")
     return c
 
 

@@ -24,7 +24,7 @@ only the problem, the hybrids see both (and ``Cl_panel``, returned separately).
 from __future__ import annotations
 
 import torch
-from hybridzoo.datamodules.aerofoil_build import prepare_shape
+from hybridzoo.datamodules.aerofoil_build import prepare_shapes
 from hybridzoo.physics.aerofoil_boundary_layer import N_FEATURES as N_BOUNDARY_LAYER
 from hybridzoo.physics.aerofoil_boundary_layer import aerofoil_boundary_layer
 from hybridzoo.physics.airfoil import MIN_POINTS, cst_fit, repanel
@@ -54,13 +54,7 @@ def stored_contours(coords: torch.Tensor, n_per_side: int) -> torch.Tensor:
     n_per_side = check_panels_per_side("n_per_side", n_per_side)
     if coords.shape[0] == 0:
         return coords.new_zeros(0, 2 * n_per_side + 1, 2, dtype=torch.float32)
-    out = []
-    for i, c in enumerate(coords):
-        try:
-            out.append(prepare_shape(c, n_per_side, strict=True))
-        except ValueError as err:
-            raise ValueError(f"coords[{i}] is not an aerofoil the data set admits: {err}") from None
-    return torch.stack(out).float()  # the data set stores float32
+    return prepare_shapes(coords, n_per_side).float()  # the data set stores float32
 
 
 #: Fewest panels per surface that make a contour :func:`~hybridzoo.physics.airfoil.check_airfoil` accepts.

@@ -8,6 +8,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from hybridzoo.datamodules import aerofoil_build, xfoil
 from hybridzoo.datamodules.aerofoil_build import XfoilBuildError, build_arrays
 
@@ -148,3 +149,17 @@ def test_a_build_whose_shapes_all_fail_their_checks_says_so(tmp_path, monkeypatc
     monkeypatch.setattr(aerofoil_build, "prepare_shape", lambda *a, **k: None)
     with pytest.raises(ValueError, match="no aerofoil passed the shape checks"):
         build_arrays(naca=["0012"], work_dir=tmp_path / "polars", progress=False, **KW)
+
+
+def test_prepare_shapes_of_a_batch_equals_prepare_shape_of_each_and_names_the_bad_one():
+    from hybridzoo.datamodules.aerofoil_build import prepare_shape, prepare_shapes
+    from hybridzoo.physics.airfoil import naca4
+
+    raw = naca4(torch.tensor([0.0, 0.02, 0.04], dtype=torch.float64), 0.4, torch.tensor([0.12, 0.15, 0.09]), 50)
+    batch = prepare_shapes(raw, 40)
+    for i in range(3):
+        assert torch.equal(batch[i], prepare_shape(raw[i], 40, strict=True))
+    flat = raw.clone()
+    flat[2, :, 1] *= 0.2  # 1.8 % high: below the data set's 3 %
+    with pytest.raises(ValueError, match=r"shapes\[2\] is not an aerofoil the data set admits: its height"):
+        prepare_shapes(flat, 40, name="shapes")
