@@ -46,7 +46,7 @@ N_PANELS_PER_SIDE, N_PER_SIDE = 60, 80
 
 
 def _numbers(name: str, values: object, positive: bool = False) -> list[float]:
-    """A non-empty collection of finite real numbers (positive ones with ``positive``) as floats.
+    """A non-empty collection of distinct finite real numbers (positive ones with ``positive``) as floats.
 
     Lists, tuples, sets, ranges and 1-D NumPy arrays or torch tensors; items may be 0-d arrays or tensors.
     """
@@ -64,6 +64,8 @@ def _numbers(name: str, values: object, positive: bool = False) -> list[float]:
     out = [float(v) for v in values]
     if not all(np.isfinite(out)) or (positive and min(out) <= 0):
         raise ValueError(f"{name} must hold finite{' positive' if positive else ''} numbers, got {out}")
+    if len(set(out)) != len(out):  # each would be its own XFOIL point: the same rows twice
+        raise ValueError(f"{name} must hold distinct numbers, got {out}")
     return out
 
 
@@ -79,6 +81,20 @@ def load_arrays(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     need = {"names", "coords", "foil", "re", "alpha_deg", "cl"}
     if not need <= arrays.keys():
         raise ValueError(f"path {str(path)!r} lacks arrays {sorted(need - arrays.keys())}")
+    coords, foil = arrays["coords"], arrays["foil"]
+    problems = []
+    if coords.ndim != 3 or coords.shape[-1] != 2:
+        problems.append(f"coords has shape {coords.shape}, not (aerofoils, points, 2)")
+    elif arrays["names"].shape != (len(coords),):
+        problems.append(f"{arrays['names'].shape[0]} names for {len(coords)} contours")
+    rows = {k: arrays[k].shape for k in ("foil", "re", "alpha_deg", "cl")}
+    if len(set(rows.values())) != 1 or len(next(iter(rows.values()))) != 1:
+        problems.append(f"the row arrays must be 1-D of one length, got shapes {rows}")
+    elif not np.issubdtype(foil.dtype, np.integer) or (foil.size and not 0 <= foil.min() <= foil.max() < len(coords)):
+        problems.append(f"foil must index the {len(coords)} contours, got {foil.dtype} values in "
+                        f"[{foil.min() if foil.size else '-'}, {foil.max() if foil.size else '-'}]")
+    if problems:
+        raise ValueError(f"path {str(path)!r} is not a consistent aerofoil data set: {'; '.join(problems)}")
     return arrays
 
 

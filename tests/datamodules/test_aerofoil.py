@@ -104,6 +104,9 @@ def test_numpy_numbers_are_numbers():
     assert AerofoilDataModule(reynolds={1e6}).generation["reynolds"] == [1e6]
     with pytest.raises(TypeError, match="reynolds must be a list of numbers"):
         AerofoilDataModule(reynolds=np.array(1e6))
+    for kw in ({"alphas": [0, 0.0]}, {"reynolds": [1e6, 1e6]}):  # the same rows twice
+        with pytest.raises(ValueError, match="must hold distinct numbers"):
+            AerofoilDataModule(**kw)
 
 
 def test_bad_arguments():
@@ -385,3 +388,16 @@ def test_contour_preparation_takes_empty_batches_and_names_a_too_coarse_resoluti
     assert panel_contours(torch.zeros(0, 161, 2), 60).shape == (0, 121, 2)
     with pytest.raises(ValueError, match="n_panels_per_side must be >= 4"):
         panel_contours(torch.zeros(1, 161, 2), 2)
+
+
+@pytest.mark.parametrize(("change", "match"), [
+    (lambda a: {**a, "names": a["names"][:300]}, "300 names for 342 contours"),  # used to drop 42 aerofoils' rows
+    (lambda a: {**a, "cl": a["cl"][:-1]}, "row arrays must be 1-D of one length"),
+    (lambda a: {**a, "foil": a["foil"] + 1}, "foil must index the 342 contours"),
+    (lambda a: {**a, "coords": a["coords"][..., 0]}, "coords has shape"),
+])
+def test_a_data_file_whose_arrays_disagree_is_refused(tmp_path, change, match):
+    path = tmp_path / "bad.npz"
+    np.savez(path, **change(dict(load_arrays(shipped_path()))))
+    with pytest.raises(ValueError, match=match):
+        load_arrays(path)
