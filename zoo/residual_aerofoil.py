@@ -390,16 +390,16 @@ class ResidualAerofoil(HybridModule):
     def release_metrics(self, trainer: Any, datamodule: Any) -> dict[str, float]:
         """The distilled formula's errors (:mod:`~hybridzoo.zoo.aerofoil_distil`) and ``test/mae_neuralfoil``.
 
-        NeuralFoil (if installed) is run on the same test rows and scored against XFOIL.
+        NeuralFoil (if installed) is run on the same test rows, from the stored contours XFOIL labelled (not
+        the panel method's re-panelled ones), and scored against XFOIL.
         """
         from hybridzoo.zoo.distil import distil
 
         metrics = dict(distil(self, datamodule, backend="auto").metrics)
         try:
             x, _, cl, foil = datamodule.datasets["test"].tensors
-            pred = neuralfoil_cl(
-                datamodule.coords[foil].double(), x[:, ALPHA].double(), 10 ** x[:, LOG_RE].double()
-            )
+            stored = torch.from_numpy(datamodule.load()["coords"]).double()
+            pred = neuralfoil_cl(stored[foil], x[:, ALPHA].double(), 10 ** x[:, LOG_RE].double())
         except ImportError:
             return metrics
         metrics["test/mae_neuralfoil"] = float((pred.float() - cl).abs().mean())
