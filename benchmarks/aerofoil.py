@@ -7,8 +7,11 @@ Same test aerofoils (unseen in training), same angles and Reynolds numbers for a
   it goes: its CST fit once per distinct aerofoil, then one vectorised call over all rows;
 - XFOIL: the reference itself (its MAE is 0 by definition; only its speed is measured).
 
-Throughput: ``--batch`` (default 1024) predictions, i.e. (aerofoil, alpha, Re) rows, starting from
-contours; the panel/hybrid timings include the panel solves, the hybrid's the boundary layer and CST fit too.
+Throughput: ``--batch`` (default 1024) predictions, i.e. (aerofoil, alpha, Re) rows, starting from the data
+set's stored contours (what XFOIL labelled); the panel/hybrid timings include re-panelling them to the panel
+method's resolution and the panel solves, the hybrid's the boundary layer and CST fit too;
+``hybrid_full_preparation`` also normalises, re-panels and checks them first, as
+:meth:`ResidualAerofoil.predict_cl` does for a contour of unknown origin.
 Every method gets the same per-row inputs (contour, alpha, Re) and finds the distinct aerofoils among them
 inside its timing.
 The hybrid is timed in float32 (``hybrid``) and in float64 (``hybrid_float64``, the precision of the data
@@ -44,7 +47,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 from hybridzoo.datamodules.aerofoil import AerofoilDataModule
-from hybridzoo.datamodules.aerofoil_features import ALPHA, LOG_RE, aerofoil_inputs
+from hybridzoo.datamodules.aerofoil_features import ALPHA, LOG_RE, aerofoil_inputs, panel_contours, stored_contours
 from hybridzoo.datamodules.cache import atomic_write_bytes
 from hybridzoo.physics import native
 from hybridzoo.physics.aerofoil_boundary_layer import aerofoil_boundary_layer
@@ -128,10 +131,19 @@ def grouped(coords: torch.Tensor, alpha: torch.Tensor, re: torch.Tensor) -> Grou
     return Grouped(uniq.reshape(-1, *coords.shape[1:]), pad_alpha, pad_re, valid, order)
 
 
-def hybrid_rows(model: ResidualAerofoil, batch: Grouped, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """The residual model's Cl of the rows of ``batch``: panel solve, boundary layer, shape fit, network."""
+def hybrid_rows(model: ResidualAerofoil, batch: Grouped, dtype: torch.dtype = torch.float32,
+                full: bool = False) -> torch.Tensor:
+    """The residual model's Cl of the rows of ``batch``: re-panelling, panel solve, boundary layer, shape fit, network.
+
+    ``batch`` holds stored contours (what XFOIL saw); they are re-panelled to the panel method's resolution, as
+    the data set's inputs were. ``full``: first normalised, re-panelled to the stored resolution and checked as
+    :meth:`ResidualAerofoil.predict_cl` does for a contour of unknown origin.
+    """
+    n_per_side, n_panels = model.data_resolution()
     with torch.inference_mode():  # how torch code serves predictions: no autograd bookkeeping
-        feats, cp = aerofoil_inputs(batch.coords.to(dtype), batch.alpha.to(dtype), batch.re.to(dtype))
+        coords = stored_contours(batch.coords, n_per_side) if full else batch.coords
+        coords = panel_contours(coords, n_panels).to(dtype)
+        feats, cp = aerofoil_inputs(coords, batch.alpha.to(dtype), batch.re.to(dtype))
         return model(feats[batch.valid].float(), cp[batch.valid].float())["residual"]
 
 
@@ -249,7 +261,9 @@ def main() -> None:
     with torch.no_grad():
         pred = model(x, cl_panel)
     alpha, re = x[:, ALPHA].double(), 10 ** x[:, LOG_RE].double()
-    nf = neuralfoil_cl(dm.coords[foil].double(), alpha, re).float()
+    # the contours XFOIL labelled (the data set's stored ones): every method starts from them
+    stored = torch.from_numpy(dm.load()["coords"]).double()
+    nf = neuralfoil_cl(stored[foil], alpha, re).float()
     errors = {m: (pred[m] - cl).abs() for m in ("panel", "nn", "residual", "pgml")}
     errors["neuralfoil"] = (nf - cl).abs()
     mae = {m: float(e.mean()) for m, e in errors.items()}
@@ -257,15 +271,17 @@ def main() -> None:
 
     # ---- throughput on `batch` rows drawn from the test set (with repetition if needed)
     idx = torch.arange(args.batch) % len(cl)
-    coords_rows = dm.coords[foil[idx]].double()
+    coords_rows = stored[foil[idx]]
     a_rows, re_rows = alpha[idx], re[idx]
     ufoils = torch.unique(foil[idx])
-    batch = grouped(coords_rows, a_rows, re_rows)  # for the boundary-layer check
+    # for the boundary-layer check: the panel method's contours
+    batch = grouped(panel_contours(coords_rows, model.data_resolution()[1]), a_rows, re_rows)
 
     def run_panel():  # in float32, as the timed hybrid runs it
         rows = grouped(coords_rows, a_rows, re_rows)
         with torch.inference_mode():
-            return hess_smith(rows.coords.float(), rows.alpha.float()).cl[rows.valid]
+            coords = panel_contours(rows.coords, model.data_resolution()[1]).float()
+            return hess_smith(coords, rows.alpha.float()).cl[rows.valid]
 
     def run_hybrid(dtype: torch.dtype = torch.float32):
         # from the same per-row contours as NeuralFoil, finding the distinct aerofoils inside the timing as it does
@@ -281,11 +297,12 @@ def main() -> None:
     times = {k: timed(fn, args.repeats) for k, fn in
              (("panel", run_panel), ("hybrid", run_hybrid), ("neuralfoil", run_neuralfoil),
               ("hybrid_float64", lambda: run_hybrid(torch.float64)),
+              ("hybrid_full_preparation", lambda: hybrid_rows(model, grouped(coords_rows, a_rows, re_rows), full=True)),
               ("hybrid_torch_boundary_layer", run_hybrid_torch_march))}
     boundary_layer = boundary_layer_check(batch, args.repeats) if compiled else None
     # The timed pipeline runs in float32 from the contours; the MAEs above use the data set's inputs,
     # computed in float64. Score the timed pipeline itself on every test row too.
-    test_rows = grouped(dm.coords[foil].double(), alpha, re)
+    test_rows = grouped(stored[foil], alpha, re)
     mae["residual_timed_pipeline"] = float((hybrid_rows(model, test_rows) - cl[test_rows.order]).abs().mean())
 
     xfoil_rate, xfoil_polars = None, 0
@@ -297,7 +314,9 @@ def main() -> None:
             timed_foils = ufoils[: args.xfoil_polars]  # fewer than asked where the batch holds fewer aerofoils
             t = time.perf_counter()
             for f in timed_foils:
-                run_polar(dm.coords[f].double(), 1e6, alphas)
+                # XFOIL's own sweep: the data build's retry of failed points can wait out a hung process
+                # (NACA 0006 here: 12 s against 0.8 s), which times our driver, not XFOIL
+                run_polar(stored[f], 1e6, alphas, retry=False)
             xfoil_rate = len(timed_foils) * len(alphas) / (time.perf_counter() - t)
             xfoil_polars = len(timed_foils)
     except Exception as err:  # XFOIL is optional here
@@ -318,6 +337,7 @@ def main() -> None:
             "residual_over_neuralfoil_mae": mae["residual"] / mae["neuralfoil"],
             "hybrid_over_neuralfoil_speed": rate["hybrid"] / rate["neuralfoil"],
             "hybrid_float64_over_neuralfoil_speed": rate["hybrid_float64"] / rate["neuralfoil"],
+            "hybrid_full_preparation_over_neuralfoil_speed": rate["hybrid_full_preparation"] / rate["neuralfoil"],
             "hybrid_torch_boundary_layer_over_neuralfoil_speed": rate["hybrid_torch_boundary_layer"]
             / rate["neuralfoil"],
             **({"hybrid_over_xfoil_speed": rate["hybrid"] / rate["xfoil"]} if "xfoil" in rate else {}),
@@ -335,10 +355,12 @@ def main() -> None:
         "torch": torch.__version__,
         "numpy": np.__version__,
         "note": f"timings are the best of {args.repeats} calls after a warm-up, for every method but XFOIL; torch "
-                "and numpy's BLAS both limited to `threads`. The hybrid and NeuralFoil start from the same per-row "
-                "contours, angles and Re, and both find the distinct aerofoils inside the timing. XFOIL: "
+                "and numpy's BLAS both limited to `threads`. Every method starts from the same per-row stored "
+                "contours (what XFOIL labelled), angles and Re, and finds the distinct aerofoils inside the timing; "
+                "panel and hybrid re-panel them to the panel method's resolution inside it, hybrid_full_preparation "
+                "first normalises, re-panels and checks them as predict_cl does. XFOIL: "
                 "`xfoil_polars_timed` polars (one per aerofoil, at Re 1e6, over the data's angles) timed once, "
-                "without a warm-up: one XFOIL process per polar",
+                "without a warm-up: one XFOIL process per polar, no retry of failed points",
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(args.out, json.dumps(result, indent=2).encode())
