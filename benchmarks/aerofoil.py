@@ -38,6 +38,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -56,6 +57,9 @@ from hybridzoo.physics.panel import hess_smith
 from hybridzoo.zoo.neuralfoil_peer import neuralfoil_cl
 from hybridzoo.zoo.registry import create_datamodule, create_model, load_config
 from hybridzoo.zoo.residual_aerofoil import ResidualAerofoil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the benchmarks' own helpers
+from _out import check_out  # noqa: E402
 
 NAME = "residual-aerofoil"
 
@@ -236,6 +240,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=5,
                     help="fresh processes, each timing every method (ranges over them in `runs`); XFOIL in the first")
     ap.add_argument("--out", type=Path, default=OUT, help="results JSON")
+    ap.add_argument("--replace", action="store_true", help="overwrite --out even if it is no results file")
     ap.add_argument("--single", action="store_true", help=argparse.SUPPRESS)  # one run, in this process
     args = ap.parse_args()
     if args.train is not None and args.train < 1:
@@ -245,8 +250,7 @@ def main() -> None:
             ap.error(f"--{name} must be >= 1, got {getattr(args, name)}")
     if args.xfoil_polars < 0:
         ap.error(f"--xfoil-polars must be >= 0, got {args.xfoil_polars}")
-    if args.out.is_dir():  # found now, not after every run's measurements
-        ap.error(f"--out {args.out} is a folder; give the path of a .json file")
+    check_out(ap.error, args.out, "mae_vs_xfoil", args.replace)  # found now, not after every run's measurements
     if not args.single:
         return several_runs(args)
     torch.set_num_threads(args.threads)
@@ -375,7 +379,6 @@ def several_runs(args: argparse.Namespace) -> None:
     README), so a range over processes is what a user would see.
     """
     import subprocess
-    import sys
     import tempfile
 
     keys = ("predictions_per_s", "ratios")

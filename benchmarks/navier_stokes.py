@@ -43,6 +43,9 @@ from pathlib import Path
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the benchmarks' own helpers
+from _out import check_out  # noqa: E402
+
 SIZES = (64, 128, 256)
 REPEATS = {64: 20, 128: 10, 256: 5}
 PEER_REPEATS = {64: 3, 128: 3, 256: 1}  # a PhiFlow 256-wake backward takes > 10 s
@@ -322,9 +325,10 @@ def main() -> int | None:
                         help="output JSON (default: benchmarks/results/navier_stokes.json)")
     parser.add_argument("--resummarise", action="store_true",
                         help="only recompute the speed-up summary of the existing --out file (no timing)")
+    parser.add_argument("--replace", action="store_true", help="overwrite --out even if it is no results file")
     args = parser.parse_args()
-    if args.out.is_dir():  # found now, not after minutes of timing
-        parser.error(f"--out {args.out} is a folder; give the path of a .json file")
+    if not args.peer:  # found now, not after minutes of timing
+        check_out(parser.error, args.out, "phiflow", args.replace)
     if args.resummarise:
         if not args.out.is_file():
             parser.error(f"--resummarise: {args.out} does not exist")

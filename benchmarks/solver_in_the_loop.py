@@ -18,11 +18,15 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import torch
 from hybridzoo.datamodules.cache import atomic_write_bytes
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the benchmarks' own helpers
+from _out import check_out  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 REPEATS = 5
@@ -102,12 +106,13 @@ def main() -> None:
     parser.add_argument("names", nargs="*", default=list(NAMES), help=f"shipped checkpoints (default: {NAMES})")
     parser.add_argument("--out", default=None,
                         help="output JSON, for a single NAME (default: benchmarks/results/<name>.json)")
+    parser.add_argument("--replace", action="store_true", help="overwrite --out even if it is no results file")
     args = parser.parse_args()
     if args.out is not None and len(args.names) != 1:
         # one file per model: a second NAME would overwrite the first one's results
         parser.error(f"--out needs exactly one NAME, got {len(args.names)}: {' '.join(args.names)}")
-    if args.out is not None and Path(args.out).is_dir():  # found now, not after the 400-step rollouts
-        parser.error(f"--out {args.out} is a folder; give the path of a .json file")
+    if args.out is not None:  # found now, not after the 400-step rollouts
+        check_out(parser.error, Path(args.out), "long_rollouts", args.replace)
     from hybridzoo.zoo.registry import list_models
 
     ns_models = {r["name"] for r in list_models() if r["name"].startswith("solver-in-the-loop")}

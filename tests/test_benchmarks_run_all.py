@@ -108,6 +108,17 @@ def test_rknet_rejects_non_positive_counts_before_starting_workers(option):
     assert f"{option} must be >= 1" in proc.stderr
 
 
+@pytest.mark.parametrize("script", ["aerofoil.py", "solver_in_the_loop.py solver-in-the-loop-ns", "navier_stokes.py"])
+def test_a_file_at_out_that_is_no_results_file_is_kept(tmp_path, script):
+    mine = tmp_path / "notes.txt"
+    mine.write_text("mine")
+    name, *args = script.split()
+    proc = subprocess.run([sys.executable, str(BENCH / name), *args, "--out", str(mine)], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 2 and "is not a results file of this benchmark" in proc.stderr
+    assert mine.read_text() == "mine"
+
+
 def test_aerofoil_data_efficiency_rejects_a_bad_size_before_training(tmp_path):
     out = tmp_path / "curve.json"
     proc = subprocess.run([sys.executable, str(BENCH / "aerofoil_data_efficiency.py"), "--sizes", "10", "100000",
@@ -125,7 +136,8 @@ def test_aerofoil_data_efficiency_keeps_the_stored_runs_of_other_seeds(tmp_path)
     model_args = dict(load_config("residual-aerofoil")["model"]["init_args"])
     data_args = dict(load_config("residual-aerofoil")["data"]["init_args"])
     efficiency = _load("aerofoil_data_efficiency")
-    same = {"steps": 2, "model": model_args, "data": data_args, "data_sha256": efficiency.data_digest(data_args)}
+    same = {"steps": 2, "model": model_args, "data": data_args, "data_sha256": efficiency.data_digest(data_args),
+            "split_sha256": efficiency.split_digest(data_args)}
     stored = {"n_train_foils": 10, "seed": 7, "wall_s": 1.0,
               "test/mae": 0.05, "test/mae_nn": 0.1, "test/mae_panel": 0.09, "test/mae_pgml": 0.06}
     out = tmp_path / "curve.json"
@@ -142,7 +154,7 @@ def test_aerofoil_data_efficiency_keeps_the_stored_runs_of_other_seeds(tmp_path)
     # runs of another configuration, or on other data bytes, are not pooled with these
     seeds = _load("_seeds")
     assert seeds.stored_runs(out, same, key="rows") == result["rows"]
-    for other in ({**same, "steps": 3}, {**same, "data_sha256": "0" * 64}):
+    for other in ({**same, "steps": 3}, {**same, "data_sha256": "0" * 64}, {**same, "split_sha256": "0" * 16}):
         assert seeds.stored_runs(out, other, key="rows", replace=True) == []
 
 
