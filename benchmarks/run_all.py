@@ -27,6 +27,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmarks named in ``argv`` (default ``sys.argv[1:]``; none: all); return the exit status."""
     wanted = set(sys.argv[1:] if argv is None else argv)
     scripts = benchmark_scripts()
+    if wanted & {"-h", "--help"}:
+        print(f"{__doc__}\nbenchmarks: {', '.join(p.stem for p in scripts)}")
+        return 0
     unknown = sorted(wanted - {p.stem for p in scripts})
     if unknown:
         # a misspelt name would otherwise run nothing and report success

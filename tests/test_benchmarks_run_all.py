@@ -16,6 +16,9 @@ def test_unknown_benchmark_name_fails_and_lists_the_valid_names():
     assert "unknown benchmark(s): rknet_seed" in proc.stderr
     assert "rknet_seeds" in proc.stderr and "run_all" not in proc.stderr.split("valid names:")[1]
     assert "==" not in proc.stdout  # nothing ran
+    # --help printed "unknown benchmark(s): --help"
+    proc = subprocess.run([sys.executable, str(RUN_ALL), "--help"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "benchmarks: aerofoil" in proc.stdout and "==" not in proc.stdout
 
 
 BENCH = RUN_ALL.parent
