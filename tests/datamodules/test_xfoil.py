@@ -182,27 +182,37 @@ def test_a_polar_that_converges_in_time_is_not_flagged(tmp_path, monkeypatch):
     assert not run_polar(c, 1e6, [0.0, 2.0]).timed_out  # 2 deg is missing, but XFOIL finished
 
 
-def test_a_hanging_retry_is_cut_at_its_budget_and_keeps_what_it_had(tmp_path, monkeypatch):
-    # Real XFOIL can hang after a point whose fresh boundary layer diverged (NACA 0006, Re 1e6, 10 deg):
-    # the retry used to spend the sweep's whole timeout (60 s) on every such polar
-    exe = tmp_path / "hanging_retry.sh"
+def _retrying_xfoil(tmp_path, monkeypatch, retry_hangs: bool) -> None:
+    """A stand-in XFOIL whose sweep converges at 0 deg only and whose retry converges at 2 deg, then (if
+    ``retry_hangs``) hangs; the retry's budget is 0.5 s + 0.25 s per angle."""
+    exe = tmp_path / "retrying_xfoil.sh"
     header = "   alpha    CL        CD       CDp       CM     Top_Xtr  Bot_Xtr\\n  ------\\n"
     exe.write_text(
         "#!/bin/bash\n"
         'script=$(cat)\n'
-        f'if grep -q retry.txt <<< "$script"; then printf "{header}{row(2.0, 0.4)}" > retry.txt; sleep 30; '
+        f'if grep -q retry.txt <<< "$script"; then printf "{header}{row(2.0, 0.4)}" > retry.txt; '
+        f'{"sleep 30; " if retry_hangs else ""}'
         f'else printf "{header}{row(0.0, 0.2)}" > polar.txt; fi\n'
     )
     exe.chmod(0o755)
     monkeypatch.setattr(xfoil_module, "xfoil_command", lambda: [str(exe)])
     monkeypatch.setattr(xfoil_module, "RETRY_SECONDS", 0.5)
     monkeypatch.setattr(xfoil_module, "RETRY_SECONDS_PER_ANGLE", 0.25)
+
+
+def test_a_hanging_retry_is_cut_at_its_budget_and_keeps_what_it_had(tmp_path, monkeypatch):
+    # Real XFOIL can hang after a point whose fresh boundary layer diverged (NACA 0006, Re 1e6, 10 deg):
+    # the retry used to spend the sweep's whole timeout (60 s) on every such polar
+    _retrying_xfoil(tmp_path, monkeypatch, retry_hangs=True)
     c = naca4_from_code("2412", 40, closed_te=False, dtype=torch.float64)
     start = time.perf_counter()
     pol = run_polar(c, 1e6, [0.0, 2.0, 5.0], timeout=60.0)
     assert time.perf_counter() - start < 15  # 0.5 + 2 * 0.25 s, not the 60 s timeout
     np.testing.assert_array_equal(pol.cl[:2], [0.2, 0.4])
     assert np.isnan(pol.cl[2]) and not pol.timed_out  # the sweep finished: XFOIL's verdict, not a lack of time
+    # ... but the retry's cut is on record (Polar.retry_timed_out), so that a data build reruns the polar: a
+    # loaded machine cuts a retry of convergeable angles just as a hang does
+    assert pol.retry_timed_out and "killed after" in pol.log
 
 
 def _marked_processes(mark: str) -> list[int]:
@@ -275,31 +285,12 @@ def test_the_sweep_marches_out_from_zero_and_restarts_the_negative_branch(tmp_pa
     assert cmds == ["ALFA 0.0000", "ALFA 2.0000", "ALFA 4.0000", "INIT", "ALFA -1.0000", "ALFA -3.0000"]
 
 
-def test_a_retry_cut_at_its_budget_is_recorded(tmp_path, monkeypatch):
-    # A loaded machine cuts a retry of convergeable angles just as a hang does: the cut must be on record
-    # (Polar.retry_timed_out) so that a data build reruns the polar, and the angles it did finish are kept
-    exe = tmp_path / "slow_retry.sh"
-    header = "   alpha    CL        CD       CDp       CM     Top_Xtr  Bot_Xtr\\n  ------\\n"
-    exe.write_text(
-        "#!/bin/bash\n"
-        'script=$(cat)\n'
-        f'if grep -q retry.txt <<< "$script"; then printf "{header}{row(2.0, 0.4)}" > retry.txt; '
-        'if [ -e "$RETRY_HANGS" ]; then sleep 30; fi; '
-        f'else printf "{header}{row(0.0, 0.2)}" > polar.txt; fi\n'
-    )
-    exe.chmod(0o755)
-    monkeypatch.setattr(xfoil_module, "xfoil_command", lambda: [str(exe)])
-    monkeypatch.setattr(xfoil_module, "RETRY_SECONDS", 0.5)
-    monkeypatch.setattr(xfoil_module, "RETRY_SECONDS_PER_ANGLE", 0.25)
+def test_a_retry_that_ends_in_time_is_no_cut(tmp_path, monkeypatch):
+    _retrying_xfoil(tmp_path, monkeypatch, retry_hangs=False)
     c = naca4_from_code("2412", 40, closed_te=False, dtype=torch.float64)
-    monkeypatch.setenv("RETRY_HANGS", str(exe))
-    pol = run_polar(c, 1e6, [0.0, 2.0, 5.0])
-    assert pol.retry_timed_out and not pol.timed_out  # the sweep finished; the retry did not
-    np.testing.assert_array_equal(pol.cl[:2], [0.2, 0.4])  # what the retry finished before the cut is kept
-    assert np.isnan(pol.cl[2]) and "killed after" in pol.log
-    monkeypatch.delenv("RETRY_HANGS")
-    pol = run_polar(c, 1e6, [0.0, 2.0, 5.0])  # a retry that ends in time: its missing angle is XFOIL's verdict
+    pol = run_polar(c, 1e6, [0.0, 2.0, 5.0])  # its missing angle is XFOIL's verdict
     assert not pol.retry_timed_out and not pol.timed_out and np.isnan(pol.cl[2])
+    np.testing.assert_array_equal(pol.cl[:2], [0.2, 0.4])
     assert not run_polar(c, 1e6, [0.0]).retry_timed_out  # no retry at all
 
 
