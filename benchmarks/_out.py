@@ -20,7 +20,8 @@ def check_out(error: Callable[[str], object], out: Path, marker: str, replace: b
     if not out.exists() or replace:
         return
     try:
-        ours = marker in json.loads(out.read_text())
+        data = json.loads(out.read_text())
+        ours = isinstance(data, dict) and marker in data
     except (ValueError, TypeError, OSError, UnicodeDecodeError):
         ours = False
     if not ours:

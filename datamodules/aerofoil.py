@@ -86,10 +86,12 @@ def load_arrays(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     if coords.ndim != 3 or coords.shape[-1] != 2:
         problems.append(f"coords has shape {coords.shape}, not (aerofoils, points, 2)")
     elif arrays["names"].shape != (len(coords),):
-        problems.append(f"{arrays['names'].shape[0]} names for {len(coords)} contours")
+        problems.append(f"names has shape {arrays['names'].shape} for {len(coords)} contours")
     rows = {k: arrays[k].shape for k in ("foil", "re", "alpha_deg", "cl")}
     if len(set(rows.values())) != 1 or len(next(iter(rows.values()))) != 1:
         problems.append(f"the row arrays must be 1-D of one length, got shapes {rows}")
+    elif problems:  # the contours themselves are off: no range to check foil against
+        pass
     elif not np.issubdtype(foil.dtype, np.integer) or (foil.size and not 0 <= foil.min() <= foil.max() < len(coords)):
         problems.append(f"foil must index the {len(coords)} contours, got {foil.dtype} values in "
                         f"[{foil.min() if foil.size else '-'}, {foil.max() if foil.size else '-'}]")
@@ -121,7 +123,12 @@ def split_foils(
     """Random disjoint train/val/test aerofoil indices (split by aerofoil, never by row).
 
     ``groups``: a label per aerofoil (:func:`near_duplicate_groups`); aerofoils that share one go together, to
-    the split of the one that the random order puts first, so the splits' sizes may move by a few.
+    the split of the one that the random order puts first, so the splits' sizes move by up to the groups' sizes
+    (the shipped data: 2 aerofoils, from training to test).
+
+    Raises:
+        ValueError: too few aerofoils to split, ``groups`` of another length, or groups so large that a split
+            ends up empty.
     """
     perm = np.random.default_rng(seed).permutation(n_foils)
     n_test = max(1, round(test_fraction * n_foils))
@@ -134,9 +141,16 @@ def split_foils(
     where = np.zeros(n_foils, dtype=np.int64)  # 0 test, 1 validation, 2 training, in the order of perm
     where[n_test : n_test + n_val], where[n_test + n_val :] = 1, 2
     if groups is not None:
-        label = np.asarray(groups)[perm]
+        groups = np.asarray(groups)
+        if groups.shape != (n_foils,):
+            raise ValueError(f"groups must hold one label per aerofoil, shape ({n_foils},), got {groups.shape}")
+        label = groups[perm]
         _, first = np.unique(label, return_index=True)  # each group's first position in perm
         where = where[first][np.searchsorted(np.unique(label), label)]
+        empty = [name for k, name in enumerate(("test", "validation", "training")) if not (where == k).any()]
+        if empty:
+            raise ValueError(f"groups of near-copies leave no {' and no '.join(empty)} aerofoil: too few groups "
+                             f"({len(first)}) for a split of {n_foils} aerofoils")
     return perm[where == 2], perm[where == 1], perm[where == 0]
 
 

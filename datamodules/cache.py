@@ -38,8 +38,11 @@ def check_cache_dir(name: str, value: object) -> Path | None:
     if not isinstance(value, (str, os.PathLike)):
         raise TypeError(f"{name} must be a path (str or os.PathLike) or None, got {type(value).__name__}")
     path = Path(value).expanduser()
-    if path.exists() and not path.is_dir():
-        raise ValueError(f"{name}={str(value)!r} is a file, not a folder: give the folder to cache the data in")
+    # the path, or the nearest of its parents that exists (it will be created below that), must be a folder
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        where = "is a file" if existing == path else f"lies under the file {str(existing)!r}"
+        raise ValueError(f"{name}={str(value)!r} {where}, not a folder: give the folder to cache the data in")
     return path
 
 

@@ -344,5 +344,5 @@ def _plain_config(value: Any) -> Any:
     if isinstance(value, (tuple, list)):
         return [float(v) if isinstance(v, numbers.Real) and not isinstance(v, bool) else v for v in value]
     if isinstance(value, np.ndarray):
-        return value.tolist()
+        return _plain_config(value.tolist())
     return value

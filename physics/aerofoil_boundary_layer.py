@@ -7,13 +7,12 @@ of transition and separation are the network inputs of the residual aerofoil mod
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 
 import torch
 from hybridzoo.physics.boundary_layer import _march, _per_surface, squire_young
 from hybridzoo.physics.panel import PanelSolution
-from hybridzoo.physics.validation import check_tensor
+from hybridzoo.physics.validation import check_real_value, check_tensor
 
 
 @dataclass
@@ -91,8 +90,7 @@ def aerofoil_boundary_layer(
             f"solution must be batched over aerofoils and angles (vt (B, A, N)), got vt {tuple(vt.shape)}"
         )
     b, a, n = vt.shape
-    if isinstance(re, bool) or not isinstance(re, (numbers.Real, torch.Tensor)):
-        raise TypeError(f"re must be a real number or a tensor, got {type(re).__name__}")
+    re = check_real_value("re", re)
     re_t = check_tensor("re", torch.as_tensor(re, dtype=vt.dtype, device=vt.device), positive=True)
     if re_t.ndim and re_t.shape != (b, a):
         raise ValueError(f"re must be a scalar or (B, A) = {(b, a)}, got shape {tuple(re_t.shape)}")

@@ -18,7 +18,7 @@ from os import PathLike
 from pathlib import Path
 
 import torch
-from hybridzoo.physics.validation import check_positive_int, check_tensor
+from hybridzoo.physics.validation import check_positive_int, check_real_value, check_tensor
 
 #: Largest trailing-edge gap (fraction of the contour's x-extent) accepted as "closed".
 MAX_TE_GAP = 0.05
@@ -67,9 +67,12 @@ def naca4(
         in ``m``, ``p`` and ``t``.
     """
     n = check_positive_int("n_per_side", n_per_side)
+    m, p, t = (check_real_value(name, v) for name, v in (("m", m), ("p", p), ("t", t)))
     tensors = [v for v in (m, p, t) if isinstance(v, torch.Tensor)]
     dtype = dtype or (functools.reduce(torch.promote_types, [v.dtype for v in tensors]) if tensors
                       else torch.get_default_dtype())
+    if not dtype.is_floating_point:
+        raise TypeError(f"m, p and t give the dtype {dtype}: pass a floating tensor among them, or dtype=")
     device = device or (tensors[0].device if tensors else None)
     m, p, t = (torch.as_tensor(v, dtype=dtype, device=device) for v in (m, p, t))
     scalar = m.ndim == 0 and p.ndim == 0 and t.ndim == 0

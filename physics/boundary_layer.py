@@ -26,13 +26,12 @@ Everything is batched over independent surfaces and differentiable away from the
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass
 
 import torch
 from hybridzoo.physics.boundary_layer_native import march_native
 from hybridzoo.physics.tensor_cache import per_device
-from hybridzoo.physics.validation import check_solver_dtype, check_tensor
+from hybridzoo.physics.validation import check_real_value, check_solver_dtype, check_tensor
 
 LAMBDA_SEPARATION = -0.09
 H_TURBULENT_START = 1.4
@@ -204,8 +203,7 @@ def _per_surface(
     Returns it as a finite tensor of ``like``'s dtype and device; raises ``TypeError``/``ValueError``
     naming ``name`` otherwise.
     """
-    if isinstance(value, bool) or not isinstance(value, (numbers.Real, torch.Tensor)):
-        raise TypeError(f"{name} must be a real number or a tensor, got {type(value).__name__}")
+    value = check_real_value(name, value)
     t = check_tensor(name, torch.as_tensor(value, dtype=like.dtype, device=like.device), positive=positive)
     if t.ndim != 0 and (m is None or t.shape != (m,)):
         per_surface = "" if m is None else f" or one value per surface, shape ({m},)"

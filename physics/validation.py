@@ -5,6 +5,7 @@ from __future__ import annotations
 import numbers
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 
@@ -44,6 +45,23 @@ def check_tensor(
     if positive and not (x > 0).all():
         raise ValueError(f"{name} must be strictly positive (min is {x.min().item():.4g})")
     return x
+
+
+def check_real_value(name: str, value: object) -> object:
+    """Check a real scalar (Python's or NumPy's) or a real tensor or array, before it is cast to a dtype.
+
+    A cast would silently drop a complex value's imaginary part and read a bool as 0/1, so both are a
+    ``TypeError`` naming ``name``, as is any other type. Returns ``value`` (a NumPy array as a tensor).
+    """
+    if isinstance(value, np.ndarray):
+        value = torch.from_numpy(value)
+    if isinstance(value, torch.Tensor):
+        if value.is_complex() or value.dtype == torch.bool:
+            raise TypeError(f"{name} must be real, got a {value.dtype} tensor")
+        return value
+    if not is_real_number(value):
+        raise TypeError(f"{name} must be a real number or a tensor, got {type(value).__name__}")
+    return value
 
 
 def check_solver_dtype(name: str, x: torch.Tensor) -> torch.Tensor:

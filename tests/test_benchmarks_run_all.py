@@ -122,6 +122,16 @@ def test_a_file_at_out_that_is_no_results_file_is_kept(tmp_path, script):
     assert mine.read_text() == "mine"
 
 
+def test_out_check_wants_a_json_object_with_the_marker(tmp_path):
+    out = _load("_out")
+    errors = []
+    for i, text in enumerate(['"phiflow runs"', '["phiflow"]', '{"phiflow": {}}']):
+        path = tmp_path / f"f{i}.json"
+        path.write_text(text)
+        out.check_out(errors.append, path, "phiflow")
+    assert len(errors) == 2  # a string or list holding the marker is no results file
+
+
 def test_aerofoil_data_efficiency_rejects_a_bad_size_before_training(tmp_path):
     out = tmp_path / "curve.json"
     proc = subprocess.run([sys.executable, str(BENCH / "aerofoil_data_efficiency.py"), "--sizes", "10", "100000",

@@ -21,6 +21,7 @@ import warnings
 from typing import Any, ClassVar, Literal
 
 import lightning as L
+import numpy as np
 import torch
 from hybridzoo.physics.validation import is_real_number
 
@@ -28,6 +29,17 @@ Freeze = Literal["none", "network", "physics"]
 #: checkpoint entry that says the run fine-tunes trained weights (:attr:`HybridModule.fine_tuning`)
 FINE_TUNING_KEY = "hybridzoo_fine_tuning"
 _FREEZE_CHOICES = ("none", "network", "physics")
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with NumPy scalars and arrays, also inside lists, tuples and dicts, as plain Python values."""
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.tolist()
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
 
 
 class HybridModule(L.LightningModule):
@@ -219,6 +231,11 @@ class HybridModule(L.LightningModule):
         Subclasses that override this hook must call ``super().on_save_checkpoint(checkpoint)``.
         """
         super().on_save_checkpoint(checkpoint)
+        # NumPy numbers (np.float32(1e-3) passes as a learning rate) would make the checkpoint unreadable by
+        # torch.load(weights_only=True), Lightning's default: store them as the Python numbers they stand for
+        for key in (self.CHECKPOINT_HYPER_PARAMS_KEY, "datamodule_hyper_parameters"):
+            if isinstance(checkpoint.get(key), dict):
+                checkpoint[key] = {k: _plain(v) for k, v in checkpoint[key].items()}
         hparams = checkpoint.get(self.CHECKPOINT_HYPER_PARAMS_KEY)
         if isinstance(hparams, dict) and "_class_path" not in hparams:
             hparams["_class_path"] = f"{type(self).__module__}.{type(self).__qualname__}"

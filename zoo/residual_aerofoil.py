@@ -344,6 +344,9 @@ class ResidualAerofoil(HybridModule):
     def predict_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> dict[str, torch.Tensor]:
         """Every mode's Cl ``{mode: (B,)}`` of a batch ``(x, cl_panel, ...)`` (the labels, if any, are not read)."""
         x, cl_panel = batch[0], batch[1]
+        if batch_idx == 0 and not bool(self.stats_fitted):
+            warnings.warn("predict on a model whose feature statistics were never fitted (not trained): only "
+                          "'panel' is meaningful", RuntimeWarning, stacklevel=2)
         return self(x, cl_panel)
 
     # ------------------------------------------------------------------ pictures

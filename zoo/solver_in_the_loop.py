@@ -368,6 +368,9 @@ class SolverInTheLoop(HybridModule):
         ``re (B,)``; the other methods and the 2x grid's states are neither rolled out nor needed.
         """
         steps = batch["u"].shape[1] - 1
+        if steps < 1:  # rollout would name its own `steps`, which the user never passed
+            raise ValueError(f"batch['u'] must hold at least 2 states (the first and as many as to predict), "
+                             f"shape (B, steps + 1, ny, nx+1); got {tuple(batch['u'].shape)}")
         return self.rollout(batch["u"][:, 0], batch["v"][:, 0], batch["re"], steps, "sol")
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

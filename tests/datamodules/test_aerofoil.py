@@ -78,6 +78,10 @@ def test_near_copies_of_an_aerofoil_never_straddle_two_splits(shipped):
     line = np.zeros((4, 3, 2))
     line[:, :, 0] = np.array([0.0, 4e-4, 8e-4, 5.0])[:, None]  # 0-1 and 1-2 are near, 0-2 is not, 3 is far
     assert near_duplicate_groups(line).tolist() == [0, 0, 0, 1]
+    with pytest.raises(ValueError, match="groups must hold one label per aerofoil"):
+        split_foils(10, 0.1, 0.2, 0, groups=np.zeros(9))
+    with pytest.raises(ValueError, match="leave no validation and no training aerofoil"):
+        split_foils(10, 0.1, 0.2, 0, groups=np.zeros(10))  # one group: all ten went to test
     groups = np.arange(100) // 2  # pairs
     tr, va, te = split_foils(100, 0.1, 0.2, 0, groups=groups)
     assert len(set(tr) | set(va) | set(te)) == 100
@@ -391,7 +395,9 @@ def test_contour_preparation_takes_empty_batches_and_names_a_too_coarse_resoluti
 
 
 @pytest.mark.parametrize(("change", "match"), [
-    (lambda a: {**a, "names": a["names"][:300]}, "300 names for 342 contours"),  # used to drop 42 aerofoils' rows
+    (lambda a: {**a, "names": a["names"][:300]}, r"names has shape \(300,\) for 342"),  # dropped 42 aerofoils' rows
+    (lambda a: {**a, "names": a["names"][0]}, r"names has shape \(\) for 342"),
+    (lambda a: {**a, "coords": a["coords"][0, 0, 0]}, "coords has shape"),
     (lambda a: {**a, "cl": a["cl"][:-1]}, "row arrays must be 1-D of one length"),
     (lambda a: {**a, "foil": a["foil"] + 1}, "foil must index the 342 contours"),
     (lambda a: {**a, "coords": a["coords"][..., 0]}, "coords has shape"),

@@ -140,6 +140,7 @@ def test_numpy_seed_and_arrays_key_the_cache_by_their_exact_values():
     assert close.data_config()["re_train"] == [100.0, 200.000000004]
     # `hybridzoo data build --data re_train=[100,200]` gives ints, a fit's typed --data.re_train floats
     assert WakeFlowDataModule(**{**TINY, "re_train": [100, 200]}, seed=3).cache.dir == base.cache.dir
+    assert WakeFlowDataModule(**{**TINY, "re_train": np.array([100, 200])}, seed=3).cache.dir == base.cache.dir
 
 
 def test_a_cache_dir_that_is_a_file_is_refused_before_any_simulation(tmp_path):
@@ -147,6 +148,8 @@ def test_a_cache_dir_that_is_a_file_is_refused_before_any_simulation(tmp_path):
     afile.write_text("mine")
     with pytest.raises(ValueError, match="cache_dir=.* is a file"):
         WakeFlowDataModule(**TINY, cache_dir=str(afile))
+    with pytest.raises(ValueError, match="cache_dir=.* lies under the file"):
+        WakeFlowDataModule(**TINY, cache_dir=str(afile / "sub"))
     with pytest.raises(TypeError, match="cache_dir must be a path"):
         WakeFlowDataModule(**TINY, cache_dir=5)
     assert afile.read_text() == "mine"

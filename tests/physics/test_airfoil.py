@@ -239,6 +239,10 @@ def test_naca4_promotes_mixed_tensor_dtypes():
     assert naca4(m32, 0.4, t64, 10).dtype == F64  # the float32 m used to set the dtype and round t
     assert naca4(t64 * 0 + 0.02, 0.4, t64.float(), 10).dtype == F64
     assert naca4(m32, 0.4, 0.12, 10).dtype == torch.float32
+    with pytest.raises(TypeError, match="t must be real"):  # a complex t lost its imaginary part, blaming m
+        naca4(0.02, 0.4, torch.tensor(0.12 + 0.01j), 10, dtype=F64)
+    with pytest.raises(TypeError, match="m, p and t give the dtype torch.int64"):
+        naca4(0.02, 0.4, torch.tensor(1), 10)
 
 
 def test_cst_fit_of_a_batch_equals_one_contour_at_a_time():

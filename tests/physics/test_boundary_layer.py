@@ -295,6 +295,12 @@ def test_bad_inputs_name_the_argument():
     for bad in (True, "1e6", None):  # True used to pass as Re = 1
         with pytest.raises(TypeError, match="re must be a real number or a tensor"):
             aerofoil_boundary_layer(sol, bad)
+    with pytest.raises(TypeError, match="re must be real, got a torch.complex"):  # its imaginary part was dropped
+        aerofoil_boundary_layer(sol, torch.full((1, 2), 1e6 + 5e5j))
+    with pytest.raises(TypeError, match="re must be real"):
+        march(*two, torch.tensor(1e6 + 3e5j))
+    from_numpy = aerofoil_boundary_layer(sol, np.full((1, 2), 1e6)).cd  # as before the type check
+    torch.testing.assert_close(from_numpy, aerofoil_boundary_layer(sol, 1e6).cd)
     with pytest.raises(ValueError, match="batched"):
         aerofoil_boundary_layer(hess_smith(naca("0012"), 0.1), 1e6)
     with pytest.raises(ValueError, match="trip"):

@@ -115,3 +115,17 @@ def test_the_cosine_schedule_decays_per_step_to_zero():
     trainer = L.Trainer(max_epochs=1, limit_train_batches=4, limit_val_batches=0, num_sanity_val_steps=0, **QUIET)
     trainer.fit(model, datamodule=DigitsDataModule(batch_size=16, seed=0))
     assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-9)  # 4 steps of T_max 4
+
+
+def test_numpy_hyperparameters_leave_a_checkpoint_that_loads_with_weights_only(tmp_path):
+    # np.float32(1e-3) passes as a learning rate, but a NumPy scalar in the saved hyperparameters made
+    # load_from_checkpoint (torch.load with weights_only=True) fail with an UnpicklingError
+    import numpy as np
+
+    model = RKNet(lr=np.float32(1e-3), weight_decay=np.float64(0.0))
+    trainer = L.Trainer(**QUIET)
+    trainer.strategy.connect(model)
+    ckpt = tmp_path / "np.ckpt"
+    trainer.save_checkpoint(ckpt)
+    restored = RKNet.load_from_checkpoint(ckpt, weights_only=True)
+    assert restored.hparams.lr == pytest.approx(1e-3) and type(restored.hparams.lr) is float

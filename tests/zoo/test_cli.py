@@ -208,8 +208,8 @@ def test_override_values_read_numbers_like_python_and_keep_times_as_strings():
                   "u": "1:30", "steps": [1, 2], "flag": True, "none": None, "name": "abc"}
     assert type(kv["n"]) is int and type(kv["lr"]) is float
     # inside lists and mappings too (YAML 1.1 read them as strings: reynolds=[1e6] was refused); quoted stays text
-    nested = _kv(["reynolds=[2e5, 1e6]", "m={a: -2E-3, b: '1e6'}"], "--data")
-    assert nested == {"reynolds": [2e5, 1e6], "m": {"a": -2e-3, "b": "1e6"}}
+    nested = _kv(["reynolds=[2e5, 1e6, .5e3]", "m={a: -2E-3, b: '1e6'}"], "--data")
+    assert nested == {"reynolds": [2e5, 1e6, 500.0], "m": {"a": -2e-3, "b": "1e6"}}
 
 
 def _setup(cb, model, tmp_path):

@@ -282,3 +282,5 @@ def test_trainer_predict_gives_every_mode_of_the_test_rows(dm, tmp_path):
         expected = model(x, cl_panel)
     for mode in ("residual", "pgml", "nn", "panel"):
         torch.testing.assert_close(torch.cat([b[mode] for b in batches]), expected[mode])
+    with pytest.warns(RuntimeWarning, match="never fitted"):
+        ResidualAerofoil(hidden=8).predict_step((x[:4], cl_panel[:4]), 0)

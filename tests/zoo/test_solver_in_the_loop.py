@@ -304,6 +304,8 @@ def test_predict_rolls_out_the_test_reynolds_numbers(datamodule, tmp_path):
     own = torch.utils.data.DataLoader([{k: batch[k] for k in ("u", "v", "re")}], batch_size=None)
     (u2, _), = _trainer(tmp_path).predict(model, own)
     assert torch.equal(u2, ref_u)
+    with pytest.raises(ValueError, match="at least 2 states"):
+        model.predict_step({k: batch[k][:, :1] if k != "re" else batch[k] for k in ("u", "v", "re")}, 0)
 
 
 def test_an_empty_batch_rolls_out_to_an_empty_batch():
