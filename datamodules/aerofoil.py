@@ -11,7 +11,6 @@ resumable: each finished polar is written to disk at once, and a rerun skips it)
 
 from __future__ import annotations
 
-import numbers
 import os
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
@@ -35,7 +34,7 @@ from hybridzoo.datamodules.aerofoil_features import (  # noqa: F401 (MIN_PANELS_
     panel_contours,
 )
 from hybridzoo.datamodules.cache import ArrayCache, atomic_write_bytes, sha256_file
-from hybridzoo.physics.validation import check_positive_int
+from hybridzoo.physics.validation import check_positive_int, is_real_number
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 from torch.utils.data import DataLoader, TensorDataset
@@ -59,7 +58,7 @@ def _numbers(name: str, values: object, positive: bool = False) -> list[float]:
     values = [v.item() if isinstance(v, (torch.Tensor, np.ndarray)) and v.ndim == 0 else v for v in values]
     if not values:
         raise ValueError(f"{name} must hold at least one number, got {values!r}")
-    if any(isinstance(v, bool) or not isinstance(v, numbers.Real) for v in values):
+    if not all(is_real_number(v) for v in values):
         raise TypeError(f"{name} must hold real numbers, got {values!r}")
     out = [float(v) for v in values]
     if not all(np.isfinite(out)) or (positive and min(out) <= 0):
@@ -90,9 +89,9 @@ def load_arrays(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     rows = {k: arrays[k].shape for k in ("foil", "re", "alpha_deg", "cl")}
     if len(set(rows.values())) != 1 or len(next(iter(rows.values()))) != 1:
         problems.append(f"the row arrays must be 1-D of one length, got shapes {rows}")
-    elif problems:  # the contours themselves are off: no range to check foil against
-        pass
-    elif not np.issubdtype(foil.dtype, np.integer) or (foil.size and not 0 <= foil.min() <= foil.max() < len(coords)):
+    # (only against contours that are themselves sound: otherwise there is no range to check foil against)
+    elif not problems and (not np.issubdtype(foil.dtype, np.integer)
+                           or (foil.size and not 0 <= foil.min() <= foil.max() < len(coords))):
         problems.append(f"foil must index the {len(coords)} contours, got {foil.dtype} values in "
                         f"[{foil.min() if foil.size else '-'}, {foil.max() if foil.size else '-'}]")
     if problems:
@@ -203,7 +202,7 @@ class AerofoilDataModule(L.LightningDataModule):
         if not isinstance(source, str) or not source:
             raise ValueError(f"source must be 'shipped', 'cache' or a path, got {source!r}")
         for name, v in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
-            if isinstance(v, bool) or not isinstance(v, numbers.Real):
+            if not is_real_number(v):
                 raise TypeError(f"{name} must be a real number in (0, 0.5), got {type(v).__name__} {v!r}")
             if not 0 < v < 0.5:
                 raise ValueError(f"{name} must be in (0, 0.5), got {v!r}")

@@ -18,7 +18,6 @@ step and restricted the same way, is stored too (``u2x``, ``v2x``): the "2x" bas
 
 from __future__ import annotations
 
-import numbers
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +35,12 @@ from hybridzoo.datamodules.wake_problem import (
     wake_viscosity,
 )
 from hybridzoo.physics.navier_stokes import NavierStokes2D
-from hybridzoo.physics.validation import check_nonnegative_integral, check_positive_int, check_positive_number
+from hybridzoo.physics.validation import (
+    check_nonnegative_integral,
+    check_positive_int,
+    check_positive_number,
+    is_real_number,
+)
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
@@ -342,7 +346,7 @@ def _plain_config(value: Any) -> Any:
     The numbers of a list become floats, so that ``re_test=[200, 500]`` and ``[200.0, 500.0]`` share one entry.
     """
     if isinstance(value, (tuple, list)):
-        return [float(v) if isinstance(v, numbers.Real) and not isinstance(v, bool) else v for v in value]
+        return [float(v) if is_real_number(v) else v for v in value]
     if isinstance(value, np.ndarray):
         return _plain_config(value.tolist())
     return value

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from hybridzoo.physics.airfoil import check_airfoil, write_dat
+from hybridzoo.physics.validation import is_real_number
 
 
 @dataclass
@@ -181,7 +182,7 @@ MAX_ALPHA = 30.0
 
 def check_reynolds(name: str, re: object) -> float:
     """Check one Reynolds number (a real scalar, NumPy's included, in :data:`RE_RANGE`) and return it as a float."""
-    if isinstance(re, bool) or not isinstance(re, numbers.Real):
+    if not is_real_number(re):
         raise TypeError(f"{name} must be a real number (a Python or numpy scalar), got {type(re).__name__}")
     if not (RE_RANGE[0] <= re <= RE_RANGE[1]):
         raise ValueError(f"{name} must be a Reynolds number in [1e4, 1e8], got {re!r}")
@@ -201,7 +202,7 @@ def check_alphas(name: str, alphas: object) -> np.ndarray:
     items = list(alphas)
     for a in items:
         v = a.item() if isinstance(a, (np.ndarray, torch.Tensor)) and a.ndim == 0 else a
-        if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        if not is_real_number(v):
             raise TypeError(f"{name} must hold real numbers (angles in degrees), got {type(a).__name__} {a!r}")
     alpha = np.asarray([float(a) for a in items], dtype=np.float64)
     if alpha.size == 0 or not np.isfinite(alpha).all() or (np.abs(alpha) > MAX_ALPHA).any():
@@ -221,7 +222,7 @@ def check_alphas(name: str, alphas: object) -> np.ndarray:
 
 def check_timeout(name: str, timeout: object) -> float:
     """Check a time limit in seconds: a finite positive real number (NumPy's included, not a bool)."""
-    if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real):
+    if not is_real_number(timeout):
         raise TypeError(f"{name} must be a positive number of seconds, got {type(timeout).__name__} {timeout!r}")
     t = float(timeout)
     if not (np.isfinite(t) and t > 0):

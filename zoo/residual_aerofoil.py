@@ -178,6 +178,11 @@ class ResidualAerofoil(HybridModule):
         card = self.card or {}
         return {**(card.get("data") or {}), **(card.get("data_summary") or {})}
 
+    def _warn_if_untrained(self, what: str) -> None:
+        if not bool(self.stats_fitted):
+            warnings.warn(f"{what} on a model whose feature statistics were never fitted (not trained): the network "
+                          "modes are untrained and unscaled; only 'panel' is meaningful", RuntimeWarning, stacklevel=3)
+
     def _warn_outside_data(self, alpha: torch.Tensor, re: torch.Tensor) -> None:
         (a_lo, a_hi), (re_lo, re_hi) = self.data_range()
         deg = torch.rad2deg(alpha.detach().double())
@@ -242,13 +247,7 @@ class ResidualAerofoil(HybridModule):
             "n_panels_per_side", trained_n_panels if n_panels_per_side is None else n_panels_per_side
         )
         n_per_side = check_panels_per_side("n_per_side", trained_n_per_side if n_per_side is None else n_per_side)
-        if not bool(self.stats_fitted):
-            warnings.warn(
-                "predict_cl on a model whose feature statistics were never fitted (not trained): the network "
-                "modes are untrained and unscaled; only 'panel' is meaningful",
-                RuntimeWarning,
-                stacklevel=2,
-            )
+        self._warn_if_untrained("predict_cl")
         self._warn_outside_data(alpha, re)
         b, a = alpha.shape
         if b * a == 0:  # no aerofoil or no condition: nothing to predict
@@ -344,9 +343,8 @@ class ResidualAerofoil(HybridModule):
     def predict_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> dict[str, torch.Tensor]:
         """Every mode's Cl ``{mode: (B,)}`` of a batch ``(x, cl_panel, ...)`` (the labels, if any, are not read)."""
         x, cl_panel = batch[0], batch[1]
-        if batch_idx == 0 and not bool(self.stats_fitted):
-            warnings.warn("predict on a model whose feature statistics were never fitted (not trained): only "
-                          "'panel' is meaningful", RuntimeWarning, stacklevel=2)
+        if batch_idx == 0:
+            self._warn_if_untrained("predict")
         return self(x, cl_panel)
 
     # ------------------------------------------------------------------ pictures

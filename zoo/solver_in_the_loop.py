@@ -18,7 +18,6 @@ step (the previous one merely warm-starts the solve), so a pressure correction w
 
 from __future__ import annotations
 
-import numbers
 import time
 from typing import Any
 
@@ -31,7 +30,13 @@ from hybridzoo.datamodules.wake_problem import (
     wake_viscosity,
 )
 from hybridzoo.physics.navier_stokes import NavierStokes2D, unroll
-from hybridzoo.physics.validation import check_bool, check_positive_int, check_positive_number, check_tensor
+from hybridzoo.physics.validation import (
+    check_bool,
+    check_positive_int,
+    check_positive_number,
+    check_tensor,
+    is_real_number,
+)
 from hybridzoo.zoo.base import Freeze, HybridModule
 from hybridzoo.zoo.ns_networks import CorrectionCNN
 from lightning.pytorch.utilities import rank_zero_warn
@@ -410,7 +415,7 @@ class SolverInTheLoop(HybridModule):
 def _look_aheads(curriculum: Any) -> list[int]:
     """The curriculum as a list of ints; ``ValueError`` unless a non-empty increasing list of positive integers."""
     values = list(curriculum) if isinstance(curriculum, (list, tuple)) else None
-    if not values or any(isinstance(n, bool) or not isinstance(n, numbers.Real) or not float(n).is_integer()
+    if not values or any(not is_real_number(n) or not float(n).is_integer()
                          or n < 1 for n in values):
         raise ValueError(f"curriculum must be a non-empty increasing list of positive integer look-aheads, "
                          f"got {curriculum!r}")
