@@ -5,13 +5,8 @@ import pytest
 import torch
 from hybridzoo.datamodules import aerofoil_build, xfoil
 from hybridzoo.datamodules import aerofoil_features as af
-from hybridzoo.datamodules.aerofoil import (
-    AerofoilDataModule,
-    load_arrays,
-    near_duplicate_groups,
-    shipped_path,
-    split_foils,
-)
+from hybridzoo.datamodules.aerofoil import AerofoilDataModule, load_arrays, shipped_path
+from hybridzoo.datamodules.aerofoil_split import near_duplicate_groups, split_foils
 from hybridzoo.physics.aerofoil_boundary_layer import aerofoil_boundary_layer
 from hybridzoo.physics.airfoil import check_airfoil, naca4_from_code, write_dat
 from hybridzoo.physics.native import NativeKernelWarning
