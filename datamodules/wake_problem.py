@@ -88,11 +88,11 @@ def wake_solver(nx: int, ny: int, length_x: float, center: tuple[float, float], 
                 inflow_speed: float, **kwargs: Any) -> NavierStokes2D:
     """The cylinder-in-a-channel solver at ``nx x ny`` cells (cylinder = cells whose centre lies inside)."""
     h = length_x / nx
-    yc = (torch.arange(ny, dtype=torch.float64) + 0.5) * h
-    xc = (torch.arange(nx, dtype=torch.float64) + 0.5) * h
+    yc = (torch.arange(ny, dtype=torch.float64, device="cpu") + 0.5) * h
+    xc = (torch.arange(nx, dtype=torch.float64, device="cpu") + 0.5) * h
     Y, X = torch.meshgrid(yc, xc, indexing="ij")
     solid = (X - center[0]) ** 2 + (Y - center[1]) ** 2 <= (diameter / 2) ** 2
-    inflow = torch.full((ny,), float(inflow_speed), dtype=torch.float64)
+    inflow = torch.full((ny,), float(inflow_speed), dtype=torch.float64, device="cpu")
     return NavierStokes2D(nx, ny, length_x, x_boundary="inflow-outflow", y_boundary="slip", solid=solid,
                           inflow=inflow, **kwargs)
 

@@ -183,9 +183,12 @@ def march(
         :class:`SurfaceLayer` with θ and H at every station and the event station indices.
     """
     check_solver_dtype("ue", check_tensor("ue", ue, ndim=2, positive=True))
+    if isinstance(s, torch.Tensor) and s.device != ue.device:
+        raise ValueError(f"s is on {s.device} and ue on {ue.device}: they must be on the same device")
     check_tensor("s", s, ndim=2, positive=True)
     if s.shape != ue.shape:
         raise ValueError(f"s {tuple(s.shape)} and ue {tuple(ue.shape)} must have the same shape (M, P)")
+    s = s.to(ue.dtype)  # as re and trip are: the result has ue's dtype
     m, p = ue.shape
     if p < 2:
         raise ValueError(f"ue needs at least 2 stations per surface, got shape {tuple(ue.shape)}")

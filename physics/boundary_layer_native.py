@@ -70,10 +70,11 @@ def march_native(
     ue_t, s_t = (t.resolve_neg().resolve_conj().t().contiguous() for t in (ue, s))
     re_c = re.resolve_neg().resolve_conj().expand(m).contiguous()
     trip_c = re_c if trip is None else trip.resolve_neg().resolve_conj().expand(m).contiguous()  # read if given
-    theta, h = torch.empty(2, p, m, dtype=ue.dtype)
-    events = [torch.empty(m, dtype=torch.long) for _ in range(3)]
-    scratch = torch.empty(12 * m, dtype=ue.dtype)
-    integral = torch.empty(m, dtype=torch.float64)
+    # On ue's device, not the default one: under `with torch.device("cuda")` the kernel would get GPU pointers.
+    theta, h = ue.new_empty(2, p, m)
+    events = [ue.new_empty(m, dtype=torch.long) for _ in range(3)]
+    scratch = ue.new_empty(12 * m)
+    integral = ue.new_empty(m, dtype=torch.float64)
     fn(m, p, ue_t.data_ptr(), s_t.data_ptr(), re_c.data_ptr(), trip_c.data_ptr(), int(trip is not None),
        *(t.data_ptr() for t in (theta, h, *events, scratch, integral)))
     return theta.t().contiguous(), h.t().contiguous(), *events

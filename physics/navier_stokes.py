@@ -58,7 +58,8 @@ class NavierStokes2D:
         pressure_tol: relative residual of the pressure solve, in ``(0, 1)`` (default ``None``: 1e-10 in
             float64, 1e-5 otherwise).
         max_pressure_iter: CG iteration cap; a solve that reaches it above ``pressure_tol`` warns.
-        validate: check the state for NaNs and the CFL number every step (one host sync per step).
+        validate: check the state for NaNs and the CFL number every step (one more host sync per step; the
+            pressure solve's CG syncs once per iteration to test convergence either way).
     """
 
     def __init__(
@@ -139,7 +140,7 @@ class NavierStokes2D:
         return self.ny * self.h
 
     def _face_masks(self) -> dict[str, torch.Tensor]:
-        fluid = torch.ones(self.ny, self.nx, dtype=torch.float64)
+        fluid = torch.ones(self.ny, self.nx, dtype=torch.float64, device="cpu")
         if self.solid is not None:
             fluid = (~self.solid).double()
         if self.x_boundary == "periodic":
@@ -175,8 +176,8 @@ class NavierStokes2D:
             raise ValueError(f"where must be 'u', 'v' or 'p', got {where!r}")
         shape = {"u": self.u_shape, "v": self.v_shape, "p": (self.ny, self.nx)}[where]
         ox, oy = {"u": (0.0, 0.5), "v": (0.5, 0.0), "p": (0.5, 0.5)}[where]
-        xs = (torch.arange(shape[1], dtype=torch.float64) + ox) * self.h
-        ys = (torch.arange(shape[0], dtype=torch.float64) + oy) * self.h
+        xs = (torch.arange(shape[1], dtype=torch.float64, device="cpu") + ox) * self.h
+        ys = (torch.arange(shape[0], dtype=torch.float64, device="cpu") + oy) * self.h
         y, x = torch.meshgrid(ys, xs, indexing="ij")
         return x.to(device=device, dtype=dtype), y.to(device=device, dtype=dtype)
 

@@ -74,8 +74,8 @@ DENSE_LIMIT = 1024
 
 def _laplacian_1d(n: int, rule: str) -> torch.Tensor:
     """The positive-semidefinite 1-D operator ``-d2/dx2`` (unit spacing) under ``rule``, float64 ``(n, n)``."""
-    a = torch.zeros(n, n, dtype=torch.float64)
-    idx = torch.arange(n)
+    a = torch.zeros(n, n, dtype=torch.float64, device="cpu")
+    idx = torch.arange(n, device="cpu")
     a[idx, idx] = 2.0
     a[idx[:-1], idx[:-1] + 1] = -1.0
     a[idx[1:], idx[1:] - 1] = -1.0
@@ -124,13 +124,13 @@ class PoissonOperator:
         check_positive_int("dense_limit", dense_limit, allow_zero=True)
         #: whether CG is preconditioned by the dense inverse (small grids with an obstacle)
         self.dense = solid is not None and ny * nx <= dense_limit
-        fluid = torch.ones(ny, nx, dtype=torch.float64) if solid is None else (~solid).double()
+        fluid = torch.ones(ny, nx, dtype=torch.float64, device="cpu") if solid is None else (~solid).double()
         self._fluid = fluid
         # open faces: x-faces i between cells i-1 and i (i=0..nx-1 periodic; i=0..nx otherwise)
         if x_rule == "periodic":
             self._wx = fluid * fluid.roll(1, dims=1)
         else:
-            wx = torch.zeros(ny, nx + 1, dtype=torch.float64)
+            wx = torch.zeros(ny, nx + 1, dtype=torch.float64, device="cpu")
             wx[:, 1:nx] = fluid[:, 1:] * fluid[:, :-1]
             if x_rule == "neumann-dirichlet":
                 wx[:, nx] = fluid[:, -1]
@@ -138,7 +138,7 @@ class PoissonOperator:
         if y_rule == "periodic":
             self._wy = fluid * fluid.roll(1, dims=0)
         else:
-            wy = torch.zeros(ny + 1, nx, dtype=torch.float64)
+            wy = torch.zeros(ny + 1, nx, dtype=torch.float64, device="cpu")
             wy[1:ny] = fluid[1:] * fluid[:-1]
             self._wy = wy
         # The null space: a constant on each fluid region that no outflow face touches. Its label is the
@@ -147,8 +147,8 @@ class PoissonOperator:
         n_regions = int(regions.max()) + 1
         bound = set(regions[:, -1][self._wx[:, -1] > 0].tolist()) if x_rule == "neumann-dirichlet" else set()
         closed = [k for k in range(n_regions) if k not in bound]
-        lookup = torch.full((n_regions + 1,), len(closed), dtype=torch.int64)
-        lookup[torch.tensor(closed, dtype=torch.int64)] = torch.arange(len(closed))
+        lookup = torch.full((n_regions + 1,), len(closed), dtype=torch.int64, device="cpu")
+        lookup[torch.tensor(closed, dtype=torch.int64, device="cpu")] = torch.arange(len(closed), device="cpu")
         self._closed = lookup[regions].reshape(-1)  # regions -1 (solid) read the last entry: K
         #: the number of closed fluid regions: the null space's dimension (0: the operator is invertible)
         self.closed_regions = len(closed)
@@ -207,7 +207,7 @@ class PoissonOperator:
         if self._dense_f64 is None:
             n = self.ny * self.nx
             with torch.no_grad():
-                basis = torch.eye(n, dtype=torch.float64).reshape(n, self.ny, self.nx)
+                basis = torch.eye(n, dtype=torch.float64, device="cpu").reshape(n, self.ny, self.nx)
                 a = self.apply(basis).reshape(n, n)  # row k is A e_k
                 lam, q = torch.linalg.eigh(0.5 * (a + a.T))
                 keep = lam > lam.abs().max() * n * torch.finfo(torch.float64).eps

@@ -44,7 +44,7 @@ def error_curve_figure(curves: dict[str, torch.Tensor], dt: float) -> plt.Figure
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for m, c in curves.items():
         c = c.detach().float().mean(0).cpu()
-        t = (torch.arange(c.shape[0]) + 1) * dt
+        t = (torch.arange(c.shape[0], device="cpu") + 1) * dt  # for matplotlib, whatever the default device
         ax.plot(t, c, label=LABELS.get(m, m))
     ax.set_xlabel("time (s)")
     ax.set_ylabel("velocity MAE (m/s)")

@@ -257,12 +257,12 @@ class RKNet(HybridModule):
 
     # ------------------------------------------------------------------ evaluation
     def _timed(self, net: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, float]:
-        if x.device.type == "cuda":
-            torch.cuda.synchronize(x.device)
+        if x.device.type != "cpu":  # CUDA, MPS, XPU: kernels run asynchronously
+            torch.accelerator.synchronize(x.device)
         start = time.perf_counter()
         out = net(x)
-        if x.device.type == "cuda":
-            torch.cuda.synchronize(x.device)
+        if x.device.type != "cpu":
+            torch.accelerator.synchronize(x.device)
         return out, 1e3 * (time.perf_counter() - start)
 
     def _eval_step(self, stage: str, batch: Any) -> None:

@@ -399,12 +399,12 @@ class SolverInTheLoop(HybridModule):
         def timed(method: str) -> float:
             best = float("inf")
             for _ in range(repeats):
-                if u.device.type == "cuda":
-                    torch.cuda.synchronize(u.device)
+                if u.device.type != "cpu":  # CUDA, MPS, XPU: kernels run asynchronously
+                    torch.accelerator.synchronize(u.device)
                 start = time.perf_counter()
                 self.rollout(u, v, re, steps, method)
-                if u.device.type == "cuda":
-                    torch.cuda.synchronize(u.device)
+                if u.device.type != "cpu":
+                    torch.accelerator.synchronize(u.device)
                 best = min(best, time.perf_counter() - start)
             return best
 

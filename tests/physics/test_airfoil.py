@@ -325,6 +325,24 @@ def test_shape_features_of_an_empty_batch_are_empty():
     assert thickness_camber(none).shape == (0, 10)
 
 
+def test_thickness_camber_of_a_batch_is_each_contours_own():
+    # 81 points each, the leading edge near index 40, 20 and 60: surfaces of 40 and 60 panels, or 20
+    a = naca4_from_code("4415", 40, dtype=F64)
+    coarse, fine = naca4_from_code("0012", 40, dtype=F64), naca4_from_code("0012", 60, dtype=F64)
+    b = torch.cat([coarse[:41:2], fine[61:]])  # upper: 20 panels, lower: 60
+    cambered_fine, cambered_coarse = naca4(0.06, 0.3, 0.06, 60, dtype=F64), naca4(0.06, 0.3, 0.06, 40, dtype=F64)
+    c = torch.cat([cambered_fine[:61], cambered_coarse[42::2]])  # upper: 60 panels, lower: 20
+    batch = normalize(torch.stack([a, b, c]))
+    assert len(set(batch[..., 0].argmin(1).tolist())) == 3  # the surfaces split at three indices
+    stations = (0.0, 0.02, 0.25, 0.5, 0.99, 1.0)
+    one = torch.stack([thickness_camber(x, stations) for x in batch])
+    got = thickness_camber(batch[None].expand(2, -1, -1, -1), stations)
+    assert got.shape == (2, 3, 12)
+    torch.testing.assert_close(got, one.expand(2, -1, -1), rtol=0, atol=0)
+    assert (one[:, 1:5] > 0).all()  # thickness inside the chord
+    assert (one[[0, 2], 8:10] > 0.01).all() and one[1, 6:].abs().max() < 1e-3  # camber: cambered, symmetric
+
+
 def test_naca4_thickness_is_laid_off_normal_to_the_mean_line():
     # Abbott & von Doenhoff: upper/lower = (x -/+ yt sin(th), yc +/- yt cos(th)), tan(th) = dyc/dx. Both surfaces
     # share the parameter x, so their midpoint is the mean line and half their difference is yt (-sin, cos).

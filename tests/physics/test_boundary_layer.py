@@ -288,6 +288,11 @@ def test_bad_inputs_name_the_argument():
         march(*two, "1e6")
     with pytest.raises(TypeError, match="ue must be float32 or float64"):
         march(ue.half(), s.half(), 1e6)  # 1e6 is inf in float16: it used to blame re
+    mixed = march(ue.float(), s, 1e6)  # s in float64: the result is in ue's dtype, as with re
+    assert mixed.theta.dtype == torch.float32
+    torch.testing.assert_close(mixed.theta, march(ue.float(), s.float(), 1e6).theta, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="s is on meta and ue on cpu"):
+        march(ue, s.to("meta"), 1e6)
     march(*two, torch.tensor([1e6, 2e6], dtype=F64), trip=torch.tensor([0.1, 0.2], dtype=F64))
     sol = hess_smith(naca("0012")[None], torch.zeros(1, 2, dtype=F64))
     with pytest.raises(ValueError, match=r"re must be a scalar or \(B, A\)"):

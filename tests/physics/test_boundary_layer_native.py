@@ -1,5 +1,9 @@
 """The compiled boundary-layer kernel against the torch march it must reproduce, and when it is used."""
 
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 from hybridzoo.physics import native
@@ -133,6 +137,27 @@ def test_lazily_negated_inputs_are_read_as_their_values():
     neg_view = (1j * (-re).to(torch.complex128)).conj().imag  # logically re
     assert neg_view.is_neg() and torch.equal(neg_view, re)
     assert_same(SurfaceLayer(*march_native(ue, s, neg_view, trip)), _march_torch(ue, s, re, trip), rtol=1e-10)
+
+
+def test_the_kernel_writes_on_its_inputs_device_not_the_default_one():
+    # Under `with torch.device("cuda")` (here: "meta") the kernel's output buffers were made on the default
+    # device and it wrote through their pointers: a segmentation fault. A subprocess, so a regression fails this
+    # test instead of killing the run.
+    code = (
+        "import torch\n"
+        "from hybridzoo.physics.boundary_layer import march\n"
+        "s = torch.linspace(1e-3, 1.0, 50, dtype=torch.float64).repeat(3, 1)\n"
+        "ue = 1 + s\n"
+        "free = march(ue, s, 1e6)\n"
+        "with torch.device('meta'):\n"
+        "    layer = march(ue, s, 1e6)\n"
+        "assert layer.theta.device.type == 'cpu'\n"
+        "torch.testing.assert_close(layer.theta, free.theta, rtol=0, atol=0)\n"
+        "print('ok')\n"
+    )
+    env = {**os.environ, "HYBRIDZOO_NATIVE": "1"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", (done.returncode, done.stderr[-2000:])
 
 
 def test_no_surfaces():

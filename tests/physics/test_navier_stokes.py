@@ -259,6 +259,28 @@ def test_a_solver_built_under_inference_mode_serves_autograd(dtype):
         assert torch.isfinite(u.grad).all() and u.grad.abs().sum() > 0
 
 
+def test_a_solver_built_under_another_default_device_steps_states_where_they_are():
+    # `with torch.device("cuda")` (here "meta", which holds no data) made the constructor's masks on that device,
+    # and copying them back to the CPU failed: the solver's own caches are built on the CPU and moved to each
+    # state's device when stepped.
+    from hybridzoo.datamodules.wake_problem import wake_solver
+
+    args = (24, 12, 6.0, (1.5, 1.5), 1.0, 1.0)
+    s = wake_solver(*args)
+    g = torch.Generator().manual_seed(0)
+    u = 1 + 0.01 * torch.randn(2, *s.u_shape, generator=g, dtype=F64)
+    v = 0.01 * torch.randn(2, *s.v_shape, generator=g, dtype=F64)
+    expected = s.step(u, v, 0.05, 0.01)
+    with torch.device("meta"):
+        on_meta = wake_solver(*args)
+        for periodic in (NavierStokes2D(12, 12, 1.0), NavierStokes2D(12, 12, 1.0, y_boundary="noslip")):
+            assert periodic.coordinates("u")[0].device.type == "cpu"
+        got = on_meta.step(u, v, 0.05, 0.01)
+    for a, b in zip(got, expected):
+        assert a.device.type == "cpu"
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
 def test_max_stable_dt_is_accepted_and_just_beyond_it_is_not():
     s, u, v = channel()
     u, v = s.apply_boundaries(u, v)
