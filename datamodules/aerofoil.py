@@ -11,6 +11,7 @@ resumable: each finished polar is written to disk at once, and a rerun skips it)
 
 from __future__ import annotations
 
+import numbers
 import os
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
@@ -35,7 +36,7 @@ from hybridzoo.datamodules.aerofoil_features import (  # noqa: F401 (MIN_PANELS_
 )
 from hybridzoo.datamodules.aerofoil_split import near_duplicate_groups, split_foils
 from hybridzoo.datamodules.cache import ArrayCache, atomic_write_bytes, sha256_file
-from hybridzoo.physics.validation import check_positive_int, is_real_number
+from hybridzoo.physics.validation import check_bool, check_positive_int, is_real_number
 from torch.utils.data import DataLoader, TensorDataset
 
 #: Default panels per surface of the panel method (``n_panels_per_side``) and of the stored contours
@@ -153,10 +154,10 @@ class AerofoilDataModule(L.LightningDataModule):
                 raise ValueError(f"{name} must be in (0, 0.5), got {v!r}")
         reynolds, alphas = _numbers("reynolds", reynolds, positive=True), _numbers("alphas", alphas)
         if n_train_foils is not None and (
-            isinstance(n_train_foils, bool) or not isinstance(n_train_foils, int) or n_train_foils < 1
+            isinstance(n_train_foils, bool) or not isinstance(n_train_foils, numbers.Integral) or n_train_foils < 1
         ):
             raise ValueError(f"n_train_foils must be a positive int or None, got {n_train_foils!r}")
-        if not (isinstance(workers, int) and 1 <= workers <= 16):
+        if isinstance(workers, bool) or not (isinstance(workers, numbers.Integral) and 1 <= workers <= 16):
             raise ValueError(f"workers must be an int in [1, 16], got {workers!r}")
         # Checked here, not first at setup (where a bad n_panels_per_side surfaced as repanel's n_per_side),
         # and never truncated: int(2.7) would quietly give batches of 2.
@@ -203,6 +204,8 @@ class AerofoilDataModule(L.LightningDataModule):
             IsADirectoryError: ``out`` is a folder.
             XfoilMissing: ``xfoil`` or ``xvfb-run`` is not installed (checked before any polar runs).
         """
+        check_bool("force", force)  # "no" would discard a sound cache entry
+        check_bool("overwrite", overwrite)  # "no" would replace the file at out
         if out is not None and Path(out).is_dir():
             raise IsADirectoryError(f"out {str(out)!r} is a folder; give the path of the .npz file to write")
         if out is not None and Path(out).exists() and not overwrite:

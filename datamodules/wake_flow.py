@@ -36,6 +36,7 @@ from hybridzoo.datamodules.wake_problem import (
 )
 from hybridzoo.physics.navier_stokes import NavierStokes2D
 from hybridzoo.physics.validation import (
+    check_bool,
     check_nonnegative_integral,
     check_positive_int,
     check_positive_number,
@@ -176,7 +177,7 @@ class WakeFlowDataModule(L.LightningDataModule):
             raise ValueError(f"rollout_steps={rollout_steps} exceeds the recorded steps={steps}")
         self.save_hyperparameters()
         self.cache_dir = check_cache_dir("cache_dir", cache_dir)
-        self.progress = bool(progress)
+        self.progress = check_bool("progress", progress)
         self._arrays: dict[str, np.ndarray] | None = None
 
     # ------------------------------------------------------------------ configuration
@@ -300,7 +301,16 @@ class WakeFlowDataModule(L.LightningDataModule):
         return self.cache.dir
 
     def prepare_data(self) -> None:
-        """Build (or validate) the cached data set; runs on one process only."""
+        """Build (or validate) the cached data set; runs on one process only.
+
+        A model attached through a Trainer that can check this DataModule (``check_datamodule``, as
+        :class:`~hybridzoo.zoo.solver_in_the_loop.SolverInTheLoop` does: geometry, window) checks it first, so
+        that a mismatch is reported before the simulations, not after them.
+        """
+        trainer = getattr(self, "trainer", None)
+        model = getattr(trainer, "lightning_module", None)
+        if callable(getattr(model, "check_datamodule", None)):
+            model.check_datamodule(self, str(trainer.state.fn.value) if trainer.state.fn else "")
         self.cache.load_or_build(self.generate)
 
     def setup(self, stage: str | None = None) -> None:

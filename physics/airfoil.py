@@ -18,7 +18,7 @@ from os import PathLike
 from pathlib import Path
 
 import torch
-from hybridzoo.physics.validation import check_positive_int, check_real_value, check_tensor
+from hybridzoo.physics.validation import check_bool, check_positive_int, check_real_value, check_tensor
 
 #: Largest trailing-edge gap (fraction of the contour's x-extent) accepted as "closed".
 MAX_TE_GAP = 0.05
@@ -67,6 +67,7 @@ def naca4(
         in ``m``, ``p`` and ``t``.
     """
     n = check_positive_int("n_per_side", n_per_side)
+    check_bool("closed_te", closed_te)  # "no" would be read as True
     m, p, t = (check_real_value(name, v) for name, v in (("m", m), ("p", p), ("t", t)))
     tensors = [v for v in (m, p, t) if isinstance(v, torch.Tensor)]
     dtype = dtype or (functools.reduce(torch.promote_types, [v.dtype for v in tensors]) if tensors

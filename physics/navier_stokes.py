@@ -32,7 +32,7 @@ from hybridzoo.physics.advection import maccormack, sample, semi_lagrangian
 from hybridzoo.physics.conjugate_gradient import check_tolerance, default_tol, pcg
 from hybridzoo.physics.pressure import FIELD_DTYPES, PoissonOperator, check_solid
 from hybridzoo.physics.tensor_cache import per_device
-from hybridzoo.physics.validation import check_positive_int, check_positive_number, check_tensor
+from hybridzoo.physics.validation import check_bool, check_positive_int, check_positive_number, check_tensor
 from torch.utils.checkpoint import checkpoint as _checkpoint
 
 XBoundary = Literal["periodic", "inflow-outflow"]
@@ -97,7 +97,7 @@ class NavierStokes2D:
         self.nx, self.ny = nx, ny
         self.x_boundary, self.y_boundary = x_boundary, y_boundary
         self.advection, self.diffusion = advection, diffusion
-        self.validate = bool(validate)
+        self.validate = check_bool("validate", validate)  # "no" would be True, None False
         if solid is not None:
             solid = check_solid(solid, ny, nx)
         self.solid = solid
@@ -430,6 +430,7 @@ class NavierStokes2D:
         ``checkpoint=True`` recomputes each step in the backward pass instead of storing its
         intermediates, so memory grows with the number of states only.
         """
+        check_bool("checkpoint", checkpoint)
         return unroll(lambda u, v, p: self.step(u, v, dt, nu, p), u, v, p, steps, checkpoint)
 
     # ------------------------------------------------------------------ diagnostics

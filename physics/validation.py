@@ -103,13 +103,16 @@ def check_positive_number(name: str, value: object, *, allow_zero: bool = False)
 
 
 def check_positive_int(name: str, value: object, *, allow_zero: bool = False) -> int:
-    """Check a positive (or, with ``allow_zero``, non-negative) Python int and return it."""
-    if isinstance(value, bool) or not isinstance(value, int):
+    """Check a positive (or, with ``allow_zero``, non-negative) integer and return it as a Python int.
+
+    NumPy's integers pass (as its floats pass as real numbers); bools and floats, even whole ones, do not.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
     low = 0 if allow_zero else 1
     if value < low:
         raise ValueError(f"{name} must be >= {low}, got {value}")
-    return value
+    return int(value)
 
 
 def check_bool(name: str, value: object) -> bool:

@@ -38,7 +38,7 @@ from hybridzoo.datamodules.aerofoil_features import (
     panel_contours,
     stored_contours,
 )
-from hybridzoo.physics.validation import check_positive_int, check_tensor
+from hybridzoo.physics.validation import check_bool, check_positive_int, check_tensor
 from hybridzoo.zoo.aerofoil_networks import MLPHead, PGMLNet
 from hybridzoo.zoo.aerofoil_plots import cl_alpha_figure, error_histogram
 from hybridzoo.zoo.base import Freeze, HybridModule
@@ -99,6 +99,8 @@ class ResidualAerofoil(HybridModule):
         check_positive_int("hidden", hidden)
         check_positive_int("depth", depth)
         check_positive_int("n_curves", n_curves)
+        check_bool("residual_sees_panel", residual_sees_panel)  # "false" would be read as True
+        check_bool("boundary_layer", boundary_layer)
         if loss not in _LOSSES:
             raise ValueError(f"loss must be one of {sorted(_LOSSES)}, got {loss!r}")
         self.save_hyperparameters()

@@ -54,6 +54,8 @@ PRETRAINED_MUST_MATCH = (*GEOMETRY, "re_scale")
 DEFAULT_LOOK_AHEAD = 16
 #: checkpoint entry with the count of updates skipped for a non-finite gradient (``train/skipped_steps``)
 SKIPPED_STEPS_KEY = "hybridzoo_skipped_steps"
+#: Checkpoint key of the training data's (re_min, re_max).
+RE_RANGE_KEY = "hybridzoo_re_range"
 
 
 def velocity_mae(u: torch.Tensor, v: torch.Tensor, u_ref: torch.Tensor, v_ref: torch.Tensor) -> torch.Tensor:
@@ -154,6 +156,7 @@ class SolverInTheLoop(HybridModule):
         })
         self._curves: dict[str, torch.Tensor] | None = None
         self.skipped_steps = 0
+        self._re_range: tuple[float, float] | None = None  # the training data's Re range; see re_range
 
     # ------------------------------------------------------------------ the hybrid solver
     def viscosity(self, re: torch.Tensor) -> torch.Tensor:
@@ -234,13 +237,51 @@ class SolverInTheLoop(HybridModule):
 
         Returns:
             ``u (B, steps, ny, nx+1)`` and ``v (B, steps, ny+1, nx)``, the states after each step.
+
+        Warns:
+            UserWarning: a Reynolds number outside the training data's (:meth:`re_range`); a rollout whose states
+            left the solver's CFL limit or turned non-finite (the states after that step are not a flow).
         """
         check_positive_int("steps", steps)
         self._net(method)
         re = self._check_inputs(u, v, re, None, context=" of the rollout's initial state")
         ck = self.hparams.gradient_checkpointing if gradient_checkpointing is None else gradient_checkpointing
+        check_bool("gradient_checkpointing", ck)
+        if self._trainer is None or self.trainer.predicting:  # a user's rollout; evaluation chose its Re on purpose
+            self._warn_outside_data(re)
         us, vs, _ = unroll(lambda u, v, p: self.hybrid_step(u, v, re, p, method, validate=False), u, v, None, steps, ck)
+        self._warn_if_unstable(us, vs, method)
         return us, vs
+
+    def re_range(self) -> tuple[float, float] | None:
+        """``(re_min, re_max)`` of the training data: the last fit's (kept in checkpoints), else the card's ``data``."""
+        if self._re_range is not None:
+            return self._re_range
+        re_train = ((self.card or {}).get("data") or {}).get("re_train")
+        return (float(min(re_train)), float(max(re_train))) if re_train else None
+
+    def _warn_outside_data(self, re: torch.Tensor) -> None:
+        known = self.re_range()
+        if known is None or re.numel() == 0:
+            return
+        lo, hi = float(re.detach().min()), float(re.detach().max())
+        if lo < known[0] or hi > known[1]:
+            rank_zero_warn(f"re holds {lo:.4g} to {hi:.4g}, outside the training data's Re {known[0]:.4g} to "
+                           f"{known[1]:.4g}: the correction was never trained there")
+
+    def _warn_if_unstable(self, us: torch.Tensor, vs: torch.Tensor, method: str) -> None:
+        """One host sync per rollout: the solver steps unchecked, so a state past the CFL limit would be clamped."""
+        if us.numel() == 0:
+            return
+        speed = torch.maximum(us.detach().abs().amax((0, 2, 3)), vs.detach().abs().amax((0, 2, 3)))  # (steps,)
+        cfl = speed * self.hparams.dt / self.solver.h
+        bad = ~(cfl <= self.solver.max_cfl)  # NaN counts
+        if bool(bad.any()):
+            k = int(bad.nonzero()[0, 0]) + 1
+            rank_zero_warn(f"the {method.upper()} rollout broke the CFL limit (dt*max|velocity|/h > "
+                           f"{self.solver.max_cfl}) or diverged at step {k} of {us.shape[1]}: the states from there "
+                           f"on are not a flow (a Reynolds number outside the training data's, or a state unlike "
+                           f"its states?)")
 
     def forward(self, u: torch.Tensor, v: torch.Tensor, re: torch.Tensor, steps: int = 1,
                 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -250,7 +291,14 @@ class SolverInTheLoop(HybridModule):
     # ------------------------------------------------------------------ training
     def setup(self, stage: str) -> None:  # noqa: D102
         super().setup(stage)
-        dm = self.attached_datamodule
+        self.check_datamodule(self.attached_datamodule, stage)
+
+    def check_datamodule(self, dm: Any, stage: str) -> None:
+        """Refuse a wake DataModule of another geometry, or (``stage="fit"``) windows shorter than the look-ahead.
+
+        :class:`~hybridzoo.datamodules.wake_flow.WakeFlowDataModule` calls it from ``prepare_data``, before it
+        simulates anything; :meth:`setup` calls it again for other DataModules.
+        """
         hp = getattr(dm, "hparams", None)
         if hp is None or "nx" not in hp:
             return
@@ -258,6 +306,8 @@ class SolverInTheLoop(HybridModule):
         if differ:
             raise ValueError("the DataModule's wake geometry differs from the model's in "
                              + ", ".join(f"{k} ({hp[k]} vs {self.hparams[k]})" for k in differ))
+        if stage == "fit" and hp.get("re_train"):
+            self._re_range = (float(min(hp["re_train"])), float(max(hp["re_train"])))
         if stage == "fit" and self._max_look_ahead() > hp["window"]:
             n = self._max_look_ahead()
             raise ValueError(f"look-ahead {n} exceeds the DataModule's window={hp['window']}: give the "
@@ -382,10 +432,15 @@ class SolverInTheLoop(HybridModule):
         """Keep the count of skipped updates, so that a resumed fit's ``train/skipped_steps`` goes on from it."""
         super().on_save_checkpoint(checkpoint)
         checkpoint[SKIPPED_STEPS_KEY] = self.skipped_steps
+        if self._re_range is not None:
+            checkpoint[RE_RANGE_KEY] = list(self._re_range)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:  # noqa: D102
         super().on_load_checkpoint(checkpoint)
         self.skipped_steps = int(checkpoint.get(SKIPPED_STEPS_KEY, self.skipped_steps))
+        if RE_RANGE_KEY in checkpoint:
+            lo, hi = checkpoint[RE_RANGE_KEY]
+            self._re_range = (float(lo), float(hi))
 
     @torch.no_grad()
     def step_time_ratio(self, u: torch.Tensor, v: torch.Tensor, re: torch.Tensor, steps: int = 10,

@@ -115,6 +115,9 @@ def test_bad_arguments():
         AerofoilDataModule(n_train_foils=0)
     with pytest.raises(ValueError, match="workers"):
         AerofoilDataModule(workers=64)
+    with pytest.raises(ValueError, match="workers"):
+        AerofoilDataModule(workers=True)
+    assert AerofoilDataModule(n_train_foils=np.int64(5), workers=np.int64(2)).workers == 2  # NumPy ints count
     with pytest.raises(ValueError, match="source"):
         AerofoilDataModule(source="/no/such/file.npz").setup()
     with pytest.raises(ValueError, match="n_train_foils"):
@@ -195,6 +198,20 @@ def test_build_is_cached_resumable_and_records_missing(tmp_path, monkeypatch, xf
     with pytest.raises(IsADirectoryError, match="folder"):  # refused at once, not after the build
         fresh.build(out=tmp_path, overwrite=True)
     assert len(calls) == 6
+
+
+def test_build_flags_must_be_bools_and_a_users_file_is_kept(tmp_path, monkeypatch):
+    # overwrite="no" is truthy: it replaced the file at out; force="no" threw away a sound cache entry
+    monkeypatch.setenv("HYBRIDZOO_DATA", str(tmp_path / "data"))
+    mine = tmp_path / "mine.npz"
+    mine.write_bytes(b"the user's own file")
+    dm = AerofoilDataModule(n_uiuc=0, naca=["0012"], reynolds=[1e6], alphas=[0.0], source="cache")
+    for kwargs in ({"out": mine, "overwrite": "no"}, {"force": "no"}, {"force": 1}):
+        name = "overwrite" if "overwrite" in kwargs else "force"
+        with pytest.raises(TypeError, match=f"{name} must be a bool"):
+            dm.build(**kwargs)
+    assert mine.read_bytes() == b"the user's own file"
+    assert not (tmp_path / "data").exists()  # refused before any work
 
 
 def test_a_forced_rebuild_that_fails_keeps_the_sound_entry(tmp_path, monkeypatch, xfoil_stand_in):

@@ -86,6 +86,8 @@ def test_bad_configuration_is_rejected():
         WakeFlowDataModule(**{**TINY, "re_val": ()})
     with pytest.raises(TypeError, match="nx"):
         WakeFlowDataModule(**{**TINY, "nx": 16.5})
+    with pytest.raises(TypeError, match="progress must be a bool"):  # "no" showed the bar
+        WakeFlowDataModule(**{**TINY, "progress": "no"})
     dm = WakeFlowDataModule(**TINY)
     with pytest.raises(ValueError, match="split"):
         dm.rollout_dataset("holdout")

@@ -325,6 +325,11 @@ def test_shape_features_of_an_empty_batch_are_empty():
     assert thickness_camber(none).shape == (0, 10)
 
 
+def test_naca4_flags_must_be_bools():
+    with pytest.raises(TypeError, match="closed_te must be a bool"):  # "no" gave the closed trailing edge
+        naca4(0.02, 0.4, 0.12, 20, closed_te="no")
+
+
 def test_thickness_camber_of_a_batch_is_each_contours_own():
     # 81 points each, the leading edge near index 40, 20 and 60: surfaces of 40 and 60 panels, or 20
     a = naca4_from_code("4415", 40, dtype=F64)

@@ -167,6 +167,11 @@ def test_bad_input_is_rejected_with_the_argument_named():
         s.step(u.numpy(), v, 0.1, 1e-3)
     with pytest.raises(ValueError, match="inflow"):
         NavierStokes2D(8, 4, 1.0, x_boundary="inflow-outflow")
+    with pytest.raises(TypeError, match="validate must be a bool"):  # "no" was True, None False
+        NavierStokes2D(8, 8, 1.0, validate="no")
+    with pytest.raises(TypeError, match="checkpoint must be a bool"):
+        s.rollout(u, v, 0.1 * s.h, 1e-3, 2, checkpoint="no")
+    assert NavierStokes2D(np.int64(8), np.int64(8), 1.0).nx == 8  # NumPy ints count as ints
     with pytest.raises(ValueError, match="inflow must not require grad"):  # it was detached without a word
         NavierStokes2D(8, 4, 1.0, x_boundary="inflow-outflow", inflow=torch.ones(4, requires_grad=True))
     with pytest.raises(TypeError, match="nu must have a real floating dtype"):

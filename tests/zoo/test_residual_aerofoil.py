@@ -1,4 +1,5 @@
 import lightning as L
+import numpy as np
 import pytest
 import torch
 from hybridzoo.datamodules.aerofoil import AerofoilDataModule
@@ -32,6 +33,11 @@ def test_bad_arguments():
         ResidualAerofoil(hidden=0)
     with pytest.raises(TypeError, match="depth"):
         ResidualAerofoil(depth=2.5)
+    # "false" was stored and read as True; 2 built a network that forward then failed to multiply
+    for flag, value in (("boundary_layer", "false"), ("residual_sees_panel", 2), ("residual_sees_panel", None)):
+        with pytest.raises(TypeError, match=f"{flag} must be a bool"):
+            ResidualAerofoil(**{flag: value})
+    assert ResidualAerofoil(hidden=np.int64(8), depth=np.int64(1)).hparams.hidden == 8  # NumPy ints count
     m = ResidualAerofoil()
     with pytest.raises(ValueError, match="x"):
         m(torch.zeros(4, 3), torch.zeros(4))

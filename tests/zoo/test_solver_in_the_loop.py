@@ -122,6 +122,11 @@ def test_mismatched_geometry_and_bad_input(datamodule, tmp_path):
     model = SolverInTheLoop(**GEOMETRY, look_ahead=8, **NET)
     with pytest.raises(ValueError, match=r"window=4: give the DataModule window=8 or more \(--data.window 8\)"):
         _trainer(tmp_path, max_steps=1).fit(model, datamodule=datamodule)
+    # a DataModule not yet simulated is checked before it simulates (it used to be after, at setup)
+    fresh = WakeFlowDataModule(**{**DATA, "dt": 0.1}, cache_dir=tmp_path / "fresh")
+    with pytest.raises(ValueError, match="dt"):
+        _trainer(tmp_path, max_steps=1).fit(model, datamodule=fresh)
+    assert not (tmp_path / "fresh").exists() or not any((tmp_path / "fresh").iterdir())
     u, v, re = torch.ones(2, 8, 17), torch.zeros(2, 9, 16), torch.tensor([100.0, 200.0])
     with pytest.raises(ValueError, match="^u must have shape"):
         model.rollout(u[..., :-1], v, re, 2)
@@ -176,6 +181,23 @@ def test_shipped_weights_refuse_another_grid_time_step_or_re_scale():
             create_model("solver-in-the-loop-ns", pretrained="solver-in-the-loop-ns", **override)
 
 
+def test_a_rollout_outside_the_training_data_or_past_the_cfl_limit_warns():
+    # Re = 1e5 on the shipped weights: |u| reached 27 m/s (CFL ~10) within 40 steps, clamped back-traces, no word
+    from hybridzoo.zoo.registry import create_model
+
+    model = create_model("solver-in-the-loop-ns", pretrained="solver-in-the-loop-ns").eval()
+    assert model.re_range() == (100.0, 400.0)  # the card's re_train
+    u, v = model.solver.apply_boundaries(torch.ones(1, *model.solver.u_shape), torch.zeros(1, *model.solver.v_shape))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.rollout(u, v, torch.tensor([300.0]), 3)
+    with pytest.warns(UserWarning, match="outside the training data's Re 100 to 400"), \
+            pytest.warns(UserWarning, match=r"SOL rollout broke the CFL limit .* at step 1 of 3"):
+        model.rollout(u, v, torch.tensor([1e5]), 3)
+    with pytest.raises(TypeError, match="gradient_checkpointing must be a bool"):
+        model.rollout(u, v, torch.tensor([300.0]), 2, gradient_checkpointing="no")
+
+
 class _OverflowOnce(SolverInTheLoop):
     def training_step(self, batch, batch_idx):
         loss = super().training_step(batch, batch_idx)
@@ -195,6 +217,7 @@ def test_an_update_with_a_non_finite_gradient_is_skipped(datamodule, tmp_path):
     resumed = SolverInTheLoop(**GEOMETRY, look_ahead=2, train_non=False, **NET)
     resumed.on_load_checkpoint(torch.load(ckpt, weights_only=True))
     assert resumed.skipped_steps == 1
+    assert resumed.re_range() == (100.0, 200.0)  # the fit's data's, kept for a later rollout's range warning
     after = list(model.parameters())
     assert all(torch.isfinite(p).all() for p in after)
     assert any(not torch.equal(a, b) for a, b in zip(after, before))  # the second, finite step did update
