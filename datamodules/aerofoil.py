@@ -75,8 +75,11 @@ def shipped_path() -> Path:
 
 def load_arrays(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     """Load a data set ``.npz`` (no pickles) and check its structure."""
-    with np.load(path, allow_pickle=False) as npz:
-        arrays = {k: npz[k] for k in npz.files}
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except (ValueError, OSError, EOFError) as err:  # not an .npz at all, a truncated one, pickled objects
+        raise ValueError(f"path {str(path)!r} is not a readable .npz data set: {err}") from None
     need = {"names", "coords", "foil", "re", "alpha_deg", "cl"}
     if not need <= arrays.keys():
         raise ValueError(f"path {str(path)!r} lacks arrays {sorted(need - arrays.keys())}")
@@ -94,6 +97,15 @@ def load_arrays(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
                            or (foil.size and not 0 <= foil.min() <= foil.max() < len(coords))):
         problems.append(f"foil must index the {len(coords)} contours, got {foil.dtype} values in "
                         f"[{foil.min() if foil.size else '-'}, {foil.max() if foil.size else '-'}]")
+    for name, allow_nan in (("coords", False), ("re", False), ("alpha_deg", False), ("cl", True)):
+        values = arrays[name]
+        if not np.issubdtype(values.dtype, np.floating):
+            problems.append(f"{name} must hold real floating-point numbers, got dtype {values.dtype}")
+            continue
+        bad = np.isinf(values) if allow_nan else ~np.isfinite(values)
+        if bad.any():  # NaN marks a missing XFOIL point in cl; infinity is never a lift
+            kind = "infinite" if allow_nan else "NaN or infinite"
+            problems.append(f"{name} holds {int(bad.sum())} {kind} values")
     if problems:
         raise ValueError(f"path {str(path)!r} is not a consistent aerofoil data set: {'; '.join(problems)}")
     return arrays
@@ -145,6 +157,8 @@ class AerofoilDataModule(L.LightningDataModule):
         workers: int = 2,
     ) -> None:
         super().__init__()
+        if isinstance(source, os.PathLike):
+            source = os.fspath(source)
         if not isinstance(source, str) or not source:
             raise ValueError(f"source must be 'shipped', 'cache' or a path, got {source!r}")
         for name, v in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):

@@ -125,7 +125,7 @@ def parse_dat(text: str, *, name: str = "text") -> tuple[str, torch.Tensor]:
     if not isinstance(text, str):
         raise TypeError(f"{name} must be a string, got {type(text).__name__}")
     title, rows = "", []
-    for line in text.splitlines():
+    for number, line in enumerate(text.splitlines(), 1):
         parts = line.replace(",", " ").split()
         try:
             vals = [float(v) for v in parts]
@@ -135,6 +135,8 @@ def parse_dat(text: str, *, name: str = "text") -> tuple[str, torch.Tensor]:
             if not rows and parts and not title:
                 title = line.strip()
             continue
+        if not all(math.isfinite(v) for v in vals):  # float() reads "nan" and "inf" as numbers
+            raise ValueError(f"{name}: line {number} holds a non-finite coordinate: {line.strip()!r}")
         rows.append(vals)
     if len(rows) < MIN_POINTS:
         raise ValueError(f"{name}: found {len(rows)} coordinate rows, need at least {MIN_POINTS}")

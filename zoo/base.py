@@ -76,9 +76,9 @@ class HybridModule(L.LightningModule):
         super().__init__()
         if freeze not in _FREEZE_CHOICES:
             raise ValueError(f"freeze must be one of {_FREEZE_CHOICES}, got {freeze!r}")
-        if not (is_real_number(lr) and lr > 0):
+        if not (is_real_number(lr) and 0 < lr < math.inf):  # inf and NaN too: the first step would wreck the weights
             raise ValueError(f"lr must be a positive number, got {lr!r}")
-        if not (is_real_number(weight_decay) and weight_decay >= 0):
+        if not (is_real_number(weight_decay) and 0 <= weight_decay < math.inf):
             raise ValueError(f"weight_decay must be a non-negative number, got {weight_decay!r}")
         if not (is_real_number(adam_beta2) and 0.0 <= adam_beta2 < 1.0):
             raise ValueError(f"adam_beta2 must be a number in [0, 1), got {adam_beta2!r}")

@@ -413,9 +413,24 @@ def test_contour_preparation_takes_empty_batches_and_names_a_too_coarse_resoluti
     (lambda a: {**a, "cl": a["cl"][:-1]}, "row arrays must be 1-D of one length"),
     (lambda a: {**a, "foil": a["foil"] + 1}, "foil must index the 342 contours"),
     (lambda a: {**a, "coords": a["coords"][..., 0]}, "coords has shape"),
+    # NaN marks a missing point; 153 infinite lifts became training targets
+    (lambda a: {**a, "cl": np.where(np.arange(len(a["cl"])) % 100 == 0, np.inf, a["cl"])}, "cl holds 206 infinite"),
+    (lambda a: {**a, "alpha_deg": np.where(np.arange(len(a["cl"])) == 7, np.nan, a["alpha_deg"])},
+     "alpha_deg holds 1 NaN or infinite"),
+    (lambda a: {**a, "re": a["re"].astype(np.int64)}, "re must hold real floating-point numbers"),
 ])
 def test_a_data_file_whose_arrays_disagree_is_refused(tmp_path, change, match):
     path = tmp_path / "bad.npz"
     np.savez(path, **change(dict(load_arrays(shipped_path()))))
     with pytest.raises(ValueError, match=match):
         load_arrays(path)
+
+
+def test_a_file_that_is_no_npz_is_named(tmp_path):
+    path = tmp_path / "text.npz"
+    path.write_text("not an archive")
+    with pytest.raises(ValueError, match="text.npz' is not a readable .npz data set"):
+        load_arrays(path)
+    dm = AerofoilDataModule(source=path)  # a Path: refused as "not a path" before
+    with pytest.raises(ValueError, match="not a readable .npz"):
+        dm.setup()

@@ -80,6 +80,10 @@ def test_selig_and_lednicer_files(tmp_path):
         read_dat(tmp_path / "missing.dat")
     with pytest.raises(ValueError, match="rows"):
         parse_dat("title\n1 0\n0 0\n")
+    text = (tmp_path / "a.dat").read_text().splitlines()
+    for bad in ("0.5 nan", "inf 0.0"):  # float() reads both: they came back as coordinates
+        with pytest.raises(ValueError, match=f"x.dat: line 5 holds a non-finite coordinate: '{bad}'"):
+            parse_dat("\n".join(text[:4] + [bad] + text[5:]), name="x.dat")
 
 
 def test_real_uiuc_file_matches_generated_naca():

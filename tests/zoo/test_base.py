@@ -122,6 +122,9 @@ def test_numpy_hyperparameters_leave_a_checkpoint_that_loads_with_weights_only(t
     # load_from_checkpoint (torch.load with weights_only=True) fail with an UnpicklingError
     import numpy as np
 
+    for bad in ({"lr": float("inf")}, {"lr": float("nan")}, {"weight_decay": float("inf")}):  # inf passed before
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            RKNet(**bad)
     model = RKNet(lr=np.float32(1e-3), weight_decay=np.float64(0.0))
     trainer = L.Trainer(**QUIET)
     trainer.strategy.connect(model)
