@@ -64,6 +64,7 @@ def lightning_cli(argv: Sequence[str]) -> int:
     import lightning as L
     from hybridzoo.zoo.base import HybridModule
     from hybridzoo.zoo.checkpointing import ZooCheckpoint, logs_nowhere
+    from hybridzoo.zoo.registry import check_pairing
     from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
     class ZooSaveConfig(SaveConfigCallback):
@@ -87,6 +88,13 @@ def lightning_cli(argv: Sequence[str]) -> int:
                 # --model.pretrained: an unknown name or another model's card fails here, in one line too
                 if isinstance(self.model, HybridModule):
                     self.model.load_pending_pretrained()
+                # --ckpt_path: Lightning reads it only after prepare_data and setup (an NS data set is minutes of
+                # simulation), then fails in a long traceback
+                if self.subcommand:
+                    _check_ckpt_path(self.config[self.subcommand].get("ckpt_path"), self.model)
+                # a checkpoint's own class under another model's config: found before prepare_data, not at setup
+                if isinstance(self.model, HybridModule) and getattr(self, "datamodule", None) is not None:
+                    check_pairing(self.model, self.datamodule)
             except (ValueError, TypeError) as err:
                 root: BaseException = err
                 while root.__cause__ is not None:
@@ -101,6 +109,8 @@ def lightning_cli(argv: Sequence[str]) -> int:
                 self.trainer_defaults = {**self.trainer_defaults, "callbacks": kept}
             return super().instantiate_trainer(**kwargs)
 
+    # before LightningCLI loads it itself, in a traceback
+    _warn_overridden_by_checkpoint(argv, _load_checkpoint(_ckpt_path_arg(argv)))
     with warnings.catch_warnings():
         # ``args`` is the command line with zoo config names resolved to files, given as well as sys.argv by
         # design; sys.argv stays as it is, since DDP relaunches the script with it
@@ -116,6 +126,89 @@ def lightning_cli(argv: Sequence[str]) -> int:
             auto_configure_optimizers=False,
         )
     return 0
+
+
+def _ckpt_path_arg(argv: Sequence[str]) -> str | None:
+    """The value of the last ``--ckpt_path X`` / ``--ckpt_path=X`` on a command line, if any."""
+    found = None
+    for i, arg in enumerate(argv):
+        if arg == "--ckpt_path" and i + 1 < len(argv):
+            found = argv[i + 1]
+        elif arg.startswith("--ckpt_path="):
+            found = arg.split("=", 1)[1]
+    return found
+
+
+def _warn_overridden_by_checkpoint(argv: Sequence[str], checkpoint: dict | None) -> None:
+    """Warn for each ``--model.KEY VALUE`` that a ``--ckpt_path`` checkpoint's own hyperparameter will replace.
+
+    LightningCLI builds the model from the checkpoint's hyperparameters, so such a value is dropped without a
+    word (``--model.hidden 16`` on a checkpoint trained with 8 tests the 8).
+    """
+    saved = (checkpoint or {}).get("hyper_parameters") or {}
+    for i, arg in enumerate(argv):
+        if not arg.startswith("--model."):
+            continue
+        key, _, value = arg.removeprefix("--model.").removeprefix("init_args.").partition("=")
+        if not _ and i + 1 < len(argv):
+            value = argv[i + 1]
+        if key not in saved:
+            continue
+        try:
+            same = _value(value) == saved[key]
+        except Exception:  # noqa: BLE001 (a value YAML cannot read differs from any saved one)
+            same = False
+        if not same:
+            warnings.warn(f"--model.{key} {value} is replaced by the --ckpt_path checkpoint's own {key}="
+                          f"{saved[key]!r} (LightningCLI builds the model from a checkpoint's hyperparameters)",
+                          UserWarning, stacklevel=2)
+
+
+def _load_checkpoint(ckpt_path: object) -> dict | None:
+    """A ``--ckpt_path``'s checkpoint (``None`` for Lightning's own names); ``SystemExit``, one line, if unusable.
+
+    LightningCLI itself loads the file before it builds anything, and fails in a long traceback.
+    """
+    if ckpt_path is None or str(ckpt_path) in ("last", "best", "hpc", "registry", "null") or "://" in str(ckpt_path):
+        return None  # Lightning's own names, and remote files: Lightning resolves them
+    import torch
+
+    path = Path(str(ckpt_path))
+    if path.is_dir():
+        raise SystemExit(f"hybridzoo: --ckpt_path {ckpt_path} is a folder, not a checkpoint file")
+    if not path.is_file():
+        raise SystemExit(f"hybridzoo: --ckpt_path {ckpt_path}: no such file")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 (whatever the unpickler says, the file is no checkpoint of ours)
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise SystemExit(f"hybridzoo: --ckpt_path {ckpt_path} is not a Lightning checkpoint torch can load "
+                         f"({first})") from None
+    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), dict):
+        raise SystemExit(f"hybridzoo: --ckpt_path {ckpt_path} holds no state_dict: not a Lightning checkpoint "
+                         "(a zoo model's .safetensors weights load with --model.pretrained)")
+    return checkpoint
+
+
+def _check_ckpt_path(ckpt_path: object, model: Any) -> None:
+    """Refuse (``SystemExit``, one line) a ``--ckpt_path`` that is no file, no checkpoint, or another model's."""
+    checkpoint = _load_checkpoint(ckpt_path)
+    if checkpoint is None:
+        return
+    state = checkpoint["state_dict"]
+    own = model.state_dict()
+    ours, theirs = set(own), set(state)
+    if ours != theirs:
+        missing, extra = sorted(ours - theirs), sorted(theirs - ours)
+        raise SystemExit(f"hybridzoo: --ckpt_path {ckpt_path} holds another model's weights than "
+                         f"{type(model).__name__}'s: {len(missing)} of its tensors missing (e.g. {missing[:2]}), "
+                         f"{len(extra)} not its own (e.g. {extra[:2]})")
+    resized = [k for k in sorted(ours) if tuple(own[k].shape) != tuple(getattr(state[k], "shape", ()))]
+    if resized:
+        k = resized[0]
+        raise SystemExit(f"hybridzoo: --ckpt_path {ckpt_path} holds weights of other sizes than this "
+                         f"{type(model).__name__}'s ({len(resized)} tensors, e.g. {k}: {tuple(state[k].shape)} "
+                         f"against {tuple(own[k].shape)}): give the --model.* settings it was trained with")
 
 
 # ---------------------------------------------------------------------------------------- zoo tools

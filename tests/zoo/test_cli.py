@@ -4,6 +4,7 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
+import torch
 from hybridzoo.zoo.checkpointing import ZooCheckpoint
 from hybridzoo.zoo.cli import _kv, main, resolve_config_args, tools_parser
 
@@ -64,6 +65,21 @@ def test_fit_then_test_with_checkpoint(tmp_path, monkeypatch):
     ckpts = sorted(tmp_path.glob("lightning_logs/version_0/checkpoints/*.ckpt"))
     assert any(p.name == "last.ckpt" for p in ckpts) and len(ckpts) == 2  # best by val/traj_mse + last
     assert main(["test", *common, f"--ckpt_path={ckpts[0]}"]) == 0
+    # a bad --ckpt_path is one line, before prepare_data and setup (Lightning read it after them, in a traceback)
+    (tmp_path / "notes.ckpt").write_text("not a checkpoint")
+    for ckpt, match in ((tmp_path / "none.ckpt", "none.ckpt: no such file"), (tmp_path, "is a folder"),
+                        (tmp_path / "notes.ckpt", "not a Lightning checkpoint torch can load")):
+        with pytest.raises(SystemExit, match=match):
+            main(["test", *common, f"--ckpt_path={ckpt}"])
+    with pytest.warns(UserWarning, match=r"--model.hidden 16 is replaced by the --ckpt_path checkpoint's own hidden=8"):
+        assert main(["test", *common, "--model.hidden=16", f"--ckpt_path={ckpts[0]}"]) == 0
+    # LightningCLI builds the checkpoint's own class (UDELotkaVolterra) under another model's config
+    with pytest.raises(SystemExit, match="AerofoilDataModule is the DataModule of zoo model.s. residual-aerofoil"):
+        main(["test", "-c", "residual_aerofoil", f"--ckpt_path={ckpts[0]}"])
+    other = tmp_path / "other.ckpt"  # a checkpoint of this class whose tensors are not this model's
+    torch.save({"state_dict": {"net.weight": torch.zeros(2)}, "hyper_parameters": {}}, other)
+    with pytest.raises(SystemExit, match="holds another model's weights than UDELotkaVolterra's"):
+        main(["test", *common, f"--ckpt_path={other}"])
     events = list(tmp_path.glob("lightning_logs/version_*/events.out.tfevents.*"))
     assert events, "TensorBoard logs were written"
 
