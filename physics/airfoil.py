@@ -18,7 +18,13 @@ from os import PathLike
 from pathlib import Path
 
 import torch
-from hybridzoo.physics.validation import check_bool, check_positive_int, check_real_value, check_tensor
+from hybridzoo.physics.validation import (
+    check_bool,
+    check_positive_int,
+    check_real_value,
+    check_solver_dtype,
+    check_tensor,
+)
 
 #: Largest trailing-edge gap (fraction of the contour's x-extent) accepted as "closed".
 MAX_TE_GAP = 0.05
@@ -250,7 +256,12 @@ def normalize(coords: torch.Tensor) -> torch.Tensor:
 
     The leading edge is the point farthest from the trailing-edge midpoint; the chord line
     through them becomes the x-axis, which is the reference for the angle of attack.
+
+    Raises:
+        TypeError/ValueError: not a real floating tensor ``(..., K, 2)``, NaN or infinite values, or a contour
+            of no extent (all points at the trailing-edge midpoint).
     """
+    coords = check_tensor("coords", coords, min_ndim=2, last_dim=2)
     te = 0.5 * (coords[..., 0, :] + coords[..., -1, :])
     dist = (coords - te[..., None, :]).norm(dim=-1)
     le = torch.gather(coords, -2, dist.argmax(-1)[..., None, None].expand(*coords.shape[:-2], 1, 2))[
@@ -258,6 +269,8 @@ def normalize(coords: torch.Tensor) -> torch.Tensor:
     ]
     chord = te - le
     c = chord.norm(dim=-1, keepdim=True)
+    if (c == 0).any():  # every point at the trailing-edge midpoint: no chord line to turn onto the x-axis
+        raise ValueError("coords has a contour of zero chord (all its points at the trailing edge)")
     cos, sin = (chord / c).unbind(-1)
     rel = coords - le[..., None, :]
     x = (rel[..., 0] * cos[..., None] + rel[..., 1] * sin[..., None]) / c
@@ -354,10 +367,25 @@ def cst_fit(coords: torch.Tensor, order: int = 5) -> torch.Tensor:
     Returns ``(..., 2 (order + 1) + 1)``: upper weights, lower weights, then the TE thickness. The
     surfaces are split at the point of minimum x; the TE thickness is the y-distance of the end points.
     Coordinates should be normalised first (:func:`normalize`); each contour is fitted separately.
+    Chord stations are clamped to [0, 1], which absorbs the small overshoots of a normalised contour.
+
+    Raises:
+        ValueError: fewer than ``MIN_POINTS`` points, a clockwise contour (its surfaces would swap), or one
+            reaching beyond x/c in [-0.05, 1.05] (not normalised: the clamp would flatten it).
+        TypeError: a dtype other than float32/float64.
     """
-    coords = check_tensor("coords", coords, min_ndim=2, last_dim=2)
+    coords = check_solver_dtype("coords", check_tensor("coords", coords, min_ndim=2, last_dim=2))
     order = check_positive_int("order", order)
     flat = coords.reshape(-1, *coords.shape[-2:])  # (B, K, 2)
+    if flat.shape[1] < MIN_POINTS:
+        raise ValueError(f"coords must hold at least {MIN_POINTS} points per contour, got {flat.shape[1]}")
+    if flat.shape[0]:
+        lo, hi = float(flat[..., 0].amin()), float(flat[..., 0].amax())
+        if lo < -0.05 or hi > 1.05:
+            raise ValueError(f"coords must be chord-normalised (x/c in [0, 1]; see normalize), got x from "
+                             f"{lo:.3g} to {hi:.3g}")
+        if (signed_area(flat) <= 0).any():
+            raise ValueError("coords must be counter-clockwise (Selig order: TE → upper → LE → lower → TE)")
     rows = torch.arange(flat.shape[1], device=flat.device)
     ile = flat[..., 0].argmin(-1)[:, None]  # (B, 1)
     te_thick = flat[:, 0, 1] - flat[:, -1, 1]  # (B,)

@@ -157,6 +157,9 @@ def resolve_card(name_or_path: str | os.PathLike[str], *, cache: str | os.PathLi
     from hybridzoo.zoo.registry import names
 
     known = [n for n in names() if (resources.files("hybridzoo.checkpoints") / f"{n}.json").is_file()]
+    if p.is_file():  # a Lightning .ckpt, say: a file, just not a zoo checkpoint (it read "not a file")
+        raise CheckpointError(f"{p} is not a zoo checkpoint (weights {WEIGHTS_SUFFIX} beside a model card .json); "
+                              "a Lightning .ckpt resumes or tests with Trainer(ckpt_path=...) or --ckpt_path")
     if s in names():
         raise ValueError(
             f"zoo model {s!r} ships no trained checkpoint (train one: hybridzoo zoo release {s} --out DIR); "

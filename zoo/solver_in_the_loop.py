@@ -475,7 +475,7 @@ def _look_aheads(curriculum: Any) -> list[int]:
         raise ValueError(f"curriculum must be a non-empty increasing list of positive integer look-aheads, "
                          f"got {curriculum!r}")
     values = [int(n) for n in values]
-    if values != sorted(values):
+    if any(a >= b for a, b in zip(values, values[1:])):  # [2, 2, 4] would repeat a stage
         raise ValueError(f"curriculum must be a non-empty increasing list of look-aheads, got {curriculum!r}")
     return values
 

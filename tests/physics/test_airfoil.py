@@ -329,6 +329,27 @@ def test_shape_features_of_an_empty_batch_are_empty():
     assert thickness_camber(none).shape == (0, 10)
 
 
+def test_shape_fits_and_normalize_refuse_what_they_would_get_wrong():
+    c = naca4_from_code("2412", 30, dtype=F64)
+    with pytest.raises(ValueError, match=r"chord-normalised .* x from 0.5 to 1.5"):  # weights ~ -133 before
+        cst_fit(c + torch.tensor([0.5, 0.0], dtype=F64))
+    with pytest.raises(ValueError, match="counter-clockwise"):  # the surfaces swapped silently
+        cst_fit(c.flip(0))
+    with pytest.raises(ValueError, match="at least"):
+        cst_fit(c[::20])
+    with pytest.raises(TypeError, match="float32 or float64"):
+        cst_fit(c.half())
+    slightly_over = c.clone()
+    slightly_over[:, 0] = slightly_over[:, 0] * 1.01 - 0.005  # a normalised contour's small overshoots pass
+    assert torch.isfinite(cst_fit(slightly_over)).all()
+    with pytest.raises(ValueError, match="coords contains NaN"):
+        normalize(c.index_fill(0, torch.tensor([3]), float("nan")))
+    with pytest.raises(ValueError, match="zero chord"):
+        normalize(torch.zeros(10, 2, dtype=F64))
+    with pytest.raises(TypeError, match="coords must be a torch.Tensor"):
+        normalize(c.numpy())
+
+
 def test_naca4_flags_must_be_bools():
     with pytest.raises(TypeError, match="closed_te must be a bool"):  # "no" gave the closed trailing edge
         naca4(0.02, 0.4, 0.12, 20, closed_te="no")

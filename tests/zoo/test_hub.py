@@ -91,6 +91,10 @@ def test_unknown_and_missing(tmp_path):
         w = tmp_path / "orphan.safetensors"
         w.write_bytes(b"x")
         resolve_card(w)
+    lightning = tmp_path / "epoch=3.ckpt"  # a file: it was reported as "not a file"
+    lightning.write_bytes(b"a Lightning checkpoint")
+    with pytest.raises(CheckpointError, match=r"epoch=3.ckpt is not a zoo checkpoint .* --ckpt_path"):
+        load_pretrained(str(lightning))
 
 
 def test_architecture_mismatch_is_a_clear_error(tmp_path):

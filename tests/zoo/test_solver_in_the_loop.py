@@ -143,6 +143,8 @@ def test_mismatched_geometry_and_bad_input(datamodule, tmp_path):
         model.rollout(u, bad, re, 2)
     with pytest.raises(ValueError, match="curriculum"):
         SolverInTheLoop(**GEOMETRY, curriculum=[8, 4])
+    with pytest.raises(ValueError, match="increasing"):  # a repeated stage was accepted
+        SolverInTheLoop(**GEOMETRY, curriculum=[2, 2, 4])
     with pytest.raises(TypeError, match="look_ahead"):
         SolverInTheLoop(**GEOMETRY, look_ahead=2.5)
     # the CFL message names what the caller can change: the model's dt is not it
