@@ -27,6 +27,17 @@ def test_operator_is_symmetric_and_matches_div_grad(rules, with_solid):
     assert eig.min() > -1e-10  # positive semidefinite
     # singular exactly when nothing pins the pressure level
     assert (eig.abs().min() < 1e-9) == op.singular
+    # and it is -div grad: on cells away from the boundary and the obstacle the 5-point stencil is exact
+    # for a quadratic, -lap(x^2 + 3 y^2) = -8
+    y, x = torch.meshgrid((torch.arange(ny, dtype=torch.float64) + 0.5) * 0.3,
+                          (torch.arange(nx, dtype=torch.float64) + 0.5) * 0.3, indexing="ij")
+    inner = torch.zeros(ny, nx, dtype=torch.bool)
+    inner[1:-1, 1:-1] = True
+    near_solid = torch.nn.functional.max_pool2d(solid[None, None].double(), 3, stride=1, padding=1)[0, 0] > 0
+    inner &= ~near_solid
+    assert inner.sum() >= 4
+    torch.testing.assert_close(op.apply(x**2 + 3 * y**2)[inner], torch.full((int(inner.sum()),), -8.0,
+                                                                           dtype=torch.float64))
 
 
 def test_periodic_fft_solve_matches_analytic_mode():

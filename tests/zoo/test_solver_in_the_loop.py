@@ -102,6 +102,24 @@ def test_adam_beta2_reaches_the_optimiser_and_the_large_config_sets_it():
         SolverInTheLoop(**GEOMETRY, **NET, adam_beta2=-0.1)
 
 
+def test_a_late_state_is_differentiated_through_every_solver_step():
+    # SOL's premise: the loss on step n reaches the state n steps back through the solver. A rollout that
+    # detached the state each step still trained (and still beat NON); its gradient is wrong, which gradcheck sees.
+    torch.manual_seed(0)
+    model = SolverInTheLoop(**GEOMETRY, look_ahead=3, width=4, depth=2, kernel=3).double()
+    for p in model.net["sol"].layers[-1].parameters():  # the last layer starts at 0: make the correction act
+        torch.nn.init.normal_(p, std=1e-2)
+    s = model.solver
+    g = torch.Generator().manual_seed(1)
+    u = 1.0 + 0.1 * torch.rand(1, *s.u_shape, generator=g, dtype=torch.float64)
+    v = 0.05 * torch.randn(1, *s.v_shape, generator=g, dtype=torch.float64)
+    u, v, _ = s.project(*s.apply_boundaries(u, v), 1.0)
+    re = torch.tensor([150.0], dtype=torch.float64)
+    u = u.detach().requires_grad_()
+    assert torch.autograd.gradcheck(lambda u0: model.rollout(u0, v, re, 2, "sol")[0][:, -1], (u,),
+                                    atol=1e-6, rtol=1e-4, fast_mode=True)
+
+
 def test_checkpoint_round_trip(datamodule, tmp_path):
     model = SolverInTheLoop(**GEOMETRY, look_ahead=2, **NET)
     trainer = _trainer(tmp_path, max_steps=2, limit_val_batches=0)
