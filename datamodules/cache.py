@@ -37,6 +37,8 @@ def check_cache_dir(name: str, value: object) -> Path | None:
         return None
     if not isinstance(value, (str, os.PathLike)):
         raise TypeError(f"{name} must be a path (str or os.PathLike) or None, got {type(value).__name__}")
+    if not os.fspath(value):  # Path("") is ".": the data would be written into the working directory
+        raise ValueError(f"{name} must be a folder, got an empty path (None: the default cache)")
     path = Path(value).expanduser()
     # the path, or the nearest of its parents that exists (it will be created below that), must be a folder
     existing = next((p for p in (path, *path.parents) if p.exists()), None)

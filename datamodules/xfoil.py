@@ -220,13 +220,18 @@ def check_alphas(name: str, alphas: object) -> np.ndarray:
     return alpha
 
 
+#: Longest time limit a run takes (s): an XFOIL sweep still running after a week has hung.
+MAX_TIMEOUT = 7 * 24 * 3600.0
+
+
 def check_timeout(name: str, timeout: object) -> float:
     """Check a time limit in seconds: a finite positive real number (NumPy's included, not a bool)."""
     if not is_real_number(timeout):
         raise TypeError(f"{name} must be a positive number of seconds, got {type(timeout).__name__} {timeout!r}")
     t = float(timeout)
-    if not (np.isfinite(t) and t > 0):
-        raise ValueError(f"{name} must be a finite positive number of seconds, got {timeout!r}")
+    if not (np.isfinite(t) and 0 < t <= MAX_TIMEOUT):  # 1e300 started XFOIL, then overflowed the deadline
+        raise ValueError(f"{name} must be a finite positive number of seconds, at most {MAX_TIMEOUT:g} (a week), "
+                         f"got {timeout!r}")
     return t
 
 

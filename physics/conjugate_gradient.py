@@ -10,7 +10,7 @@ import math
 from collections.abc import Callable
 
 import torch
-from hybridzoo.physics.validation import is_real_number
+from hybridzoo.physics.validation import check_positive_int, is_real_number
 
 
 def default_tol(dtype: torch.dtype) -> float:
@@ -42,6 +42,10 @@ def pcg(apply_a: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor,
         ``(x, iterations, max relative residual)``; ``x`` is ``project``-ed, a warm start that needs no
         iteration too. An empty batch returns an empty ``x``, 0 and 0.0.
     """
+    tol = check_tolerance("tol", tol)  # NaN or a negative tol ran to max_iter; max_iter <= 0 returned zeros
+    check_positive_int("max_iter", max_iter)
+    if tol is None:
+        tol = default_tol(b.dtype)
     if b.numel() == 0:  # the residual's max over no elements would fail
         return torch.zeros_like(b), 0, 0.0
     b_zero = b.flatten(-2).norm(dim=-1) == 0

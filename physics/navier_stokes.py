@@ -229,6 +229,7 @@ class NavierStokes2D:
         ``advice`` replaces the suggested smaller ``dt`` (for a caller whose ``dt`` is not the user's to
         change). A non-finite state raises ``FloatingPointError``.
         """
+        dt = check_positive_number("dt", dt)  # a negative dt passed any state
         c = self.cfl(u, v, dt)
         shown = dt if reported_dt is None else reported_dt
         if not math.isfinite(c):
@@ -302,6 +303,7 @@ class NavierStokes2D:
 
     def advect(self, u: torch.Tensor, v: torch.Tensor, dt: float) -> tuple[torch.Tensor, torch.Tensor]:
         """Self-advection of the velocity over ``dt`` (s): ``u (B, *u_shape)``, ``v (B, *v_shape)``."""
+        dt = check_positive_number("dt", dt)  # NaN or a negative dt back-traced the wrong way, clamped
         up, vp = self._pad_u(u), self._pad_v(v)
         B, t = u.shape[0], self._t(u)
         xu, yu, xv, yv = (t[k].expand(B, -1, -1) for k in ("xu", "yu", "xv", "yv"))
@@ -338,7 +340,10 @@ class NavierStokes2D:
         dt = check_positive_number("dt", dt)
         if self.validate:
             self.check_state(u, v)
-        return self._diffuse(u, v, dt, self._nu(nu, u), tol, max_iter)
+        nu_t = self._nu(nu, u)
+        if self.validate:  # as step does: explicit diffusion past its limit grows instead of decaying
+            self.check_diffusion(dt, nu_t)
+        return self._diffuse(u, v, dt, nu_t, tol, max_iter)
 
     def _diffuse(self, u: torch.Tensor, v: torch.Tensor, dt: float, nu: float | torch.Tensor,
                  tol: float | None = None, max_iter: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
@@ -389,6 +394,7 @@ class NavierStokes2D:
     def project(self, u: torch.Tensor, v: torch.Tensor, dt: float, p0: torch.Tensor | None = None,
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Make ``(u, v)`` divergence-free; returns ``(u, v, p)`` with ``p (B, ny, nx)`` in Pa/(kg/m³)."""
+        dt = check_positive_number("dt", dt)  # 0 divided by zero: it read as "the flow diverged"
         t = self._t(u)
         rhs = -self.divergence(u, v) * t["fluid"] / dt
         if not bool(torch.isfinite(rhs).all()):  # the solve's own check would name its argument b

@@ -61,7 +61,10 @@ def check_solid(solid: object, ny: int, nx: int) -> torch.Tensor:
                          f"{tuple(solid.shape)}")
     if solid.dtype != torch.bool:  # .bool() of a float mask marks every non-zero cell solid
         raise TypeError(f"solid must be a bool tensor (True in the obstacle), got dtype {solid.dtype}")
-    return solid.cpu()
+    solid = solid.cpu()
+    if bool(solid.all()):  # no fluid: every step returned zeros
+        raise ValueError("solid marks every cell: there is no fluid to solve for")
+    return solid
 
 
 #: Obstacle grids of up to this many cells are preconditioned by their dense inverse (8 MiB in float64 at the

@@ -154,6 +154,8 @@ def test_a_cache_dir_that_is_a_file_is_refused_before_any_simulation(tmp_path):
         WakeFlowDataModule(**TINY, cache_dir=str(afile / "sub"))
     with pytest.raises(TypeError, match="cache_dir must be a path"):
         WakeFlowDataModule(**TINY, cache_dir=5)
+    with pytest.raises(ValueError, match="cache_dir must be a folder, got an empty path"):  # it wrote into "."
+        WakeFlowDataModule(**TINY, cache_dir="")
     assert afile.read_text() == "mine"
     assert WakeFlowDataModule(**TINY, cache_dir=tmp_path).cache.dir.parent.parent == tmp_path
 

@@ -307,6 +307,7 @@ def test_n_iter_timeout_retry_and_alphas_are_checked_before_running(tmp_path, mo
         (dict(n_iter=-5), ValueError, "n_iter"),
         (dict(timeout=-1), ValueError, "timeout must be a finite positive"),
         (dict(timeout=0), ValueError, "timeout"),
+        (dict(timeout=1e300), ValueError, r"timeout .* at most 604800"),  # started XFOIL, then overflowed
         (dict(timeout=float("nan")), ValueError, "timeout"),
         (dict(timeout=float("inf")), ValueError, "timeout"),
         (dict(timeout="60"), TypeError, "timeout must be a positive number of seconds"),

@@ -128,6 +128,10 @@ def test_check_airfoil_self_intersection_and_types():
         check_airfoil([[0.0, 0.0]] * 20)
     with pytest.raises(ValueError, match="coords"):
         check_airfoil(torch.zeros(20, 3))
+    open_contour = naca4_from_code("0012", 30, dtype=F64)[:-3]
+    for gap in (float("nan"), -1.0):  # NaN turned the open-contour check off; -1 called a closed contour open
+        with pytest.raises(ValueError, match="max_te_gap"):
+            check_airfoil(open_contour, max_te_gap=gap)
 
 
 def _float32_contour_with_a_straight_leading_edge() -> torch.Tensor:

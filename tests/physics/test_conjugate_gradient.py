@@ -1,3 +1,4 @@
+import pytest
 import torch
 from hybridzoo.physics.conjugate_gradient import pcg
 
@@ -46,3 +47,19 @@ def test_a_warm_start_at_the_solution_takes_no_iteration():
 def test_an_empty_batch_returns_an_empty_solution():
     x, it, res = pcg(lambda x: x, torch.zeros(0, 4, 4), lambda r: r)
     assert x.shape == (0, 4, 4) and it == 0 and res == 0.0
+
+
+def test_tolerance_and_iteration_cap_are_checked():
+    # NaN or a negative tol ran to max_iter; max_iter <= 0 returned zeros with residual 1
+    a = torch.eye(4, dtype=torch.float64)[None] * 2.0
+    b = torch.ones(1, 4, 1, dtype=torch.float64)
+    apply_a = lambda x: a @ x  # noqa: E731
+    for tol in (float("nan"), -1.0, 0.0, 1.0):
+        with pytest.raises(ValueError, match="tol must be a relative residual in"):
+            pcg(apply_a, b, lambda r: r, tol=tol)
+    for max_iter, error in ((0, ValueError), (-5, ValueError), (2.5, TypeError)):
+        with pytest.raises(error, match="max_iter"):
+            pcg(apply_a, b, lambda r: r, max_iter=max_iter)
+    x, _, res = pcg(apply_a, b, lambda r: r, tol=None)  # None: the dtype's default, as the solvers take it
+    torch.testing.assert_close(x, b / 2)
+    assert res < 1e-9

@@ -167,11 +167,20 @@ def test_bad_input_is_rejected_with_the_argument_named():
         s.step(u.numpy(), v, 0.1, 1e-3)
     with pytest.raises(ValueError, match="inflow"):
         NavierStokes2D(8, 4, 1.0, x_boundary="inflow-outflow")
+    # the public sub-steps check their dt as step does (NaN/negative back-traced and clamped; 0 read as diverged)
+    for sub_step in (lambda dt: s.advect(u, v, dt), lambda dt: s.project(u, v, dt), lambda dt: s.check_cfl(u, v, dt)):
+        for dt in (float("nan"), -1.0, 0.0):
+            with pytest.raises(ValueError, match="dt must be"):
+                sub_step(dt)
+    with pytest.raises(ValueError, match="diffusion limit"):  # explicit diffusion past its limit grew 4000x
+        s.diffuse(u, v, 0.5 * s.h, 1.0)
     with pytest.raises(TypeError, match="validate must be a bool"):  # "no" was True, None False
         NavierStokes2D(8, 8, 1.0, validate="no")
     with pytest.raises(TypeError, match="checkpoint must be a bool"):
         s.rollout(u, v, 0.1 * s.h, 1e-3, 2, checkpoint="no")
     assert NavierStokes2D(np.int64(8), np.int64(8), 1.0).nx == 8  # NumPy ints count as ints
+    with pytest.raises(ValueError, match="solid marks every cell"):  # every step returned zeros
+        NavierStokes2D(8, 8, 1.0, solid=torch.ones(8, 8, dtype=torch.bool))
     with pytest.raises(ValueError, match="inflow must not require grad"):  # it was detached without a word
         NavierStokes2D(8, 4, 1.0, x_boundary="inflow-outflow", inflow=torch.ones(4, requires_grad=True))
     with pytest.raises(TypeError, match="nu must have a real floating dtype"):

@@ -358,6 +358,7 @@ class _Plain(torch.nn.Module):
     ({"metrics": {"a": "x"}}, ValueError, "metrics\\['a'\\] must be a number"),
     ({"metrics": {"a": None}}, ValueError, "metrics\\['a'\\] must be a number"),
     ({"metrics": [1.0]}, TypeError, "metrics must be a dict"),
+    ({"metrics": {"a": float("nan")}}, ValueError, "metrics\\['a'\\] must be finite"),  # JSON's non-standard NaN
     ({"data": "noise=0"}, TypeError, "data must be a dict"),
     ({"extra": {"weights": "other.safetensors"}}, ValueError, "extra must not set 'weights'"),
     ({"extra": {"model": "x", "note": 1}}, ValueError, "extra must not set 'model'"),
@@ -413,3 +414,18 @@ def test_a_digest_that_differs_in_its_last_digit_is_refused(tmp_path):
     card_path.write_text(json.dumps(card))
     with pytest.raises(CheckpointError, match="sha256 mismatch"):
         load_pretrained(card_path)
+
+
+def test_a_card_whose_hparams_or_weights_are_unusable_is_a_checkpoint_error(tmp_path):
+    card_path = save_pretrained(_small(), tmp_path)
+    card = json.loads(card_path.read_text())
+    card["hparams"]["not_an_argument"] = 1.0  # a raw TypeError from its constructor before
+    card_path.write_text(json.dumps(card))
+    with pytest.raises(CheckpointError, match="the card's hparams do not build a UDELotkaVolterra"):
+        load_pretrained(card_path)
+    model = _small()
+    with torch.no_grad():
+        next(model.parameters())[0].fill_(float("nan"))  # a diverged run's weights, saved with a matching sha256
+    nan_card = save_pretrained(model, tmp_path / "nan")
+    with pytest.raises(CheckpointError, match="weights hold NaN or infinite values in 1 tensors"):
+        load_pretrained(nan_card)
