@@ -180,7 +180,7 @@ class AerofoilDataModule(L.LightningDataModule):
         check_positive_int("batch_size", batch_size)
         for name, v in (("split_seed", split_seed), ("seed", seed), ("n_uiuc", n_uiuc)):
             check_positive_int(name, v, allow_zero=True)
-        if isinstance(naca, str) or any(not isinstance(c, str) for c in naca):
+        if isinstance(naca, str) or not isinstance(naca, Iterable) or any(not isinstance(c, str) for c in naca):
             raise TypeError(f"naca must be a list of 4-digit strings such as ['0012', '2412'] (quote them: YAML reads "
                             f"0012 as the octal number 10), got {naca!r}")
         self.save_hyperparameters()

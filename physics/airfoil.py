@@ -48,6 +48,15 @@ def parse_naca4(code: str) -> tuple[float, float, float]:
     return m, p, t
 
 
+def _check_n_per_side(n_per_side: object) -> int:
+    """Panels per surface of a contour that :func:`check_airfoil` accepts (``n = 1`` made 3 points)."""
+    n = check_positive_int("n_per_side", n_per_side)
+    if 2 * n + 1 < MIN_POINTS:
+        raise ValueError(f"n_per_side must be >= {MIN_POINTS // 2} (a contour of at least {MIN_POINTS} points), "
+                         f"got {n}")
+    return n
+
+
 def naca4(
     m: torch.Tensor | float,
     p: torch.Tensor | float,
@@ -73,8 +82,10 @@ def naca4(
         Coordinates ``(2 n + 1, 2)`` for scalar inputs, ``(B, 2 n + 1, 2)`` otherwise; differentiable
         in ``m``, ``p`` and ``t``.
     """
-    n = check_positive_int("n_per_side", n_per_side)
+    n = _check_n_per_side(n_per_side)
     check_bool("closed_te", closed_te)  # "no" would be read as True
+    if dtype is not None and not isinstance(dtype, torch.dtype):
+        raise TypeError(f"dtype must be a torch.dtype (e.g. torch.float64), got {dtype!r}")
     m, p, t = (check_real_value(name, v) for name, v in (("m", m), ("p", p), ("t", t)))
     tensors = [v for v in (m, p, t) if isinstance(v, torch.Tensor)]
     dtype = dtype or (functools.reduce(torch.promote_types, [v.dtype for v in tensors]) if tensors
@@ -84,6 +95,13 @@ def naca4(
     device = device or (tensors[0].device if tensors else None)
     m, p, t = (torch.as_tensor(v, dtype=dtype, device=device) for v in (m, p, t))
     scalar = m.ndim == 0 and p.ndim == 0 and t.ndim == 0
+    for name, v in (("m", m), ("p", p), ("t", t)):
+        if v.ndim > 1:  # a (2, 3) m was flattened into 6 aerofoils
+            raise ValueError(f"{name} must be a scalar or of shape (B,), got shape {tuple(v.shape)}")
+    sizes = {v.shape[0] for v in (m, p, t) if v.ndim == 1 and v.shape[0] != 1}
+    if len(sizes) > 1:
+        raise ValueError(f"m, p and t must be scalars or of one length B, got shapes "
+                         f"{tuple(m.shape)}, {tuple(p.shape)}, {tuple(t.shape)}")
     m, p, t = torch.broadcast_tensors(m.reshape(-1), p.reshape(-1), t.reshape(-1))
     for name, v, lo, hi in (("m", m, 0.0, 0.2), ("p", p, 0.0, 0.95), ("t", t, 1e-4, 0.5)):
         check_tensor(name, v)
@@ -303,7 +321,7 @@ def repanel(coords: torch.Tensor, n_per_side: int = 80) -> torch.Tensor:
     coords = check_airfoil(coords)
     if coords.ndim not in (2, 3):
         raise ValueError(f"coords must be one contour (K, 2) or a batch (B, K, 2), got shape {tuple(coords.shape)}")
-    n = check_positive_int("n_per_side", n_per_side)
+    n = _check_n_per_side(n_per_side)
     single = coords.ndim == 2
     pts = coords[None] if single else coords
     b, k = pts.shape[:2]

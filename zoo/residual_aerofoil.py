@@ -101,7 +101,7 @@ class ResidualAerofoil(HybridModule):
         check_positive_int("n_curves", n_curves)
         check_bool("residual_sees_panel", residual_sees_panel)  # "false" would be read as True
         check_bool("boundary_layer", boundary_layer)
-        if loss not in _LOSSES:
+        if not isinstance(loss, str) or loss not in _LOSSES:  # a list failed as "unhashable type"
             raise ValueError(f"loss must be one of {sorted(_LOSSES)}, got {loss!r}")
         self.save_hyperparameters()
         n_layer = N_FEATURES - N_PROBLEM if boundary_layer else 0

@@ -422,6 +422,10 @@ class SolverInTheLoop(HybridModule):
         The batch needs ``u (B, steps + 1, ny, nx+1)`` (only its first state and length are read), ``v`` alike and
         ``re (B,)``; the other methods and the 2x grid's states are neither rolled out nor needed.
         """
+        if not isinstance(batch, dict) or not {"u", "v", "re"} <= batch.keys():  # a KeyError or TypeError before
+            have = sorted(batch) if isinstance(batch, dict) else type(batch).__name__
+            raise ValueError(f"batch must be a dict with 'u', 'v' and 're' (as WakeFlowDataModule's loaders give), "
+                             f"got {have}")
         steps = batch["u"].shape[1] - 1
         if steps < 1:  # rollout would name its own `steps`, which the user never passed
             raise ValueError(f"batch['u'] must hold at least 2 states (the first and as many as to predict), "

@@ -117,6 +117,8 @@ def test_bad_arguments():
         AerofoilDataModule(workers=64)
     with pytest.raises(ValueError, match="workers"):
         AerofoilDataModule(workers=True)
+    with pytest.raises(TypeError, match="naca must be a list of 4-digit strings"):  # "'NoneType' is not iterable"
+        AerofoilDataModule(naca=None)
     assert AerofoilDataModule(n_train_foils=np.int64(5), workers=np.int64(2)).workers == 2  # NumPy ints count
     with pytest.raises(ValueError, match="source"):
         AerofoilDataModule(source="/no/such/file.npz").setup()

@@ -354,9 +354,20 @@ def test_shape_fits_and_normalize_refuse_what_they_would_get_wrong():
         normalize(c.numpy())
 
 
-def test_naca4_flags_must_be_bools():
+def test_naca4_and_repanel_arguments_are_checked():
     with pytest.raises(TypeError, match="closed_te must be a bool"):  # "no" gave the closed trailing edge
         naca4(0.02, 0.4, 0.12, 20, closed_te="no")
+    with pytest.raises(ValueError, match=r"m must be a scalar or of shape \(B,\), got shape \(2, 3\)"):
+        naca4(torch.full((2, 3), 0.02), 0.4, 0.12, 20)  # flattened into 6 aerofoils before
+    with pytest.raises(ValueError, match="one length B"):  # a raw broadcast error before
+        naca4(torch.full((2,), 0.02), torch.full((3,), 0.4), 0.12, 20)
+    with pytest.raises(TypeError, match="dtype must be a torch.dtype"):
+        naca4(0.02, 0.4, 0.12, 20, dtype="float64")
+    assert naca4(torch.full((3,), 0.02), torch.full((1,), 0.4), 0.12, 20).shape == (3, 41, 2)  # (1,) broadcasts
+    for make in (lambda n: naca4(0.0, 0.0, 0.12, n), lambda n: repanel(naca4_from_code("0012", 30), n)):
+        with pytest.raises(ValueError, match="n_per_side must be >= 4"):  # 3 points that no check accepts
+            make(1)
+        assert make(4).shape[-2] == 9
 
 
 def test_thickness_camber_of_a_batch_is_each_contours_own():

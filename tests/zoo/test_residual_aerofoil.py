@@ -38,6 +38,8 @@ def test_bad_arguments():
         with pytest.raises(TypeError, match=f"{flag} must be a bool"):
             ResidualAerofoil(**{flag: value})
     assert ResidualAerofoil(hidden=np.int64(8), depth=np.int64(1)).hparams.hidden == 8  # NumPy ints count
+    with pytest.raises(ValueError, match="loss must be one of"):  # "unhashable type: 'list'" before
+        ResidualAerofoil(loss=["mse"])
     m = ResidualAerofoil()
     with pytest.raises(ValueError, match="x"):
         m(torch.zeros(4, 3), torch.zeros(4))

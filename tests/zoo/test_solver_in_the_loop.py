@@ -349,6 +349,9 @@ def test_predict_rolls_out_the_test_reynolds_numbers(datamodule, tmp_path):
     assert torch.equal(u2, ref_u)
     with pytest.raises(ValueError, match="at least 2 states"):
         model.predict_step({k: batch[k][:, :1] if k != "re" else batch[k] for k in ("u", "v", "re")}, 0)
+    for bad, got in (({"u": batch["u"], "v": batch["v"]}, r"\['u', 'v'\]"), ((batch["u"], batch["v"]), "tuple")):
+        with pytest.raises(ValueError, match=f"batch must be a dict with 'u', 'v' and 're'.*got {got}"):
+            model.predict_step(bad, 0)
 
 
 def test_an_empty_batch_rolls_out_to_an_empty_batch():
