@@ -7,7 +7,7 @@ For each method, on the unseen test Reynolds numbers of the shipped card's data:
 - the same errors over ``LONG_STEPS`` coarse steps, four times the card's rollouts (the data are simulated
   again for that length: a few minutes), to see which corrections stay stable.
 
-    .venv/bin/python benchmarks/solver_in_the_loop.py [NAME ...]   # writes benchmarks/results/<name>.json
+    .venv/bin/python benchmarks/solver_in_the_loop.py [NAME ...]   # writes benchmarks/results/<NAME, - as _>.json
     .venv/bin/python benchmarks/solver_in_the_loop.py NAME --out PATH   # one NAME, written to PATH
 """
 
@@ -102,10 +102,10 @@ def long_rollouts(model, dm, steps: int = LONG_STEPS) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("names", nargs="*", default=list(NAMES), help=f"shipped checkpoints (default: {NAMES})")
     parser.add_argument("--out", default=None,
-                        help="output JSON, for a single NAME (default: benchmarks/results/<name>.json)")
+                        help="output JSON, for a single NAME (default: benchmarks/results/<NAME, - as _>.json)")
     parser.add_argument("--replace", action="store_true", help="overwrite --out even if it is no results file")
     args = parser.parse_args()
     if args.out is not None and len(args.names) != 1:

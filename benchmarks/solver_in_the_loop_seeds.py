@@ -1,12 +1,12 @@
 """Solver-in-the-loop: SOL against NON and SRC over several training seeds (one run trains SOL and NON).
 
 Usage: python benchmarks/solver_in_the_loop_seeds.py [--name solver-in-the-loop-ns] [--seeds 0 1 2]
-       [--threads 2] [--out results/solver_in_the_loop_ns_seeds.json] [--replace]
+       [--threads 1] [--out results/solver_in_the_loop_ns_seeds.json] [--replace]
 
 Each seed trains the zoo config with ``lightning.seed_everything(seed)`` on the same data (data seed 0)
 and tests on the unseen Reynolds numbers: 100-step rollout MAE of SOL, NON, SRC and the 2x grid.
 The test set is one rollout per test Reynolds number, so a single run's NON/SOL ratio is noisy; this
-gives its spread. A training run takes ~10 min (small CNN, two threads), so the output file accumulates
+gives its spread. A training run takes ~12 min (small CNN, one thread), so the output file accumulates
 runs: every stored run of the same config is kept whatever ``--seeds`` says (``--seeds 3`` adds seed 3
 to the stored 0-2), a requested seed already stored is skipped, and the summary (mean ± std, sample
 std) is over all stored runs of that config, not only the requested seeds. A file of another config (or

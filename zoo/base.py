@@ -211,6 +211,20 @@ class HybridModule(L.LightningModule):
             check_pairing(self, self.attached_datamodule)
         self.load_pending_pretrained()
         self.apply_freeze()
+        if stage == "fit":
+            self.check_trainable()
+
+    def check_trainable(self) -> None:
+        """Raise ``ValueError`` where nothing is left to train.
+
+        E.g. ``freeze="network"`` on a model whose parameters are all network ones: found at setup (and by the
+        CLI before any data), not first by the optimiser after the data.
+        """
+        if not any(p.requires_grad for p in self.parameters()):
+            has_physics = bool(self.physics_parameters())
+            why = (f"freeze={self._freeze!r} froze all of them" if has_physics or self._freeze == "physics"
+                   else f"freeze={self._freeze!r}, and {type(self).__name__} has no physical parameters to train")
+            raise ValueError(f"no trainable parameters: {why}")
 
     def load_pending_pretrained(self) -> None:
         """Load the ``pretrained`` weights given to the constructor, unless they (or a checkpoint's) are in.
@@ -276,6 +290,7 @@ class HybridModule(L.LightningModule):
         """Adam (AdamW with weight decay) over the trainable parameters."""
         params = [p for p in self.parameters() if p.requires_grad]
         if not params:
+            self.check_trainable()  # names the cause
             raise ValueError("no trainable parameters: is everything frozen?")
         if self._base_weight_decay > 0:
             return torch.optim.AdamW(params, lr=self._base_lr, betas=self._adam_betas,

@@ -92,9 +92,15 @@ def lightning_cli(argv: Sequence[str]) -> int:
                 # simulation), then fails in a long traceback
                 if self.subcommand:
                     _check_ckpt_path(self.config[self.subcommand].get("ckpt_path"), self.model)
-                # a checkpoint's own class under another model's config: found before prepare_data, not at setup
+                # a checkpoint's own class under another model's config, a window too short for the look-ahead,
+                # nothing left to train: found before prepare_data (an NS data set is minutes), in one line
                 if isinstance(self.model, HybridModule) and getattr(self, "datamodule", None) is not None:
                     check_pairing(self.model, self.datamodule)
+                    if callable(getattr(self.model, "check_datamodule", None)):
+                        self.model.check_datamodule(self.datamodule, self.subcommand or "")
+                if isinstance(self.model, HybridModule) and self.subcommand == "fit":
+                    self.model.apply_freeze()
+                    self.model.check_trainable()
             except (ValueError, TypeError) as err:
                 root: BaseException = err
                 while root.__cause__ is not None:
@@ -387,31 +393,33 @@ def tools_parser() -> argparse.ArgumentParser:
     q.add_argument("--json", action="store_true", help="print the card alone, as JSON")
     q.set_defaults(func=cmd_zoo_show)
     q = zoo.add_parser("release", help="train with the packaged config, test, write weights + card")
-    q.add_argument("name")
+    q.add_argument("name", help="zoo model to train with its config (hybridzoo zoo list)")
     q.add_argument("--out", required=True, help="folder for NAME.safetensors and NAME.json")
-    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--seed", type=int, default=0, help="lightning.seed_everything seed (default 0)")
     q.add_argument("--overwrite", action="store_true", help="replace existing files")
-    q.add_argument("--log-dir", default="lightning_logs")
+    q.add_argument("--log-dir", default="lightning_logs", help="TensorBoard log folder (default lightning_logs)")
     q.add_argument("--trainer", nargs="*", action="extend", metavar="KEY=VALUE", help="Trainer overrides")
     q.add_argument("--model", nargs="*", action="extend", metavar="KEY=VALUE", help="model init overrides")
     q.add_argument("--data", nargs="*", action="extend", metavar="KEY=VALUE", help="DataModule init overrides")
     q.set_defaults(func=cmd_zoo_release)
     q = sub.add_parser("distil", help="symbolic distillation of a trained model's learned terms")
     q.add_argument("name", help="checkpoint name, card path or URL")
-    q.add_argument("--backend", default="auto", choices=("auto", "pysr", "sindy"))
-    q.add_argument("--fine-tune-epochs", type=int, default=20)
-    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--backend", default="auto", choices=("auto", "pysr", "sindy"),
+                   help="symbolic regression: PySR where Julia runs, else SINDy (auto, the default)")
+    q.add_argument("--fine-tune-epochs", type=int, default=20,
+                   help="epochs of fine-tuning the formula's constants on the training data (0: none; default 20)")
+    q.add_argument("--seed", type=int, default=0, help="seed of the regression and the fine-tuning (default 0)")
     q.add_argument("--out", help="folder for pareto.csv, equations.json and equations.tex")
-    q.add_argument("--overwrite", action="store_true")
+    q.add_argument("--overwrite", action="store_true", help="replace those files where they exist")
     q.set_defaults(func=cmd_distil)
     data = sub.add_parser("data", help="data sets").add_subparsers(dest="data_cmd", required=True)
     q = data.add_parser("build", help="build (or rebuild with --force) a model's data set")
-    q.add_argument("name")
-    q.add_argument("--force", action="store_true")
+    q.add_argument("name", help="zoo model whose data set to build (hybridzoo zoo list)")
+    q.add_argument("--force", action="store_true", help="rebuild even where a sound cached copy exists")
     q.add_argument("--data", nargs="*", action="extend", metavar="KEY=VALUE", help="DataModule init overrides")
     q.set_defaults(func=cmd_data_build)
     q = sub.add_parser("demo", help="train the UDE, distil it, print the equations and errors")
-    q.add_argument("--log-dir", default="lightning_logs")
+    q.add_argument("--log-dir", default="lightning_logs", help="TensorBoard log folder (default lightning_logs)")
     q.set_defaults(func=cmd_demo)
     return p
 

@@ -110,6 +110,16 @@ def test_freeze_switches_its_own_groups_and_keeps_what_the_user_froze():
     assert all(p.requires_grad for p in model.net.parameters() if p is not first)
 
 
+def test_freezing_the_network_of_a_model_without_physical_parameters_is_refused_at_setup():
+    # it failed in configure_optimizers, after the data: "no trainable parameters: is everything frozen?"
+    from hybridzoo.zoo.residual_aerofoil import ResidualAerofoil
+
+    model = ResidualAerofoil(hidden=8, depth=1, freeze="network")
+    model.setup("test")  # nothing to train is fine where nothing trains
+    with pytest.raises(ValueError, match="freeze='network', and ResidualAerofoil has no physical parameters"):
+        model.setup("fit")
+
+
 def test_the_cosine_schedule_decays_per_step_to_zero():
     model = RKNet(width=8, steps=1, resnet_blocks=1, mlp_hidden=8, lr=1e-2)
     trainer = L.Trainer(max_epochs=1, limit_train_batches=4, limit_val_batches=0, num_sanity_val_steps=0, **QUIET)

@@ -48,6 +48,16 @@ def test_a_bad_model_or_data_value_is_a_one_line_message(tmp_path, monkeypatch):
     assert not list(tmp_path.rglob("lightning_logs"))  # refused before a Trainer ran
 
 
+def test_what_would_fail_after_the_data_is_a_one_line_message_before_it(tmp_path, monkeypatch):
+    # both used to fail in a traceback, after prepare_data: minutes of NS simulation before the look-ahead check
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit, match="look-ahead 20 exceeds the DataModule's window=16"):
+        main(["fit", "-c", "solver_in_the_loop_ns", "--model.curriculum", "null", "--model.look_ahead", "20",
+              "--trainer.fast_dev_run=1"])
+    with pytest.raises(SystemExit, match="ResidualAerofoil has no physical parameters to train"):
+        main(["fit", "-c", "residual_aerofoil", "--model.freeze", "network", "--trainer.fast_dev_run=1"])
+
+
 def test_config_names_resolve_to_packaged_files():
     args = resolve_config_args(["fit", "-c", "ude-lotka-volterra"])
     assert Path(args[2]).is_file() and args[2].endswith("ude_lotka_volterra.yaml")
