@@ -11,7 +11,6 @@ resumable: each finished polar is written to disk at once, and a rerun skips it)
 
 from __future__ import annotations
 
-import numbers
 import os
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
@@ -168,10 +167,10 @@ class AerofoilDataModule(L.LightningDataModule):
                 raise ValueError(f"{name} must be in (0, 0.5), got {v!r}")
         reynolds, alphas = _numbers("reynolds", reynolds, positive=True), _numbers("alphas", alphas)
         if n_train_foils is not None and (
-            isinstance(n_train_foils, bool) or not isinstance(n_train_foils, numbers.Integral) or n_train_foils < 1
+            isinstance(n_train_foils, bool) or not isinstance(n_train_foils, int) or n_train_foils < 1
         ):
             raise ValueError(f"n_train_foils must be a positive int or None, got {n_train_foils!r}")
-        if isinstance(workers, bool) or not (isinstance(workers, numbers.Integral) and 1 <= workers <= 16):
+        if isinstance(workers, bool) or not (isinstance(workers, int) and 1 <= workers <= 16):
             raise ValueError(f"workers must be an int in [1, 16], got {workers!r}")
         # Checked here, not first at setup (where a bad n_panels_per_side surfaced as repanel's n_per_side),
         # and never truncated: int(2.7) would quietly give batches of 2.

@@ -21,10 +21,10 @@ import torch
 from hybridzoo.physics.validation import (
     check_bool,
     check_positive_int,
-    check_positive_number,
     check_real_value,
     check_solver_dtype,
     check_tensor,
+    is_real_number,
 )
 
 #: Largest trailing-edge gap (fraction of the contour's x-extent) accepted as "closed".
@@ -253,7 +253,8 @@ def check_airfoil(coords: object, name: str = "coords", *, max_te_gap: float = M
     x-extent), clockwise order (not Selig order), or a self-intersecting contour.
     """
     coords = check_tensor(name, coords, min_ndim=2, last_dim=2)
-    max_te_gap = check_positive_number("max_te_gap", max_te_gap, allow_zero=True)  # NaN turned the check off
+    if not is_real_number(max_te_gap) or not max_te_gap >= 0:  # NaN turned the check off; inf does so on purpose
+        raise ValueError(f"max_te_gap must be a non-negative number (inf: any gap), got {max_te_gap!r}")
     if coords.shape[-2] < MIN_POINTS:
         raise ValueError(f"{name} must hold at least {MIN_POINTS} points per contour, got {coords.shape[-2]}")
     extent = (coords[..., 0].amax(-1) - coords[..., 0].amin(-1)).clamp_min(1e-12)

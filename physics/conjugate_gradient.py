@@ -31,7 +31,7 @@ def check_tolerance(name: str, tol: object) -> float | None:
 
 def pcg(apply_a: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor,
         precond: Callable[[torch.Tensor], torch.Tensor], *, x0: torch.Tensor | None = None,
-        tol: float = 1e-6, max_iter: int = 500,
+        tol: float | None = 1e-6, max_iter: int = 500,
         project: Callable[[torch.Tensor], torch.Tensor] = lambda x: x) -> tuple[torch.Tensor, int, float]:
     """Batched preconditioned conjugate gradients for an SPD (or PSD with compatible ``b``) operator.
 
@@ -41,6 +41,10 @@ def pcg(apply_a: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor,
     Returns:
         ``(x, iterations, max relative residual)``; ``x`` is ``project``-ed, a warm start that needs no
         iteration too. An empty batch returns an empty ``x``, 0 and 0.0.
+
+    Raises:
+        ValueError/TypeError: ``tol`` not in ``(0, 1)`` (``None``: the dtype's default), ``max_iter`` not a
+            positive int.
     """
     tol = check_tolerance("tol", tol)  # NaN or a negative tol ran to max_iter; max_iter <= 0 returned zeros
     check_positive_int("max_iter", max_iter)

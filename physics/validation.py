@@ -103,16 +103,17 @@ def check_positive_number(name: str, value: object, *, allow_zero: bool = False)
 
 
 def check_positive_int(name: str, value: object, *, allow_zero: bool = False) -> int:
-    """Check a positive (or, with ``allow_zero``, non-negative) integer and return it as a Python int.
+    """Check a positive (or, with ``allow_zero``, non-negative) Python int and return it.
 
-    NumPy's integers pass (as its floats pass as real numbers); bools and floats, even whole ones, do not.
+    NumPy integers are refused: callers keep the value they checked, and an ``np.int64`` stored in hparams would
+    reach a model card as a string.
     """
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+    if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
     low = 0 if allow_zero else 1
     if value < low:
         raise ValueError(f"{name} must be >= {low}, got {value}")
-    return int(value)
+    return value
 
 
 def check_bool(name: str, value: object) -> bool:

@@ -90,6 +90,7 @@ class HybridModule(L.LightningModule):
         self._fine_tuning = False  # set by on_pretrained_loaded, kept in checkpoints
         self._freeze: str = freeze
         self._frozen_by_freeze: list[torch.nn.Parameter] = []
+        self._warned_freeze: set[str] = set()
         #: JSON model card, set by :func:`hybridzoo.zoo.load_pretrained`.
         self.card: dict[str, Any] | None = None
 
@@ -117,7 +118,8 @@ class HybridModule(L.LightningModule):
         self._frozen_by_freeze = [p for p in frozen if p.requires_grad]
         for p in frozen:
             p.requires_grad_(False)
-        if freeze != "none" and not frozen:
+        if freeze != "none" and not frozen and freeze not in self._warned_freeze:  # once: the CLI and setup apply it
+            self._warned_freeze.add(freeze)
             warnings.warn(f"freeze={freeze!r}: this model has no {freeze} parameters to freeze", stacklevel=2)
 
     def _check_card_model(self, name_or_path: str, card: dict[str, Any]) -> None:
@@ -221,9 +223,12 @@ class HybridModule(L.LightningModule):
         CLI before any data), not first by the optimiser after the data.
         """
         if not any(p.requires_grad for p in self.parameters()):
-            has_physics = bool(self.physics_parameters())
-            why = (f"freeze={self._freeze!r} froze all of them" if has_physics or self._freeze == "physics"
-                   else f"freeze={self._freeze!r}, and {type(self).__name__} has no physical parameters to train")
+            if self._freeze == "network" and not self.physics_parameters():
+                why = f"freeze='network', and {type(self).__name__} has no physical parameters to train"
+            elif self._freeze != "none":
+                why = f"freeze={self._freeze!r} froze the rest"
+            else:
+                why = "every parameter has requires_grad=False"
             raise ValueError(f"no trainable parameters: {why}")
 
     def load_pending_pretrained(self) -> None:
@@ -370,6 +375,17 @@ class HybridModule(L.LightningModule):
     def release_metrics(self, trainer: L.Trainer, datamodule: L.LightningDataModule) -> dict[str, float]:
         """Extra card metrics computed after testing (e.g. distillation results); none by default."""
         return {}
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the kernels queued on ``device`` (CUDA, MPS, XPU run asynchronously), for timings; CPU: nothing."""
+    if device.type == "cpu":
+        return
+    accelerator = getattr(torch, "accelerator", None)  # torch >= 2.6; before it, each backend's own module
+    if accelerator is not None and hasattr(accelerator, "synchronize"):
+        accelerator.synchronize(device)
+    else:
+        getattr(torch, device.type).synchronize(device)
 
 
 def _as_json(value: Any) -> Any:

@@ -160,14 +160,16 @@ def _warn_overridden_by_checkpoint(argv: Sequence[str], checkpoint: dict | None)
             value = argv[i + 1]
         if key not in saved:
             continue
-        try:
-            same = _value(value) == saved[key]
+        from hybridzoo.zoo.base import _as_json
+
+        try:  # as JSON both: a checkpoint's tuple (center=(2.0, 2.0)) equals the command line's list
+            same = _as_json(_value(value)) == _as_json(saved[key])
         except Exception:  # noqa: BLE001 (a value YAML cannot read differs from any saved one)
             same = False
         if not same:
             warnings.warn(f"--model.{key} {value} is replaced by the --ckpt_path checkpoint's own {key}="
                           f"{saved[key]!r} (LightningCLI builds the model from a checkpoint's hyperparameters)",
-                          UserWarning, stacklevel=2)
+                          UserWarning, stacklevel=1)
 
 
 def _load_checkpoint(ckpt_path: object) -> dict | None:
@@ -175,13 +177,14 @@ def _load_checkpoint(ckpt_path: object) -> dict | None:
 
     LightningCLI itself loads the file before it builds anything, and fails in a long traceback.
     """
-    if ckpt_path is None or str(ckpt_path) in ("last", "best", "hpc", "registry", "null") or "://" in str(ckpt_path):
+    text = "" if ckpt_path is None else str(ckpt_path)
+    if text in ("", "last", "best", "hpc", "null") or text.startswith("registry") or "://" in text:
         return None  # Lightning's own names, and remote files: Lightning resolves them
     import torch
 
-    path = Path(str(ckpt_path))
-    if path.is_dir():
-        raise SystemExit(f"hybridzoo: --ckpt_path {ckpt_path} is a folder, not a checkpoint file")
+    path = Path(text).expanduser()  # the shell leaves ~ in --ckpt_path=~/...; Lightning's loader expands it
+    if path.is_dir():  # a sharded (FSDP, DeepSpeed) checkpoint: the strategy reads it
+        return None
     if not path.is_file():
         raise SystemExit(f"hybridzoo: --ckpt_path {ckpt_path}: no such file")
     try:

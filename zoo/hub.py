@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import secrets
 import warnings
@@ -86,6 +85,10 @@ def load_state_dict(
         state = {k: v.to(device) for k, v in load(blob).items()}
     except SafetensorError as err:  # malformed header or data
         raise CheckpointError(f"weights file {weights} is corrupt: {err}") from None
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:  # the sha256 only proves the file is the one the card names, not that training ended well
+        raise CheckpointError(f"weights file {weights} holds NaN or infinite values in {len(bad)} tensors "
+                              f"(e.g. {bad[0]})")
     ours = library_version()
     theirs = card["versions"].get("hybridzoo") if isinstance(card.get("versions"), dict) else None
     if theirs and theirs != ours:
@@ -126,9 +129,6 @@ def load_pretrained(
         model = cls(**hparams)
     except (TypeError, ValueError) as err:  # a card whose hparams are not its model's (edited, or another class)
         raise CheckpointError(f"the card's hparams do not build a {cls.__name__}: {err}") from None
-    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
-    if bad:  # the sha256 only proves the file is the one the card names, not that training ended well
-        raise CheckpointError(f"weights hold NaN or infinite values in {len(bad)} tensors (e.g. {bad[0]})")
     # load_state_dict casts into the model's dtype: give the model the saved one (e.g. float64) first, so
     # that non-persistent buffers follow too; with several saved dtypes only assign=True keeps each one
     saved = {v.dtype for v in state.values() if v.is_floating_point()}
@@ -196,8 +196,6 @@ def save_pretrained(
             card_metrics[str(k)] = float(v)
         except (TypeError, ValueError):
             raise ValueError(f"metrics[{k!r}] must be a number, got {type(v).__name__} {v!r:.80}") from None
-        if not math.isfinite(card_metrics[str(k)]):  # JSON has no NaN: json.dumps wrote a non-standard one
-            raise ValueError(f"metrics[{k!r}] must be finite, got {v!r}: a card holds measured numbers")
     reserved = sorted(str(k) for k in (extra or {}) if k in RESERVED_KEYS)
     if reserved:
         raise ValueError(f"extra must not set {', '.join(map(repr, reserved))}: save_pretrained writes "

@@ -30,7 +30,7 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from hybridzoo.physics.validation import check_bool, check_positive_int
-from hybridzoo.zoo.base import Freeze, HybridModule
+from hybridzoo.zoo.base import Freeze, HybridModule, synchronize
 from hybridzoo.zoo.ode_block import ConvVectorField, ODEBlock, group_norm  # noqa: F401 (was importable here)
 from hybridzoo.zoo.rknet_networks import (  # also re-exported: they lived here before
     MLP,
@@ -257,12 +257,10 @@ class RKNet(HybridModule):
 
     # ------------------------------------------------------------------ evaluation
     def _timed(self, net: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, float]:
-        if x.device.type != "cpu":  # CUDA, MPS, XPU: kernels run asynchronously
-            torch.accelerator.synchronize(x.device)
+        synchronize(x.device)
         start = time.perf_counter()
         out = net(x)
-        if x.device.type != "cpu":
-            torch.accelerator.synchronize(x.device)
+        synchronize(x.device)
         return out, 1e3 * (time.perf_counter() - start)
 
     def _eval_step(self, stage: str, batch: Any) -> None:

@@ -37,7 +37,7 @@ from hybridzoo.physics.validation import (
     check_tensor,
     is_real_number,
 )
-from hybridzoo.zoo.base import Freeze, HybridModule
+from hybridzoo.zoo.base import Freeze, HybridModule, synchronize
 from hybridzoo.zoo.ns_networks import CorrectionCNN
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
@@ -157,6 +157,7 @@ class SolverInTheLoop(HybridModule):
         self._curves: dict[str, torch.Tensor] | None = None
         self.skipped_steps = 0
         self._re_range: tuple[float, float] | None = None  # the training data's Re range; see re_range
+        self._timing = False  # step_time_ratio's timed rollouts skip the warning checks
 
     # ------------------------------------------------------------------ the hybrid solver
     def viscosity(self, re: torch.Tensor) -> torch.Tensor:
@@ -247,10 +248,13 @@ class SolverInTheLoop(HybridModule):
         re = self._check_inputs(u, v, re, None, context=" of the rollout's initial state")
         ck = self.hparams.gradient_checkpointing if gradient_checkpointing is None else gradient_checkpointing
         check_bool("gradient_checkpointing", ck)
-        if self._trainer is None or self.trainer.predicting:  # a user's rollout; evaluation chose its Re on purpose
+        t = self._trainer
+        in_loop = t is not None and (t.training or t.validating or t.testing or t.sanity_checking)
+        if not in_loop and not self._timing:  # a user's rollout (predict too); evaluation chose its Re on purpose
             self._warn_outside_data(re)
         us, vs, _ = unroll(lambda u, v, p: self.hybrid_step(u, v, re, p, method, validate=False), u, v, None, steps, ck)
-        self._warn_if_unstable(us, vs, method)
+        if not (t is not None and t.training) and not self._timing:  # not a sync per training step, nor timed
+            self._warn_if_unstable(us, vs, method)
         return us, vs
 
     def re_range(self) -> tuple[float, float] | None:
@@ -264,7 +268,7 @@ class SolverInTheLoop(HybridModule):
         known = self.re_range()
         if known is None or re.numel() == 0:
             return
-        lo, hi = float(re.detach().min()), float(re.detach().max())
+        lo, hi = torch.stack([re.detach().min(), re.detach().max()]).tolist()  # one host sync
         if lo < known[0] or hi > known[1]:
             rank_zero_warn(f"re holds {lo:.4g} to {hi:.4g}, outside the training data's Re {known[0]:.4g} to "
                            f"{known[1]:.4g}: the correction was never trained there")
@@ -442,7 +446,7 @@ class SolverInTheLoop(HybridModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:  # noqa: D102
         super().on_load_checkpoint(checkpoint)
         self.skipped_steps = int(checkpoint.get(SKIPPED_STEPS_KEY, self.skipped_steps))
-        if RE_RANGE_KEY in checkpoint:
+        if RE_RANGE_KEY in checkpoint and self._re_range is None:  # a resumed fit's data (setup, earlier) win
             lo, hi = checkpoint[RE_RANGE_KEY]
             self._re_range = (float(lo), float(hi))
 
@@ -457,14 +461,16 @@ class SolverInTheLoop(HybridModule):
         check_positive_int("repeats", repeats)
         def timed(method: str) -> float:
             best = float("inf")
-            for _ in range(repeats):
-                if u.device.type != "cpu":  # CUDA, MPS, XPU: kernels run asynchronously
-                    torch.accelerator.synchronize(u.device)
-                start = time.perf_counter()
-                self.rollout(u, v, re, steps, method)
-                if u.device.type != "cpu":
-                    torch.accelerator.synchronize(u.device)
-                best = min(best, time.perf_counter() - start)
+            self._timing = True  # no warning checks (a host sync each) inside the timed region
+            try:
+                for _ in range(repeats):
+                    synchronize(u.device)
+                    start = time.perf_counter()
+                    self.rollout(u, v, re, steps, method)
+                    synchronize(u.device)
+                    best = min(best, time.perf_counter() - start)
+            finally:
+                self._timing = False
             return best
 
         timed("sol")  # warm-up: caches, kernels

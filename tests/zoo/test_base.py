@@ -118,6 +118,10 @@ def test_freezing_the_network_of_a_model_without_physical_parameters_is_refused_
     model.setup("test")  # nothing to train is fine where nothing trains
     with pytest.raises(ValueError, match="freeze='network', and ResidualAerofoil has no physical parameters"):
         model.setup("fit")
+    by_hand = ResidualAerofoil(hidden=8, depth=1)
+    by_hand.requires_grad_(False)
+    with pytest.raises(ValueError, match="every parameter has requires_grad=False"):  # not blamed on freeze
+        by_hand.setup("fit")
 
 
 def test_the_cosine_schedule_decays_per_step_to_zero():

@@ -1,5 +1,6 @@
 import json
 import shlex
+import warnings
 from importlib import resources
 from pathlib import Path
 
@@ -58,6 +59,17 @@ def test_what_would_fail_after_the_data_is_a_one_line_message_before_it(tmp_path
         main(["fit", "-c", "residual_aerofoil", "--model.freeze", "network", "--trainer.fast_dev_run=1"])
 
 
+def test_the_override_warning_compares_values_not_their_spelling():
+    from hybridzoo.zoo.cli import _warn_overridden_by_checkpoint
+
+    saved = {"hyper_parameters": {"center": (2.0, 2.0), "hidden": 8}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a tuple in the checkpoint, a list on the command line: the same value
+        _warn_overridden_by_checkpoint(["--model.center", "[2.0, 2.0]", "--model.init_args.hidden=8"], saved)
+    with pytest.warns(UserWarning, match="--model.hidden 16 is replaced"):
+        _warn_overridden_by_checkpoint(["--model.init_args.hidden", "16"], saved)
+
+
 def test_config_names_resolve_to_packaged_files():
     args = resolve_config_args(["fit", "-c", "ude-lotka-volterra"])
     assert Path(args[2]).is_file() and args[2].endswith("ude_lotka_volterra.yaml")
@@ -77,7 +89,7 @@ def test_fit_then_test_with_checkpoint(tmp_path, monkeypatch):
     assert main(["test", *common, f"--ckpt_path={ckpts[0]}"]) == 0
     # a bad --ckpt_path is one line, before prepare_data and setup (Lightning read it after them, in a traceback)
     (tmp_path / "notes.ckpt").write_text("not a checkpoint")
-    for ckpt, match in ((tmp_path / "none.ckpt", "none.ckpt: no such file"), (tmp_path, "is a folder"),
+    for ckpt, match in ((tmp_path / "none.ckpt", "none.ckpt: no such file"),
                         (tmp_path / "notes.ckpt", "not a Lightning checkpoint torch can load")):
         with pytest.raises(SystemExit, match=match):
             main(["test", *common, f"--ckpt_path={ckpt}"])

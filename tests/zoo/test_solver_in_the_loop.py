@@ -218,6 +218,15 @@ def test_a_rollout_outside_the_training_data_or_past_the_cfl_limit_warns():
         model.rollout(u, v, torch.tensor([300.0]), 2, gradient_checkpointing="no")
 
 
+def test_a_fitted_models_own_rollout_still_warns_outside_its_training_range(datamodule, tmp_path):
+    # the check once looked only for "no Trainer attached", so it fell silent after any fit or test
+    model = SolverInTheLoop(**GEOMETRY, look_ahead=2, train_non=False, **NET)
+    _trainer(tmp_path, max_steps=1, limit_val_batches=0).fit(model, datamodule=datamodule)
+    batch = next(iter(datamodule.test_dataloader()))
+    with pytest.warns(UserWarning, match="outside the training data's Re 100 to 200"):
+        model.rollout(batch["u"][:, 0], batch["v"][:, 0], torch.full_like(batch["re"], 1000.0), 2)
+
+
 class _OverflowOnce(SolverInTheLoop):
     def training_step(self, batch, batch_idx):
         loss = super().training_step(batch, batch_idx)
