@@ -20,7 +20,7 @@ import signal
 import subprocess
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -196,7 +196,7 @@ def check_alphas(name: str, alphas: object) -> np.ndarray:
     not strings) within ±:data:`MAX_ALPHA`, whose distinct values differ by at least 0.001 deg (XFOIL's
     printed resolution; the script asks for 4 decimals).
     """
-    if (isinstance(alphas, (str, bytes)) or not isinstance(alphas, Iterable)
+    if (isinstance(alphas, (str, bytes, Mapping)) or not isinstance(alphas, Iterable)  # a dict: its keys
             or (isinstance(alphas, (np.ndarray, torch.Tensor)) and alphas.ndim != 1)):
         raise TypeError(f"{name} must be a sequence of angles in degrees, got {type(alphas).__name__}")
     items = list(alphas)
@@ -370,12 +370,14 @@ def run_polar(
         XfoilError: XFOIL/xvfb-run missing (:class:`XfoilMissing`), or XFOIL produced no polar file at all
             (:class:`XfoilTimeout` when it was killed at the timeout before writing one).
     """
-    coords_t = (
-        torch.as_tensor(np.asarray(coords, dtype=np.float64))
-        if not isinstance(coords, torch.Tensor)
-        else coords
-    )
-    coords_t = check_airfoil(coords_t.detach().double().cpu(), "coords")
+    if isinstance(coords, torch.Tensor):
+        coords_t = coords  # checked as it is: an integer tensor is refused, not cast
+    else:
+        try:
+            coords_t = torch.as_tensor(np.asarray(coords, dtype=np.float64))
+        except (TypeError, ValueError) as err:  # numpy's "could not convert string to float" named no argument
+            raise TypeError(f"coords must be a (K, 2) array of numbers: {err}") from None
+    coords_t = check_airfoil(coords_t.detach().cpu(), "coords").double()
     if coords_t.ndim != 2:
         raise ValueError(f"coords must be one contour (K, 2), got shape {tuple(coords_t.shape)}")
     re = check_reynolds("re", re)

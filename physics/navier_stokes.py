@@ -174,6 +174,8 @@ class NavierStokes2D:
         """Physical coordinates ``(x, y)`` (m) of the ``u``/``v`` faces or the cell centres, each ``(rows, cols)``."""
         if where not in ("u", "v", "p"):
             raise ValueError(f"where must be 'u', 'v' or 'p', got {where!r}")
+        if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):  # int64 truncated every coordinate
+            raise TypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
         shape = {"u": self.u_shape, "v": self.v_shape, "p": (self.ny, self.nx)}[where]
         ox, oy = {"u": (0.0, 0.5), "v": (0.5, 0.0), "p": (0.5, 0.5)}[where]
         xs = (torch.arange(shape[1], dtype=torch.float64, device="cpu") + ox) * self.h

@@ -325,6 +325,12 @@ def test_n_iter_timeout_retry_and_alphas_are_checked_before_running(tmp_path, mo
         run_polar(c, 1e6, np.float64(2.0) + np.zeros(()))  # a 0-d array
     with pytest.raises(ValueError, match="re must be a Reynolds number"):
         run_polar(c, float("nan"), [0.0])
+    with pytest.raises(TypeError, match="alphas must be a sequence"):  # a dict's keys were the angles
+        run_polar(c, 1e6, {0.0: "a", 2.0: "b"})
+    with pytest.raises(TypeError, match="coords must have a real floating dtype"):  # an int tensor was cast
+        run_polar((c * 1000).long(), 1e6, [0.0])
+    with pytest.raises(TypeError, match="coords must be a .K, 2. array of numbers"):  # numpy's message named nothing
+        run_polar([["a", "b"]] * 20, 1e6, [0.0])
     # NumPy numbers are real numbers and ints like any other
     _fake_xfoil(tmp_path, monkeypatch, row(0.0, 0.2) + row(1.0, 0.3))
     pol = run_polar(c, np.float32(1e6), np.array([0.0, 1.0], dtype=np.float32), n_iter=np.int64(50),

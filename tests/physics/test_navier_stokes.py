@@ -174,6 +174,8 @@ def test_bad_input_is_rejected_with_the_argument_named():
                 sub_step(dt)
     with pytest.raises(ValueError, match="diffusion limit"):  # explicit diffusion past its limit grew 4000x
         s.diffuse(u, v, 0.5 * s.h, 1.0)
+    with pytest.raises(TypeError, match="dtype must be a floating torch.dtype"):  # int64 truncated to zeros
+        s.coordinates("u", dtype=torch.int64)
     with pytest.raises(TypeError, match="validate must be a bool"):  # "no" was True, None False
         NavierStokes2D(8, 8, 1.0, validate="no")
     with pytest.raises(TypeError, match="checkpoint must be a bool"):
