@@ -18,7 +18,15 @@ import numpy as np
 import torch
 from hybridzoo.datamodules.cache import atomic_write_bytes
 from hybridzoo.datamodules.xfoil import XfoilError  # the exception only: run_polar & co. are looked up late
-from hybridzoo.physics.airfoil import check_airfoil, naca4, normalize, parse_naca4, read_dat, repanel
+from hybridzoo.physics.airfoil import (
+    check_airfoil,
+    check_panels_per_side,
+    naca4,
+    normalize,
+    parse_naca4,
+    read_dat,
+    repanel,
+)
 
 #: Bump whenever the generated arrays change. "2": polars keyed by the exact Reynolds number (was
 #: ``{re:.0e}``, which merged e.g. 2e5 and 2.4e5), geometric duplicates dropped, missing XFOIL
@@ -229,7 +237,6 @@ def _check_build_arguments(
     *, n_uiuc, naca, reynolds, alphas, n_per_side, seed, workers, work_dir, timeout, progress
 ) -> tuple[list[str], list[float], list[float], float, Path]:
     """Check :func:`build_arrays`' arguments, naming the bad one; return naca, reynolds, alphas, timeout, work_dir."""
-    from hybridzoo.datamodules.aerofoil_features import check_panels_per_side
     from hybridzoo.datamodules.xfoil import check_alphas, check_reynolds, check_timeout
 
     for name, v in (("n_uiuc", n_uiuc), ("seed", seed)):

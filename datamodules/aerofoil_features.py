@@ -27,9 +27,14 @@ import torch
 from hybridzoo.datamodules.aerofoil_build import prepare_shapes
 from hybridzoo.physics.aerofoil_boundary_layer import N_FEATURES as N_BOUNDARY_LAYER
 from hybridzoo.physics.aerofoil_boundary_layer import aerofoil_boundary_layer
-from hybridzoo.physics.airfoil import MIN_POINTS, cst_fit, repanel
+from hybridzoo.physics.airfoil import (  # noqa: F401 (MIN_PANELS_PER_SIDE: imported from here before)
+    MIN_PANELS_PER_SIDE,
+    check_panels_per_side,
+    cst_fit,
+    repanel,
+)
 from hybridzoo.physics.panel import hess_smith
-from hybridzoo.physics.validation import check_positive_int, check_tensor
+from hybridzoo.physics.validation import check_tensor
 
 CST_ORDER = 5
 N_CST = 2 * (CST_ORDER + 1) + 1
@@ -55,18 +60,6 @@ def stored_contours(coords: torch.Tensor, n_per_side: int) -> torch.Tensor:
     if coords.shape[0] == 0:
         return coords.new_zeros(0, 2 * n_per_side + 1, 2, dtype=torch.float32)
     return prepare_shapes(coords, n_per_side).float()  # the data set stores float32
-
-
-#: Fewest panels per surface that make a contour :func:`~hybridzoo.physics.airfoil.check_airfoil` accepts.
-MIN_PANELS_PER_SIDE = MIN_POINTS // 2
-
-
-def check_panels_per_side(name: str, value: object) -> int:
-    """Check a panels-per-surface count (an int >= :data:`MIN_PANELS_PER_SIDE`) and return it."""
-    if check_positive_int(name, value) < MIN_PANELS_PER_SIDE:
-        raise ValueError(f"{name} must be >= {MIN_PANELS_PER_SIDE} (a contour of at least {MIN_POINTS} points), "
-                         f"got {value}")
-    return value
 
 
 def panel_contours(stored: torch.Tensor, n_panels_per_side: int) -> torch.Tensor:

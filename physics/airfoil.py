@@ -48,13 +48,16 @@ def parse_naca4(code: str) -> tuple[float, float, float]:
     return m, p, t
 
 
-def _check_n_per_side(n_per_side: object) -> int:
-    """Panels per surface of a contour that :func:`check_airfoil` accepts (``n = 1`` made 3 points)."""
-    n = check_positive_int("n_per_side", n_per_side)
-    if 2 * n + 1 < MIN_POINTS:
-        raise ValueError(f"n_per_side must be >= {MIN_POINTS // 2} (a contour of at least {MIN_POINTS} points), "
-                         f"got {n}")
-    return n
+#: Fewest panels per surface that make a contour :func:`check_airfoil` accepts.
+MIN_PANELS_PER_SIDE = MIN_POINTS // 2
+
+
+def check_panels_per_side(name: str, value: object) -> int:
+    """Check a panels-per-surface count (an int >= :data:`MIN_PANELS_PER_SIDE`) and return it."""
+    if check_positive_int(name, value) < MIN_PANELS_PER_SIDE:
+        raise ValueError(f"{name} must be >= {MIN_PANELS_PER_SIDE} (a contour of at least {MIN_POINTS} points), "
+                         f"got {value}")
+    return value
 
 
 def naca4(
@@ -82,7 +85,7 @@ def naca4(
         Coordinates ``(2 n + 1, 2)`` for scalar inputs, ``(B, 2 n + 1, 2)`` otherwise; differentiable
         in ``m``, ``p`` and ``t``.
     """
-    n = _check_n_per_side(n_per_side)
+    n = check_panels_per_side("n_per_side", n_per_side)
     check_bool("closed_te", closed_te)  # "no" would be read as True
     if dtype is not None and not isinstance(dtype, torch.dtype):
         raise TypeError(f"dtype must be a torch.dtype (e.g. torch.float64), got {dtype!r}")
@@ -322,7 +325,7 @@ def repanel(coords: torch.Tensor, n_per_side: int = 80) -> torch.Tensor:
     coords = check_airfoil(coords)
     if coords.ndim not in (2, 3):
         raise ValueError(f"coords must be one contour (K, 2) or a batch (B, K, 2), got shape {tuple(coords.shape)}")
-    n = _check_n_per_side(n_per_side)
+    n = check_panels_per_side("n_per_side", n_per_side)
     single = coords.ndim == 2
     pts = coords[None] if single else coords
     b, k = pts.shape[:2]
