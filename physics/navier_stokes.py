@@ -305,7 +305,11 @@ class NavierStokes2D:
 
     def advect(self, u: torch.Tensor, v: torch.Tensor, dt: float) -> tuple[torch.Tensor, torch.Tensor]:
         """Self-advection of the velocity over ``dt`` (s): ``u (B, *u_shape)``, ``v (B, *v_shape)``."""
-        dt = check_positive_number("dt", dt)  # NaN or a negative dt back-traced the wrong way, clamped
+        # NaN or a negative dt back-traced the wrong way, clamped
+        return self._advect(u, v, check_positive_number("dt", dt))
+
+    def _advect(self, u: torch.Tensor, v: torch.Tensor, dt: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`advect` for a checked ``dt``."""
         up, vp = self._pad_u(u), self._pad_v(v)
         B, t = u.shape[0], self._t(u)
         xu, yu, xv, yv = (t[k].expand(B, -1, -1) for k in ("xu", "yu", "xv", "yv"))
@@ -396,7 +400,12 @@ class NavierStokes2D:
     def project(self, u: torch.Tensor, v: torch.Tensor, dt: float, p0: torch.Tensor | None = None,
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Make ``(u, v)`` divergence-free; returns ``(u, v, p)`` with ``p (B, ny, nx)`` in Pa/(kg/m³)."""
-        dt = check_positive_number("dt", dt)  # 0 divided by zero: it read as "the flow diverged"
+        # 0 divided by zero: it read as "the flow diverged"
+        return self._project(u, v, check_positive_number("dt", dt), p0)
+
+    def _project(self, u: torch.Tensor, v: torch.Tensor, dt: float, p0: torch.Tensor | None = None,
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """:meth:`project` for a checked ``dt``."""
         t = self._t(u)
         rhs = -self.divergence(u, v) * t["fluid"] / dt
         if not bool(torch.isfinite(rhs).all()):  # the solve's own check would name its argument b
@@ -424,11 +433,11 @@ class NavierStokes2D:
         nu_t = self._nu(nu, u, check=self.validate)
         if self.validate:
             self.check_diffusion(dt, nu_t)
-        u, v = self.advect(u, v, dt)
+        u, v = self._advect(u, v, dt)  # dt is checked above: the sub-steps' own checks are for their callers
         u, v = self.apply_boundaries(u, v)
         u, v = self._diffuse(u, v, dt, nu_t)
         u, v = self.apply_boundaries(u, v)
-        return self.project(u, v, dt, p0=p)
+        return self._project(u, v, dt, p0=p)
 
     def rollout(self, u: torch.Tensor, v: torch.Tensor, dt: float, nu: float | torch.Tensor, steps: int,
                 p: torch.Tensor | None = None, checkpoint: bool = False,
