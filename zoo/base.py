@@ -90,7 +90,6 @@ class HybridModule(L.LightningModule):
         self._fine_tuning = False  # set by on_pretrained_loaded, kept in checkpoints
         self._freeze: str = freeze
         self._frozen_by_freeze: list[torch.nn.Parameter] = []
-        self._warned_freeze: set[str] = set()
         #: JSON model card, set by :func:`hybridzoo.zoo.load_pretrained`.
         self.card: dict[str, Any] | None = None
 
@@ -105,6 +104,10 @@ class HybridModule(L.LightningModule):
         phys = getattr(self, "physics", None)
         return list(phys.parameters()) if isinstance(phys, torch.nn.Module) else []
 
+    def _freeze_group(self, freeze: str) -> list[torch.nn.Parameter]:
+        """The parameters ``freeze`` freezes (none for ``"none"``)."""
+        return {"network": self.network_parameters(), "physics": self.physics_parameters()}.get(freeze, [])
+
     def apply_freeze(self, freeze: Freeze | None = None) -> None:
         """Freeze the network or the physics parameters (``None``: the ``freeze`` init argument)."""
         freeze = self._freeze if freeze is None else freeze
@@ -114,12 +117,11 @@ class HybridModule(L.LightningModule):
         # undo only what an earlier call froze: parameters the user froze by hand stay frozen
         for p in self._frozen_by_freeze:
             p.requires_grad_(True)
-        frozen = {"network": self.network_parameters(), "physics": self.physics_parameters()}.get(freeze, [])
+        frozen = self._freeze_group(freeze)
         self._frozen_by_freeze = [p for p in frozen if p.requires_grad]
         for p in frozen:
             p.requires_grad_(False)
-        if freeze != "none" and not frozen and freeze not in self._warned_freeze:  # once: the CLI and setup apply it
-            self._warned_freeze.add(freeze)
+        if freeze != "none" and not frozen:
             warnings.warn(f"freeze={freeze!r}: this model has no {freeze} parameters to freeze", stacklevel=2)
 
     def _check_card_model(self, name_or_path: str, card: dict[str, Any]) -> None:
@@ -220,9 +222,11 @@ class HybridModule(L.LightningModule):
         """Raise ``ValueError`` where nothing is left to train.
 
         E.g. ``freeze="network"`` on a model whose parameters are all network ones: found at setup (and by the
-        CLI before any data), not first by the optimiser after the data.
+        CLI before any data), not first by the optimiser after the data. It counts the group ``freeze`` names as
+        frozen, so it answers before :meth:`apply_freeze` has run as after it.
         """
-        if not any(p.requires_grad for p in self.parameters()):
+        frozen = {id(p) for p in self._freeze_group(self._freeze)}
+        if not any(p.requires_grad and id(p) not in frozen for p in self.parameters()):
             if self._freeze == "network" and not self.physics_parameters():
                 why = f"freeze='network', and {type(self).__name__} has no physical parameters to train"
             elif self._freeze != "none":

@@ -91,7 +91,9 @@ def lightning_cli(argv: Sequence[str]) -> int:
                 # --ckpt_path: Lightning reads it only after prepare_data and setup (an NS data set is minutes of
                 # simulation), then fails in a long traceback
                 if self.subcommand:
-                    _check_ckpt_path(self.config[self.subcommand].get("ckpt_path"), self.model)
+                    ckpt_path = self.config[self.subcommand].get("ckpt_path")  # a config file may set it too
+                    checkpoint = preloaded if ckpt_path == given else _load_checkpoint(ckpt_path)
+                    _check_ckpt_path(ckpt_path, checkpoint, self.model)
                 # a checkpoint's own class under another model's config, a window too short for the look-ahead,
                 # nothing left to train: found before prepare_data (an NS data set is minutes), in one line
                 if isinstance(self.model, HybridModule) and getattr(self, "datamodule", None) is not None:
@@ -99,7 +101,6 @@ def lightning_cli(argv: Sequence[str]) -> int:
                     if callable(getattr(self.model, "check_datamodule", None)):
                         self.model.check_datamodule(self.datamodule, self.subcommand or "")
                 if isinstance(self.model, HybridModule) and self.subcommand == "fit":
-                    self.model.apply_freeze()
                     self.model.check_trainable()
             except (ValueError, TypeError) as err:
                 root: BaseException = err
@@ -115,8 +116,10 @@ def lightning_cli(argv: Sequence[str]) -> int:
                 self.trainer_defaults = {**self.trainer_defaults, "callbacks": kept}
             return super().instantiate_trainer(**kwargs)
 
-    # before LightningCLI loads it itself, in a traceback
-    _warn_overridden_by_checkpoint(argv, _load_checkpoint(_ckpt_path_arg(argv)))
+    # before LightningCLI loads it itself, in a traceback; kept for the check of the built model below
+    given = _ckpt_path_arg(argv)
+    preloaded = _load_checkpoint(given)
+    _warn_overridden_by_checkpoint(argv, preloaded)
     with warnings.catch_warnings():
         # ``args`` is the command line with zoo config names resolved to files, given as well as sys.argv by
         # design; sys.argv stays as it is, since DDP relaunches the script with it
@@ -151,6 +154,8 @@ def _warn_overridden_by_checkpoint(argv: Sequence[str], checkpoint: dict | None)
     LightningCLI builds the model from the checkpoint's hyperparameters, so such a value is dropped without a
     word (``--model.hidden 16`` on a checkpoint trained with 8 tests the 8).
     """
+    from hybridzoo.zoo.base import _as_json
+
     saved = (checkpoint or {}).get("hyper_parameters") or {}
     for i, arg in enumerate(argv):
         if not arg.startswith("--model."):
@@ -160,8 +165,6 @@ def _warn_overridden_by_checkpoint(argv: Sequence[str], checkpoint: dict | None)
             value = argv[i + 1]
         if key not in saved:
             continue
-        from hybridzoo.zoo.base import _as_json
-
         try:  # as JSON both: a checkpoint's tuple (center=(2.0, 2.0)) equals the command line's list
             same = _as_json(_value(value)) == _as_json(saved[key])
         except Exception:  # noqa: BLE001 (a value YAML cannot read differs from any saved one)
@@ -199,9 +202,8 @@ def _load_checkpoint(ckpt_path: object) -> dict | None:
     return checkpoint
 
 
-def _check_ckpt_path(ckpt_path: object, model: Any) -> None:
-    """Refuse (``SystemExit``, one line) a ``--ckpt_path`` that is no file, no checkpoint, or another model's."""
-    checkpoint = _load_checkpoint(ckpt_path)
+def _check_ckpt_path(ckpt_path: object, checkpoint: dict | None, model: Any) -> None:
+    """Refuse (``SystemExit``, one line) a ``--ckpt_path`` checkpoint (:func:`_load_checkpoint`) of another model."""
     if checkpoint is None:
         return
     state = checkpoint["state_dict"]
