@@ -60,7 +60,7 @@ def test_what_would_fail_after_the_data_is_a_one_line_message_before_it(tmp_path
 
 
 def test_the_override_warning_compares_values_not_their_spelling():
-    from hybridzoo.zoo.cli import _warn_overridden_by_checkpoint
+    from hybridzoo.zoo.cli_checkpoints import _warn_overridden_by_checkpoint
 
     saved = {"hyper_parameters": {"center": (2.0, 2.0), "hidden": 8}}
     with warnings.catch_warnings():
